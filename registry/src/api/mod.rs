@@ -1,0 +1,95 @@
+//! The `/v2/` HTTP surface. Repository names contain `/`, so one catch-all
+//! route hands the path to [`route::parse`], which reads it from the right;
+//! [`dispatch`] then picks the handler by route and method.
+
+mod blobs;
+mod listing;
+mod manifests;
+mod route;
+mod uploads;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use tower_http::trace::TraceLayer;
+
+use crate::error::{RegistryError, Result};
+use crate::registry::Registry;
+use route::Route;
+
+/// The router serving `/v2/` for `registry`. Mount it alone, or merge it
+/// into a larger server (the catalog does).
+pub fn router(registry: Arc<Registry>) -> Router {
+    Router::new()
+        .route("/v2", get(base))
+        .route("/v2/", get(base))
+        .route("/v2/{*path}", any(dispatch))
+        .fallback(|| async { RegistryError::NotFound })
+        .layer(middleware::from_fn(api_version_header))
+        .layer(TraceLayer::new_for_http())
+        .with_state(registry)
+}
+
+/// `GET /v2/`: the API version check every client starts with.
+async fn base() -> impl IntoResponse {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{}")
+}
+
+async fn api_version_header(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    resp.headers_mut().insert(
+        HeaderName::from_static("docker-distribution-api-version"),
+        HeaderValue::from_static("registry/2.0"),
+    );
+    resp
+}
+
+async fn dispatch(State(registry): State<Arc<Registry>>, req: Request) -> Result<Response> {
+    let route = route::parse(req.uri().path())?;
+    let method = req.method().clone();
+    let reg = &*registry;
+    match (route, method) {
+        (Route::Catalog, Method::GET) => listing::catalog(reg, req).await,
+        (Route::Tags(name), Method::GET) => listing::tags(reg, &name, req).await,
+        (Route::Referrers(name, digest), Method::GET) => listing::referrers(reg, &name, &digest, req).await,
+        (Route::Manifest(name, reference), m) if m == Method::GET || m == Method::HEAD => {
+            manifests::get(reg, &name, &reference, m == Method::HEAD).await
+        }
+        (Route::Manifest(name, reference), Method::PUT) => manifests::put(reg, &name, &reference, req).await,
+        (Route::Manifest(name, reference), Method::DELETE) => manifests::delete(reg, &name, &reference).await,
+        (Route::Blob(name, digest), m) if m == Method::GET || m == Method::HEAD => {
+            blobs::get(reg, &name, &digest, m == Method::HEAD, req).await
+        }
+        (Route::Blob(name, digest), Method::DELETE) => blobs::delete(reg, &name, &digest).await,
+        (Route::UploadStart(name), Method::POST) => uploads::start(reg, &name, req).await,
+        (Route::Upload(name, id), Method::GET) => uploads::status(reg, &name, &id).await,
+        (Route::Upload(name, id), Method::PATCH) => uploads::patch(reg, &name, &id, req).await,
+        (Route::Upload(name, id), Method::PUT) => uploads::put(reg, &name, &id, req).await,
+        (Route::Upload(name, id), Method::DELETE) => uploads::cancel(reg, &name, &id).await,
+        _ => Err(RegistryError::MethodNotAllowed),
+    }
+}
+
+/// A body-less response with the given status and headers.
+fn empty(status: StatusCode, headers: &[(&str, String)]) -> Result<Response> {
+    let mut resp = Response::builder().status(status);
+    for (name, value) in headers {
+        resp = resp.header(*name, value);
+    }
+    resp.header(header::CONTENT_LENGTH, "0")
+        .body(Body::empty())
+        .map_err(|e| RegistryError::BlobUploadInvalid(e.to_string()))
+}
+
+/// The query string as key/value pairs; a malformed one is a client error.
+fn query(req: &Request) -> Result<std::collections::HashMap<String, String>> {
+    axum::extract::Query::try_from_uri(req.uri())
+        .map(|q| q.0)
+        .map_err(|e| RegistryError::PaginationInvalid(e.body_text()))
+}

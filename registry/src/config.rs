@@ -1,0 +1,33 @@
+//! Registry settings. Every field has a default that works with no
+//! configuration at all; `main.rs` maps flags and environment onto it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How the registry behaves.
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// Where blobs, manifests and upload sessions are kept.
+    pub data_dir: PathBuf,
+    /// Whether DELETE of manifests, tags and blobs is allowed. When off,
+    /// those requests get 405 `UNSUPPORTED`.
+    pub delete_enabled: bool,
+    /// How long an upload session may stay open before it is purged.
+    pub upload_ttl: Duration,
+    /// How long a manifest lookup (tag -> digest, media type, size) is
+    /// served from memory. Writes through this process invalidate at once;
+    /// the TTL only matters when another process writes the same storage.
+    pub manifest_cache_ttl: Duration,
+}
+
+impl RegistryConfig {
+    /// The defaults, with data kept in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        RegistryConfig {
+            data_dir: data_dir.into(),
+            delete_enabled: true,
+            upload_ttl: Duration::from_secs(24 * 3600),
+            manifest_cache_ttl: Duration::from_secs(30),
+        }
+    }
+}

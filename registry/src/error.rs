@@ -1,0 +1,149 @@
+//! The registry's one error type and the only place it becomes HTTP: every
+//! failure leaves as an OCI error body (`{"errors":[{code,message,detail}]}`)
+//! with the status code the distribution spec gives that code.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::storage::StorageError;
+
+/// Everything that can go wrong while serving `/v2/`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The repository name breaks the name grammar.
+    #[error("invalid repository name {0}")]
+    NameInvalid(String),
+    /// The repository has nothing in it.
+    #[error("repository `{0}` is not known to the registry")]
+    NameUnknown(String),
+    /// The tag breaks the tag grammar.
+    #[error("invalid tag {0}")]
+    TagInvalid(String),
+    /// A digest is malformed, uses an unknown algorithm, or does not match
+    /// the uploaded content.
+    #[error("invalid digest {0}")]
+    DigestInvalid(String),
+    /// The blob is not linked into this repository.
+    #[error("blob unknown to this repository")]
+    BlobUnknown(String),
+    /// The upload session does not exist (or belongs to another repository).
+    #[error("blob upload unknown to registry")]
+    BlobUploadUnknown,
+    /// The upload request itself is malformed.
+    #[error("blob upload invalid: {0}")]
+    BlobUploadInvalid(String),
+    /// A chunk does not start where the upload currently ends, or a blob
+    /// range cannot be served.
+    #[error("requested range not satisfiable: {message}")]
+    RangeInvalid {
+        /// What was wrong.
+        message: String,
+        /// For blob GETs, the blob size (sent as `Content-Range: bytes */size`).
+        size: Option<u64>,
+        /// For uploads, the bytes received so far (sent as `Range`).
+        upload_end: Option<u64>,
+    },
+    /// The manifest is not in this repository.
+    #[error("manifest unknown to this repository")]
+    ManifestUnknown(String),
+    /// The manifest body is not a valid manifest of its media type.
+    #[error("manifest invalid: {0}")]
+    ManifestInvalid(String),
+    /// The manifest references a blob or manifest this repository lacks.
+    #[error("manifest references unknown content")]
+    ManifestBlobUnknown(String),
+    /// A body is larger than the registry accepts.
+    #[error("payload too large: {0}")]
+    TooLarge(String),
+    /// `Content-Length` or a size field disagrees with the content.
+    #[error("size invalid: {0}")]
+    SizeInvalid(String),
+    /// `n` is not a non-negative integer.
+    #[error("invalid pagination number: {0}")]
+    PaginationInvalid(String),
+    /// The operation is switched off on this registry (e.g. deletes).
+    #[error("operation unsupported: {0}")]
+    Unsupported(String),
+    /// The route does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The method is not allowed on this route.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The storage failed; the detail goes to the log, never to the client.
+    #[error("storage failure: {0}")]
+    Storage(#[from] StorageError),
+}
+
+impl RegistryError {
+    fn code_and_status(&self) -> (&'static str, StatusCode) {
+        use RegistryError::*;
+        match self {
+            NameInvalid(_) => ("NAME_INVALID", StatusCode::BAD_REQUEST),
+            NameUnknown(_) => ("NAME_UNKNOWN", StatusCode::NOT_FOUND),
+            TagInvalid(_) => ("TAG_INVALID", StatusCode::BAD_REQUEST),
+            DigestInvalid(_) => ("DIGEST_INVALID", StatusCode::BAD_REQUEST),
+            BlobUnknown(_) => ("BLOB_UNKNOWN", StatusCode::NOT_FOUND),
+            BlobUploadUnknown => ("BLOB_UPLOAD_UNKNOWN", StatusCode::NOT_FOUND),
+            BlobUploadInvalid(_) => ("BLOB_UPLOAD_INVALID", StatusCode::BAD_REQUEST),
+            RangeInvalid { .. } => ("RANGE_INVALID", StatusCode::RANGE_NOT_SATISFIABLE),
+            ManifestUnknown(_) => ("MANIFEST_UNKNOWN", StatusCode::NOT_FOUND),
+            ManifestInvalid(_) => ("MANIFEST_INVALID", StatusCode::BAD_REQUEST),
+            ManifestBlobUnknown(_) => ("MANIFEST_BLOB_UNKNOWN", StatusCode::BAD_REQUEST),
+            TooLarge(_) => ("SIZE_INVALID", StatusCode::PAYLOAD_TOO_LARGE),
+            SizeInvalid(_) => ("SIZE_INVALID", StatusCode::BAD_REQUEST),
+            PaginationInvalid(_) => ("PAGINATION_NUMBER_INVALID", StatusCode::BAD_REQUEST),
+            Unsupported(_) => ("UNSUPPORTED", StatusCode::METHOD_NOT_ALLOWED),
+            NotFound => ("NOT_FOUND", StatusCode::NOT_FOUND),
+            MethodNotAllowed => ("UNSUPPORTED", StatusCode::METHOD_NOT_ALLOWED),
+            Storage(StorageError::NotFound(_)) => ("NOT_FOUND", StatusCode::NOT_FOUND),
+            Storage(_) => ("UNKNOWN", StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
+
+    /// The `detail` member: what the client sent that we refused.
+    fn detail(&self) -> serde_json::Value {
+        use RegistryError::*;
+        match self {
+            NameUnknown(s) | BlobUnknown(s) | ManifestUnknown(s) | ManifestBlobUnknown(s) => {
+                json!(s)
+            }
+            _ => serde_json::Value::Null,
+        }
+    }
+}
+
+impl IntoResponse for RegistryError {
+    fn into_response(self) -> Response {
+        let (code, status) = self.code_and_status();
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            // Logged once here, where it leaves; the client learns nothing internal.
+            tracing::error!(error = %self, "request failed");
+            "internal server error".to_owned()
+        } else {
+            self.to_string()
+        };
+        let body = json!({ "errors": [{ "code": code, "message": message, "detail": self.detail() }] });
+        let mut resp = (status, axum::Json(body)).into_response();
+        let headers = resp.headers_mut();
+        match &self {
+            RegistryError::RangeInvalid { size: Some(size), .. } => {
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    headers.insert(header::CONTENT_RANGE, v);
+                }
+            }
+            RegistryError::RangeInvalid { upload_end: Some(end), .. } => {
+                if let Ok(v) = HeaderValue::from_str(&format!("0-{}", end.saturating_sub(1))) {
+                    headers.insert(header::RANGE, v);
+                }
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+/// The result type of every handler.
+pub type Result<T, E = RegistryError> = std::result::Result<T, E>;

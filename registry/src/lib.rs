@@ -1,0 +1,24 @@
+//! An OCI Distribution Spec v1.1 registry, the place rbee's worker releases
+//! live. Storage is behind the small [`storage::Storage`] trait (filesystem
+//! by default); the HTTP surface is [`api::router`]; [`Registry`] holds the
+//! rules in between. See `docs/architecture.md` for the map.
+
+pub mod api;
+mod cache;
+pub mod config;
+pub mod error;
+pub mod events;
+mod layout;
+pub mod manifest;
+pub mod reference;
+mod registry;
+pub mod server;
+pub mod storage;
+mod uploads;
+
+pub use cache::ManifestInfo;
+pub use config::RegistryConfig;
+pub use error::RegistryError;
+pub use events::{Action, Event, EventBus, Target};
+pub use registry::{Registry, StoredManifest};
+pub use uploads::UploadStatus;

@@ -1,0 +1,355 @@
+//! The registry's domain logic, independent of HTTP: which blobs and
+//! manifests a repository holds, what a manifest may reference, tags,
+//! referrers and listings. The HTTP handlers in `api/` are thin over this.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::Utc;
+use sha2::Digest as _;
+
+use crate::cache::{ManifestCache, ManifestInfo};
+use crate::config::RegistryConfig;
+use crate::error::{RegistryError, Result};
+use crate::events::{Action, Event, EventBus, Target};
+use crate::layout;
+use crate::manifest::{self, Descriptor, MAX_MANIFEST_BYTES};
+use crate::reference::{Algorithm, Digest, Reference, RepoName, Tag};
+use crate::storage::{self, ByteStream, Storage};
+use crate::uploads::UploadSessions;
+
+/// A registry over one storage backend.
+#[derive(Debug)]
+pub struct Registry {
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) config: RegistryConfig,
+    pub(crate) events: EventBus,
+    pub(crate) uploads: UploadSessions,
+    cache: ManifestCache,
+}
+
+/// The result of storing a manifest.
+#[derive(Debug)]
+pub struct StoredManifest {
+    /// Its digest.
+    pub digest: Digest,
+    /// The subject it refers to, if any (answered as `OCI-Subject`).
+    pub subject: Option<Digest>,
+}
+
+impl Registry {
+    /// A registry over `storage`.
+    pub fn new(storage: Arc<dyn Storage>, config: RegistryConfig) -> Self {
+        Registry {
+            cache: ManifestCache::new(config.manifest_cache_ttl),
+            uploads: UploadSessions::default(),
+            events: EventBus::default(),
+            storage,
+            config,
+        }
+    }
+
+    /// The event channel; subscribe to see pushes, pulls and deletes.
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &RegistryConfig {
+        &self.config
+    }
+
+    pub(crate) fn emit(&self, action: Action, target: Target, repo: &RepoName, digest: &Digest) -> Event {
+        Event {
+            action,
+            target,
+            repository: repo.to_string(),
+            digest: digest.to_string(),
+            tag: None,
+            media_type: None,
+            size: None,
+            timestamp: Utc::now(),
+        }
+    }
+
+    pub(crate) fn ensure_delete_enabled(&self) -> Result<()> {
+        if self.config.delete_enabled {
+            Ok(())
+        } else {
+            Err(RegistryError::Unsupported("deletes are disabled on this registry".into()))
+        }
+    }
+
+    // ---- blobs -------------------------------------------------------
+
+    /// The size of a blob linked into `repo`; `BLOB_UNKNOWN` otherwise.
+    pub async fn blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
+        let unknown = || RegistryError::BlobUnknown(digest.to_string());
+        if self.storage.head(&layout::blob_link(repo, digest)).await?.is_none() {
+            return Err(unknown());
+        }
+        self.storage.head(&layout::blob(digest)).await?.ok_or_else(unknown)
+    }
+
+    /// Streams a blob (or a range of it) that `blob_size` found.
+    pub async fn read_blob(&self, digest: &Digest, range: Option<Range<u64>>) -> Result<ByteStream> {
+        match self.storage.get(&layout::blob(digest), range).await {
+            Err(storage::StorageError::NotFound(_)) => Err(RegistryError::BlobUnknown(digest.to_string())),
+            other => Ok(other?),
+        }
+    }
+
+    /// Makes an existing blob readable through `repo`.
+    pub(crate) async fn link_blob(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
+        self.storage.put(&layout::blob_link(repo, digest), Bytes::new()).await?;
+        self.mark_repository(repo).await
+    }
+
+    async fn mark_repository(&self, repo: &RepoName) -> Result<()> {
+        let marker = layout::repository_marker(repo);
+        if self.storage.head(&marker).await?.is_none() {
+            self.storage.put(&marker, Bytes::new()).await?;
+        }
+        Ok(())
+    }
+
+    /// Mounts `digest` from `from` into `repo` if `from` links it. Returns
+    /// whether it did; the caller opens a normal upload otherwise.
+    pub async fn mount_blob(&self, repo: &RepoName, digest: &Digest, from: &RepoName) -> Result<bool> {
+        let size = match self.blob_size(from, digest).await {
+            Ok(size) => size,
+            Err(RegistryError::BlobUnknown(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        self.link_blob(repo, digest).await?;
+        let mut event = self.emit(Action::Push, Target::Blob, repo, digest);
+        event.size = Some(size);
+        self.events.publish(event);
+        Ok(true)
+    }
+
+    /// Unlinks a blob from `repo`. The bytes stay while other repositories
+    /// may link them; reclaiming them is garbage collection's job.
+    pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
+        self.ensure_delete_enabled()?;
+        self.blob_size(repo, digest).await?;
+        self.storage.delete(&layout::blob_link(repo, digest)).await?;
+        self.events.publish(self.emit(Action::Delete, Target::Blob, repo, digest));
+        Ok(())
+    }
+
+    // ---- manifests ---------------------------------------------------
+
+    /// Looks up a manifest by tag or digest.
+    pub async fn manifest_info(&self, repo: &RepoName, reference: &Reference) -> Result<ManifestInfo> {
+        let cache_key = reference.to_string();
+        if let Some(info) = self.cache.get(repo, &cache_key) {
+            return Ok(info);
+        }
+        let unknown = || RegistryError::ManifestUnknown(reference.to_string());
+        let digest = match reference {
+            Reference::Digest(d) => d.clone(),
+            Reference::Tag(t) => {
+                let raw = storage::read_small(&*self.storage, &layout::tag(repo, t), 1024)
+                    .await?
+                    .ok_or_else(unknown)?;
+                let text = std::str::from_utf8(&raw).map_err(|_| unknown())?;
+                Digest::parse(text.trim()).map_err(|_| unknown())?
+            }
+        };
+        let media_type = storage::read_small(&*self.storage, &layout::manifest_link(repo, &digest), 1024)
+            .await?
+            .ok_or_else(unknown)?;
+        let size = self.storage.head(&layout::blob(&digest)).await?.ok_or_else(unknown)?;
+        let info = ManifestInfo {
+            digest,
+            media_type: String::from_utf8_lossy(&media_type).into_owned(),
+            size,
+        };
+        self.cache.insert(repo, cache_key, info.clone());
+        Ok(info)
+    }
+
+    /// The bytes of a manifest found by `manifest_info`.
+    pub async fn manifest_bytes(&self, info: &ManifestInfo) -> Result<Bytes> {
+        storage::read_small(&*self.storage, &layout::blob(&info.digest), MAX_MANIFEST_BYTES as u64)
+            .await?
+            .ok_or_else(|| RegistryError::ManifestUnknown(info.digest.to_string()))
+    }
+
+    /// Validates and stores a manifest under `reference`.
+    ///
+    /// Order matters for readers: the content, then the manifest record,
+    /// then the referrer record, and the tag last, so nobody can follow a
+    /// tag to something that is not there yet.
+    pub async fn put_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        body: Bytes,
+    ) -> Result<StoredManifest> {
+        if body.len() > MAX_MANIFEST_BYTES {
+            return Err(RegistryError::TooLarge(format!("manifests are limited to {MAX_MANIFEST_BYTES} bytes")));
+        }
+        let algorithm = match reference {
+            Reference::Digest(d) => d.algorithm(),
+            Reference::Tag(_) => Algorithm::Sha256,
+        };
+        let digest = digest_of(algorithm, &body);
+        if let Reference::Digest(expected) = reference
+            && *expected != digest
+        {
+            return Err(RegistryError::DigestInvalid(format!(
+                "manifest content has digest {digest}, not {expected}"
+            )));
+        }
+        let parsed = manifest::parse(content_type, &body)?;
+        for blob in &parsed.blobs {
+            if self.storage.head(&layout::blob_link(repo, blob)).await?.is_none() {
+                return Err(RegistryError::ManifestBlobUnknown(blob.to_string()));
+            }
+        }
+        for child in &parsed.manifests {
+            if self.storage.head(&layout::manifest_link(repo, child)).await?.is_none() {
+                return Err(RegistryError::ManifestBlobUnknown(child.to_string()));
+            }
+        }
+
+        let size = body.len() as u64;
+        self.storage.put(&layout::blob(&digest), body).await?;
+        self.storage
+            .put(&layout::manifest_link(repo, &digest), Bytes::from(parsed.media_type.clone()))
+            .await?;
+        if let Some(subject) = &parsed.subject {
+            let record = Descriptor {
+                media_type: parsed.media_type.clone(),
+                digest: digest.clone(),
+                size,
+                artifact_type: parsed.artifact_type.clone(),
+                annotations: parsed.annotations.clone(),
+                urls: None,
+                platform: None,
+            };
+            let json = serde_json::to_vec(&record).map_err(|e| storage::StorageError::Io(e.into()))?;
+            self.storage
+                .put(&layout::referrer(repo, &subject.digest, &digest), json.into())
+                .await?;
+        }
+        let tag = match reference {
+            Reference::Tag(t) => {
+                self.storage.put(&layout::tag(repo, t), Bytes::from(digest.to_string())).await?;
+                Some(t.to_string())
+            }
+            Reference::Digest(_) => None,
+        };
+        self.mark_repository(repo).await?;
+        self.cache.invalidate(repo);
+
+        let mut event = self.emit(Action::Push, Target::Manifest, repo, &digest);
+        event.tag = tag;
+        event.media_type = Some(parsed.media_type);
+        event.size = Some(size);
+        self.events.publish(event);
+        Ok(StoredManifest { digest, subject: parsed.subject.map(|s| s.digest) })
+    }
+
+    /// Deletes a tag (by tag) or a manifest with every tag pointing at it
+    /// and its referrer record (by digest).
+    pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
+        self.ensure_delete_enabled()?;
+        let info = self.manifest_info(repo, reference).await?;
+        let mut event = self.emit(Action::Delete, Target::Manifest, repo, &info.digest);
+        event.media_type = Some(info.media_type.clone());
+        match reference {
+            Reference::Tag(tag) => {
+                self.storage.delete(&layout::tag(repo, tag)).await?;
+                event.tag = Some(tag.to_string());
+            }
+            Reference::Digest(digest) => {
+                for tag in self.tags(repo).await? {
+                    let tag = Tag::parse(&tag)?;
+                    if self.manifest_info(repo, &Reference::Tag(tag.clone())).await.ok().map(|i| i.digest)
+                        == Some(digest.clone())
+                    {
+                        self.storage.delete(&layout::tag(repo, &tag)).await?;
+                    }
+                }
+                // The subject is read back from the stored manifest itself.
+                if let Ok(body) = self.manifest_bytes(&info).await
+                    && let Ok(parsed) = manifest::parse(Some(&info.media_type), &body)
+                    && let Some(subject) = parsed.subject
+                {
+                    self.storage.delete(&layout::referrer(repo, &subject.digest, digest)).await?;
+                }
+                self.storage.delete(&layout::manifest_link(repo, digest)).await?;
+            }
+        }
+        self.cache.invalidate(repo);
+        self.events.publish(event);
+        Ok(())
+    }
+
+    // ---- listings ----------------------------------------------------
+
+    /// All tags of `repo`, sorted; `NAME_UNKNOWN` for a repository that
+    /// was never pushed to.
+    pub async fn tags(&self, repo: &RepoName) -> Result<Vec<String>> {
+        if self.storage.head(&layout::repository_marker(repo)).await?.is_none() {
+            return Err(RegistryError::NameUnknown(repo.to_string()));
+        }
+        let mut tags = self.storage.list(&layout::tags(repo)).await?;
+        tags.retain(|t| Tag::parse(t).is_ok());
+        tags.sort();
+        Ok(tags)
+    }
+
+    /// All repositories, sorted.
+    pub async fn repositories(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .storage
+            .list(&layout::repository_index())
+            .await?
+            .iter()
+            .filter_map(|f| layout::repository_from_marker(f))
+            .map(|n| n.to_string())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// The descriptors of the manifests in `repo` whose subject is
+    /// `subject`, sorted by digest, optionally only those of `artifact_type`.
+    pub async fn referrers(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Descriptor>> {
+        let dir = layout::referrers(repo, subject);
+        let mut found = Vec::new();
+        for file in self.storage.list(&dir).await? {
+            let Some(digest) = layout::referrer_digest(&file) else { continue };
+            let key = layout::referrer(repo, subject, &digest);
+            let Some(raw) = storage::read_small(&*self.storage, &key, MAX_MANIFEST_BYTES as u64).await? else {
+                continue;
+            };
+            match serde_json::from_slice::<Descriptor>(&raw) {
+                Ok(d) if artifact_type.is_none_or(|t| d.artifact_type.as_deref() == Some(t)) => found.push(d),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(%key, error = %e, "skipping unreadable referrer record"),
+            }
+        }
+        found.sort_by(|a, b| a.digest.cmp(&b.digest));
+        Ok(found)
+    }
+}
+
+/// The digest of in-memory content.
+pub(crate) fn digest_of(algorithm: Algorithm, data: &[u8]) -> Digest {
+    match algorithm {
+        Algorithm::Sha256 => Digest::from_bytes(algorithm, &sha2::Sha256::digest(data)),
+        Algorithm::Sha512 => Digest::from_bytes(algorithm, &sha2::Sha512::digest(data)),
+    }
+}

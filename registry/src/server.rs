@@ -1,0 +1,123 @@
+//! Running the registry: opening storage, the start-up clean-up, the
+//! periodic purge of stale uploads, and serving HTTP until shutdown.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+
+use crate::config::RegistryConfig;
+use crate::registry::Registry;
+use crate::storage::FsStorage;
+use crate::uploads::purge_interval;
+
+impl Registry {
+    /// Opens the filesystem registry described by `config` and purges
+    /// upload sessions that expired while it was down.
+    pub async fn open(config: RegistryConfig) -> io::Result<Arc<Registry>> {
+        let storage = FsStorage::open(&config.data_dir)?;
+        let registry = Arc::new(Registry::new(Arc::new(storage), config));
+        match registry.purge_expired_uploads().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "removed expired upload sessions"),
+            Err(e) => tracing::warn!(error = %e, "could not purge expired upload sessions"),
+        }
+        Ok(registry)
+    }
+}
+
+/// Purges expired upload sessions every so often, for as long as the
+/// registry lives.
+pub fn spawn_upload_purge(registry: &Arc<Registry>) -> tokio::task::JoinHandle<()> {
+    let weak = Arc::downgrade(registry);
+    let every = purge_interval(registry.config().upload_ttl);
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            let Some(registry) = weak.upgrade() else { break };
+            if let Err(e) = registry.purge_expired_uploads().await {
+                tracing::warn!(error = %e, "upload purge failed");
+            }
+        }
+    })
+}
+
+/// Serves `registry` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let purge = spawn_upload_purge(&registry);
+    // Small responses (HEAD, upload acknowledgements) must not wait for
+    // Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let app = crate::api::router(registry);
+    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    purge.abort();
+    result
+}
+
+/// A registry serving on a background task, for tests and embedding.
+#[derive(Debug)]
+pub struct RunningRegistry {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The registry itself (subscribe to its events here).
+    pub registry: Arc<Registry>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<io::Result<()>>,
+}
+
+impl RunningRegistry {
+    /// Opens `config` and serves it on `addr` (use port 0 for any free port).
+    pub async fn start(config: RegistryConfig, addr: SocketAddr) -> io::Result<Self> {
+        let registry = Registry::open(config).await?;
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, registry.clone(), async move {
+            let _ = stopped.await;
+        }));
+        Ok(RunningRegistry { addr, registry, stop: Some(stop), task })
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:40123`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops serving and waits for open requests to finish.
+    pub async fn stop(mut self) -> io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.map_err(io::Error::other)?
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM, for graceful shutdown of a binary.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,317 @@
+//! The filesystem backend: one file per object under a root directory.
+//!
+//! Atomicity comes from `rename(2)`: `put` writes a temporary file under
+//! `<root>/tmp`, `fsync`s it, renames it into place and `fsync`s the parent
+//! directory, so after a crash an object is either wholly there or absent.
+//! `<root>/tmp` holds nothing worth keeping and is emptied at start.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use super::{ByteStream, Key, Result, Storage, StorageError};
+
+/// How much one read of a blob pulls from disk. Large enough that the
+/// per-read hop to the blocking pool is noise, small enough that four
+/// concurrent 1 GiB pulls stay within a few MiB of buffers.
+const READ_CHUNK: u64 = 1 << 20;
+/// How many received chunks may wait for the disk writer. This bounds the
+/// memory an upload holds while it keeps the network and the disk busy at
+/// the same time.
+const WRITE_QUEUE: usize = 8;
+/// Writeback of an upload is started every this many bytes, so that the
+/// final `fsync` has little left to do.
+const WRITEBACK_EVERY: u64 = 8 << 20;
+
+/// Objects as files under a root directory.
+#[derive(Debug, Clone)]
+pub struct FsStorage {
+    root: Arc<PathBuf>,
+}
+
+impl FsStorage {
+    /// Opens (creating if needed) storage rooted at `root`, and clears the
+    /// temporary files a crash may have left behind.
+    pub fn open(root: impl Into<PathBuf>) -> io::Result<Self> {
+        let root = root.into();
+        fs::create_dir_all(&root)?;
+        let tmp = root.join("tmp");
+        match fs::remove_dir_all(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        fs::create_dir_all(&tmp)?;
+        Ok(FsStorage { root: Arc::new(root) })
+    }
+
+    fn path(&self, key: &Key) -> PathBuf {
+        self.root.join(key.as_str())
+    }
+
+    fn tmp_path(&self) -> PathBuf {
+        self.root.join("tmp").join(uuid::Uuid::new_v4().simple().to_string())
+    }
+}
+
+/// Runs blocking filesystem work off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StorageError::Io(io::Error::other(e)))?
+        .map_err(StorageError::Io)
+}
+
+fn not_found(key: &Key) -> StorageError {
+    StorageError::NotFound(key.to_string())
+}
+
+/// Renames `from` to `to` (creating parent directories) and makes the
+/// rename durable by syncing the directory that now holds `to`.
+fn rename_durably(from: &Path, to: &Path) -> io::Result<()> {
+    let parent = to.parent().ok_or_else(|| io::Error::other("object path has no parent"))?;
+    // A concurrent delete may remove an empty parent between create and
+    // rename; trying again recreates it.
+    let mut attempts = 0;
+    loop {
+        fs::create_dir_all(parent)?;
+        match fs::rename(from, to) {
+            Ok(()) => break,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 3 && from.exists() => {
+                attempts += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    File::open(parent)?.sync_all()
+}
+
+/// Asks the kernel to start writing `len` bytes at `offset` to disk now,
+/// without waiting. Purely a hint that spreads the cost of the final fsync
+/// over the upload; failures are ignored because fsync still follows.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    #[expect(unsafe_code, reason = "sync_file_range has no safe wrapper in std")]
+    // SAFETY: the descriptor is open for the duration of the call and the
+    // call reads no memory of ours.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
+
+#[async_trait]
+impl Storage for FsStorage {
+    async fn head(&self, key: &Key) -> Result<Option<u64>> {
+        match tokio::fs::metadata(self.path(key)).await {
+            Ok(m) if m.is_file() => Ok(Some(m.len())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn get(&self, key: &Key, range: Option<Range<u64>>) -> Result<ByteStream> {
+        let path = self.path(key);
+        let opened = blocking(move || {
+            let mut file = File::open(&path)?;
+            let len = file.metadata()?.len();
+            let range = range.unwrap_or(0..len);
+            if range.end > len || range.start > range.end {
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, "range outside object"));
+            }
+            if range.start > 0 {
+                io::Seek::seek(&mut file, io::SeekFrom::Start(range.start))?;
+            }
+            Ok((file, range.end - range.start))
+        })
+        .await;
+        let (file, remaining) = match opened {
+            Ok(v) => v,
+            Err(StorageError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(not_found(key));
+            }
+            Err(e) => return Err(e),
+        };
+        // Each step reads the next chunk on the blocking pool straight into a
+        // fresh buffer that becomes the `Bytes` sent to the socket: one copy
+        // from the page cache, no intermediate buffer.
+        let stream = futures_util::stream::try_unfold((Some(file), remaining), |(file, left)| async move {
+            let Some(file) = file else { return Ok(None) };
+            if left == 0 {
+                return Ok(None);
+            }
+            let want = left.min(READ_CHUNK);
+            let (file, buf) = tokio::task::spawn_blocking(move || {
+                let mut buf = Vec::with_capacity(want as usize);
+                (&file).take(want).read_to_end(&mut buf)?;
+                Ok::<_, io::Error>((file, buf))
+            })
+            .await
+            .map_err(io::Error::other)??;
+            if buf.is_empty() {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "object shrank while read"));
+            }
+            let left = left - buf.len() as u64;
+            Ok(Some((Bytes::from(buf), (Some(file), left))))
+        });
+        Ok(Box::pin(stream))
+    }
+
+    async fn put(&self, key: &Key, data: Bytes) -> Result<()> {
+        let tmp = self.tmp_path();
+        let dest = self.path(key);
+        blocking(move || {
+            let result = (|| {
+                let mut f = File::create(&tmp)?;
+                f.write_all(&data)?;
+                f.sync_all()?;
+                rename_durably(&tmp, &dest)
+            })();
+            if result.is_err() {
+                let _ = fs::remove_file(&tmp);
+            }
+            result
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &Key) -> Result<()> {
+        match tokio::fs::remove_file(self.path(key)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn delete_prefix(&self, prefix: &Key) -> Result<()> {
+        match tokio::fs::remove_dir_all(self.path(prefix)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn list(&self, prefix: &Key) -> Result<Vec<String>> {
+        let dir = self.path(prefix);
+        blocking(move || {
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+                    return Ok(Vec::new());
+                }
+                Err(e) => return Err(e),
+            };
+            let mut names = Vec::new();
+            for entry in entries {
+                if let Ok(name) = entry?.file_name().into_string() {
+                    names.push(name);
+                }
+            }
+            Ok(names)
+        })
+        .await
+    }
+
+    async fn append(&self, key: &Key, offset: u64, mut data: ByteStream) -> Result<u64> {
+        let path = self.path(key);
+        let key_name = key.to_string();
+        let file = blocking(move || {
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            OpenOptions::new().create(true).append(true).open(&path)
+        })
+        .await?;
+        let actual = file.metadata()?.len();
+        if actual != offset {
+            return Err(StorageError::OffsetMismatch { key: key_name, offset, actual });
+        }
+        // The network side receives while a blocking thread writes: the
+        // bounded queue keeps both busy without holding the upload in memory.
+        let (tx, mut rx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
+        let writer = tokio::task::spawn_blocking(move || -> io::Result<u64> {
+            let mut file = file;
+            let mut written = offset;
+            let mut flushed = offset;
+            while let Some(chunk) = rx.blocking_recv() {
+                file.write_all(&chunk)?;
+                written += chunk.len() as u64;
+                if written - flushed >= WRITEBACK_EVERY {
+                    start_writeback(&file, flushed, written - flushed);
+                    flushed = written;
+                }
+            }
+            Ok(written)
+        });
+        let mut input_error = None;
+        while let Some(item) = data.next().await {
+            match item {
+                Ok(chunk) => {
+                    if tx.send(chunk).await.is_err() {
+                        break; // The writer failed; its error is reported below.
+                    }
+                }
+                Err(e) => {
+                    input_error = Some(e);
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let written = writer.await.map_err(|e| StorageError::Io(io::Error::other(e)))??;
+        match input_error {
+            Some(e) => Err(StorageError::Input(e)),
+            None => Ok(written),
+        }
+    }
+
+    async fn promote(&self, from: &Key, to: &Key) -> Result<()> {
+        let (from_path, to_path) = (self.path(from), self.path(to));
+        let result = blocking(move || {
+            OpenOptions::new().write(true).open(&from_path)?.sync_all()?;
+            rename_durably(&from_path, &to_path)
+        })
+        .await;
+        match result {
+            Err(StorageError::Io(e)) if e.kind() == io::ErrorKind::NotFound => Err(not_found(from)),
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn filesystem_backend_passes_the_shared_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = FsStorage::open(dir.path()).unwrap();
+        super::super::suite::run(&storage).await;
+    }
+
+    #[tokio::test]
+    async fn open_clears_leftover_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("tmp")).unwrap();
+        fs::write(dir.path().join("tmp/leftover"), b"half a write").unwrap();
+        FsStorage::open(dir.path()).unwrap();
+        assert!(!dir.path().join("tmp/leftover").exists());
+    }
+}

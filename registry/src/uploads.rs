@@ -1,0 +1,316 @@
+//! Blob upload sessions: monolithic, chunked and streamed pushes all go
+//! through one. The bytes are hashed as they arrive, so finishing an upload
+//! costs one `fsync` and one rename, not a second read of the blob.
+//!
+//! A session is a staging object (`uploads/<id>/data`) plus a small record
+//! of its owner (`uploads/<id>/info`), so it survives a restart; the running
+//! hash lives only in memory, and a session that lost it (restart, failed
+//! append) is hashed again from storage when it is finished.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures_util::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+
+use crate::error::{RegistryError, Result};
+use crate::events::{Action, Target};
+use crate::layout;
+use crate::reference::{Algorithm, Digest, RepoName};
+use crate::registry::Registry;
+use crate::storage::{self, ByteStream, StorageError};
+
+/// What is persisted about a session.
+#[derive(Debug, Serialize, Deserialize)]
+struct SessionInfo {
+    repository: String,
+    started_at: DateTime<Utc>,
+}
+
+/// The live state of one session. Requests on the same session are
+/// serialised by the Tokio mutex around it, which is held across the
+/// append: two PATCHes racing for the same offset cannot both win.
+#[derive(Debug)]
+struct SessionState {
+    repo: RepoName,
+    size: u64,
+    /// SHA-256 of exactly the first `size` bytes, when known.
+    hasher: Option<sha2::Sha256>,
+}
+
+type Session = Arc<tokio::sync::Mutex<SessionState>>;
+
+/// The open sessions this process has seen.
+#[derive(Debug, Default)]
+pub struct UploadSessions {
+    // A std mutex: held only to look up or insert, never across an await.
+    live: Mutex<HashMap<String, Session>>,
+}
+
+impl UploadSessions {
+    fn get(&self, id: &str) -> Option<Session> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+    }
+
+    fn insert(&self, id: &str, session: Session) -> Session {
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(id.to_owned())
+            .or_insert(session)
+            .clone()
+    }
+
+    fn remove(&self, id: &str) {
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+}
+
+/// Session ids are UUIDv4 in simple form: 122 random bits, 32 hex digits.
+fn is_session_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Where an upload stands, for `Range` and `Location` headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadStatus {
+    /// The session id.
+    pub id: String,
+    /// Bytes received so far.
+    pub size: u64,
+}
+
+impl Registry {
+    /// Opens an upload session in `repo`.
+    pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadStatus> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let info = SessionInfo { repository: repo.to_string(), started_at: Utc::now() };
+        let json = serde_json::to_vec(&info).map_err(|e| StorageError::Io(e.into()))?;
+        self.storage.put(&layout::upload_info(&id), json.into()).await?;
+        let state = SessionState { repo: repo.clone(), size: 0, hasher: Some(sha2::Sha256::new()) };
+        self.uploads.insert(&id, Arc::new(tokio::sync::Mutex::new(state)));
+        Ok(UploadStatus { id, size: 0 })
+    }
+
+    /// Finds session `id`, which must belong to `repo`. A session from
+    /// before a restart is recovered from storage.
+    async fn session(&self, repo: &RepoName, id: &str) -> Result<Session> {
+        if !is_session_id(id) {
+            return Err(RegistryError::BlobUploadUnknown);
+        }
+        let session = match self.uploads.get(id) {
+            Some(s) => s,
+            None => {
+                let raw = storage::read_small(&*self.storage, &layout::upload_info(id), 4096)
+                    .await?
+                    .ok_or(RegistryError::BlobUploadUnknown)?;
+                let info: SessionInfo =
+                    serde_json::from_slice(&raw).map_err(|_| RegistryError::BlobUploadUnknown)?;
+                let owner = RepoName::parse(&info.repository).map_err(|_| RegistryError::BlobUploadUnknown)?;
+                let size = self.storage.head(&layout::upload_data(id)).await?.unwrap_or(0);
+                let hasher = (size == 0).then(sha2::Sha256::new);
+                let state = SessionState { repo: owner, size, hasher };
+                self.uploads.insert(id, Arc::new(tokio::sync::Mutex::new(state)))
+            }
+        };
+        if session.lock().await.repo != *repo {
+            // Indistinguishable from a missing session: ids do not leak
+            // across repositories.
+            return Err(RegistryError::BlobUploadUnknown);
+        }
+        Ok(session)
+    }
+
+    /// Where session `id` stands.
+    pub async fn upload_status(&self, repo: &RepoName, id: &str) -> Result<UploadStatus> {
+        let session = self.session(repo, id).await?;
+        let size = session.lock().await.size;
+        Ok(UploadStatus { id: id.to_owned(), size })
+    }
+
+    /// Appends `body` to session `id`. With `start`, the chunk must begin
+    /// exactly where the upload ends (else 416 with the current `Range`).
+    pub async fn append_upload(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        start: Option<u64>,
+        body: ByteStream,
+    ) -> Result<UploadStatus> {
+        let session = self.session(repo, id).await?;
+        let mut state = session.lock().await;
+        self.append_locked(id, &mut state, start, body).await?;
+        Ok(UploadStatus { id: id.to_owned(), size: state.size })
+    }
+
+    async fn append_locked(
+        &self,
+        id: &str,
+        state: &mut SessionState,
+        start: Option<u64>,
+        body: ByteStream,
+    ) -> Result<()> {
+        if let Some(start) = start
+            && start != state.size
+        {
+            return Err(RegistryError::RangeInvalid {
+                message: format!("chunk starts at {start}, but the upload holds {} bytes", state.size),
+                size: None,
+                upload_end: Some(state.size),
+            });
+        }
+        // The hasher travels with the stream and comes back through the
+        // shared slot; it is only trusted again if the append succeeded.
+        let slot = Arc::new(Mutex::new(state.hasher.take()));
+        let hashing = {
+            let slot = slot.clone();
+            body.inspect_ok(move |chunk| {
+                if let Some(h) = slot.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                    h.update(chunk);
+                }
+            })
+        };
+        match self.storage.append(&layout::upload_data(id), state.size, Box::pin(hashing)).await {
+            Ok(size) => {
+                state.size = size;
+                state.hasher = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                Ok(())
+            }
+            Err(e) => {
+                state.size = self.storage.head(&layout::upload_data(id)).await?.unwrap_or(0);
+                Err(match e {
+                    StorageError::Input(e) => RegistryError::BlobUploadInvalid(format!("upload body failed: {e}")),
+                    StorageError::OffsetMismatch { actual, .. } => RegistryError::RangeInvalid {
+                        message: "upload changed underneath this request".into(),
+                        size: None,
+                        upload_end: Some(actual),
+                    },
+                    other => other.into(),
+                })
+            }
+        }
+    }
+
+    /// Finishes session `id`: appends the final `body` (which must begin at
+    /// `start` when given), checks the content
+    /// against `digest`, moves it into place and links it into `repo`. On a
+    /// digest mismatch the session and its bytes are gone.
+    pub async fn finish_upload(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        digest: &Digest,
+        start: Option<u64>,
+        body: Option<ByteStream>,
+    ) -> Result<u64> {
+        let session = self.session(repo, id).await?;
+        let mut state = session.lock().await;
+        if let Some(body) = body {
+            self.append_locked(id, &mut state, start, body).await?;
+        }
+        let data = layout::upload_data(id);
+        let actual = match (digest.algorithm(), state.hasher.take()) {
+            (Algorithm::Sha256, Some(h)) => Digest::from_bytes(Algorithm::Sha256, &h.finalize()),
+            _ => self.hash_stored(&data, digest.algorithm(), state.size).await?,
+        };
+        if actual != *digest {
+            self.discard_session(id).await?;
+            return Err(RegistryError::DigestInvalid(format!(
+                "uploaded content has digest {actual}, not {digest}"
+            )));
+        }
+        let size = state.size;
+        let blob = layout::blob(digest);
+        if size == 0 {
+            // An empty upload never created its staging object.
+            self.storage.put(&blob, Bytes::new()).await?;
+        } else if self.storage.head(&blob).await? == Some(size) {
+            // Someone stored the same content first; keep one copy.
+        } else {
+            self.storage.promote(&data, &blob).await?;
+        }
+        self.discard_session(id).await?;
+        self.link_blob(repo, digest).await?;
+        let mut event = self.emit(Action::Push, Target::Blob, repo, digest);
+        event.size = Some(size);
+        self.events.publish(event);
+        Ok(size)
+    }
+
+    /// Deletes session `id` of `repo`.
+    pub async fn cancel_upload(&self, repo: &RepoName, id: &str) -> Result<()> {
+        let session = self.session(repo, id).await?;
+        let _state = session.lock().await;
+        self.discard_session(id).await
+    }
+
+    async fn discard_session(&self, id: &str) -> Result<()> {
+        self.uploads.remove(id);
+        self.storage.delete_prefix(&layout::upload_dir(id)).await?;
+        Ok(())
+    }
+
+    async fn hash_stored(&self, key: &storage::Key, algorithm: Algorithm, size: u64) -> Result<Digest> {
+        if size == 0 {
+            return Ok(crate::registry::digest_of(algorithm, b""));
+        }
+        let mut stream = self.storage.get(key, None).await?;
+        let mut sha256 = sha2::Sha256::new();
+        let mut sha512 = sha2::Sha512::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk: Bytes = chunk.map_err(StorageError::Io)?;
+            match algorithm {
+                Algorithm::Sha256 => sha256.update(&chunk),
+                Algorithm::Sha512 => sha512.update(&chunk),
+            }
+        }
+        Ok(match algorithm {
+            Algorithm::Sha256 => Digest::from_bytes(algorithm, &sha256.finalize()),
+            Algorithm::Sha512 => Digest::from_bytes(algorithm, &sha512.finalize()),
+        })
+    }
+
+    /// Deletes sessions older than the configured TTL, and any session
+    /// whose record is unreadable. Returns how many were purged.
+    pub async fn purge_expired_uploads(&self) -> Result<usize> {
+        let ttl = chrono::Duration::from_std(self.config.upload_ttl).unwrap_or(chrono::Duration::MAX);
+        let now = Utc::now();
+        let mut purged = 0;
+        for id in self.storage.list(&layout::uploads()).await? {
+            if !is_session_id(&id) {
+                continue;
+            }
+            let info = storage::read_small(&*self.storage, &layout::upload_info(&id), 4096)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|raw| serde_json::from_slice::<SessionInfo>(&raw).ok());
+            let expired = match info {
+                Some(info) => now.signed_duration_since(info.started_at) > ttl,
+                // A session without a record was cut off while opening.
+                None => true,
+            };
+            if expired {
+                self.discard_session(&id).await?;
+                purged += 1;
+            }
+        }
+        Ok(purged)
+    }
+}
+
+/// How often the purge runs: often enough that an expired session does not
+/// linger for long past its TTL, but not more than once a minute.
+pub fn purge_interval(ttl: Duration) -> Duration {
+    (ttl / 4).clamp(Duration::from_secs(60), Duration::from_secs(3600))
+}
+
+/// Turns an error from a request body into the storage layer's I/O error.
+pub fn body_error(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
