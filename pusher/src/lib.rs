@@ -1,1 +1,16 @@
-//! The publisher CLI that pushes a worker release as OCI artifacts; filled by the publishing issue.
+//! Publishing rbee worker releases as OCI artifacts: the library behind
+//! `rbee-pusher`. [`release::Release::load`] checks a release,
+//! [`publish::publish`] pushes it through a [`client::RegistryClient`].
+//! The format it writes is described in `docs/artifact-format.md`.
+
+pub mod auth;
+pub mod client;
+pub mod documents;
+pub mod error;
+pub mod package;
+pub mod pkgbuild;
+pub mod progress;
+pub mod publish;
+pub mod release;
+
+pub use error::PushError;

@@ -23,18 +23,24 @@ pub struct ManifestInfo {
 /// Past this many entries the cache starts over, which bounds its memory.
 const MAX_ENTRIES: usize = 100_000;
 
+/// Lookups of one repository, by reference, with when they were made.
+type RepoEntries = HashMap<String, (ManifestInfo, Instant)>;
+
 /// Manifest lookups by repository and reference (tag or digest).
 #[derive(Debug)]
 pub struct ManifestCache {
     ttl: Duration,
     // A std lock, not a Tokio one: it is never held across an await.
-    entries: RwLock<HashMap<RepoName, HashMap<String, (ManifestInfo, Instant)>>>,
+    entries: RwLock<HashMap<RepoName, RepoEntries>>,
 }
 
 impl ManifestCache {
     /// An empty cache whose entries live for `ttl`.
     pub fn new(ttl: Duration) -> Self {
-        ManifestCache { ttl, entries: RwLock::new(HashMap::new()) }
+        ManifestCache {
+            ttl,
+            entries: RwLock::new(HashMap::new()),
+        }
     }
 
     /// The cached lookup of `reference` in `repo`, if fresh.
@@ -53,11 +59,17 @@ impl ManifestCache {
         if entries.values().map(HashMap::len).sum::<usize>() >= MAX_ENTRIES {
             entries.clear();
         }
-        entries.entry(repo.clone()).or_default().insert(reference, (info, Instant::now()));
+        entries
+            .entry(repo.clone())
+            .or_default()
+            .insert(reference, (info, Instant::now()));
     }
 
     /// Forgets everything about `repo`; called on every change to it.
     pub fn invalidate(&self, repo: &RepoName) {
-        self.entries.write().unwrap_or_else(|e| e.into_inner()).remove(repo);
+        self.entries
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(repo);
     }
 }

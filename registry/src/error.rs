@@ -125,16 +125,22 @@ impl IntoResponse for RegistryError {
         } else {
             self.to_string()
         };
-        let body = json!({ "errors": [{ "code": code, "message": message, "detail": self.detail() }] });
+        let body =
+            json!({ "errors": [{ "code": code, "message": message, "detail": self.detail() }] });
         let mut resp = (status, axum::Json(body)).into_response();
         let headers = resp.headers_mut();
         match &self {
-            RegistryError::RangeInvalid { size: Some(size), .. } => {
+            RegistryError::RangeInvalid {
+                size: Some(size), ..
+            } => {
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
                     headers.insert(header::CONTENT_RANGE, v);
                 }
             }
-            RegistryError::RangeInvalid { upload_end: Some(end), .. } => {
+            RegistryError::RangeInvalid {
+                upload_end: Some(end),
+                ..
+            } => {
                 if let Ok(v) = HeaderValue::from_str(&format!("0-{}", end.saturating_sub(1))) {
                     headers.insert(header::RANGE, v);
                 }

@@ -61,7 +61,9 @@ pub struct EventBus {
 impl EventBus {
     /// A bus that buffers up to `capacity` events per subscriber.
     pub fn new(capacity: usize) -> Self {
-        EventBus { sender: broadcast::channel(capacity).0 }
+        EventBus {
+            sender: broadcast::channel(capacity).0,
+        }
     }
 
     /// A new subscriber, which sees every event published from now on.

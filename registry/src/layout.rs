@@ -48,12 +48,20 @@ fn repo(name: &RepoName) -> Key {
 
 /// The link that makes `digest` readable as a blob of `name`.
 pub fn blob_link(name: &RepoName, digest: &Digest) -> Key {
-    repo(name).child(&format!("_blobs/{}/{}", digest.algorithm().name(), digest.hex()))
+    repo(name).child(&format!(
+        "_blobs/{}/{}",
+        digest.algorithm().name(),
+        digest.hex()
+    ))
 }
 
 /// The record that `digest` is a manifest of `name`.
 pub fn manifest_link(name: &RepoName, digest: &Digest) -> Key {
-    repo(name).child(&format!("_manifests/{}/{}", digest.algorithm().name(), digest.hex()))
+    repo(name).child(&format!(
+        "_manifests/{}/{}",
+        digest.algorithm().name(),
+        digest.hex()
+    ))
 }
 
 /// All tags of `name`.
@@ -68,12 +76,20 @@ pub fn tag(name: &RepoName, tag: &Tag) -> Key {
 
 /// All referrers of `subject` in `name`.
 pub fn referrers(name: &RepoName, subject: &Digest) -> Key {
-    repo(name).child(&format!("_referrers/{}/{}", subject.algorithm().name(), subject.hex()))
+    repo(name).child(&format!(
+        "_referrers/{}/{}",
+        subject.algorithm().name(),
+        subject.hex()
+    ))
 }
 
 /// The record that `referrer` refers to `subject` in `name`.
 pub fn referrer(name: &RepoName, subject: &Digest, referrer: &Digest) -> Key {
-    referrers(name, subject).child(&format!("{}-{}", referrer.algorithm().name(), referrer.hex()))
+    referrers(name, subject).child(&format!(
+        "{}-{}",
+        referrer.algorithm().name(),
+        referrer.hex()
+    ))
 }
 
 /// The file name of a referrer record, back to its digest.
@@ -105,7 +121,10 @@ mod tests {
     #[test]
     fn blob_keys_fan_out_by_prefix() {
         let d = Digest::parse(&format!("sha256:ab{}", "0".repeat(62))).unwrap();
-        assert_eq!(blob(&d).as_str(), format!("blobs/sha256/ab/ab{}", "0".repeat(62)));
+        assert_eq!(
+            blob(&d).as_str(),
+            format!("blobs/sha256/ab/ab{}", "0".repeat(62))
+        );
     }
 
     #[test]
@@ -120,6 +139,9 @@ mod tests {
     fn referrer_records_round_trip() {
         let d = Digest::parse(&format!("sha256:{}", "1".repeat(64))).unwrap();
         let key = referrer(&RepoName::parse("a").unwrap(), &d, &d);
-        assert_eq!(referrer_digest(key.as_str().rsplit('/').next().unwrap()), Some(d));
+        assert_eq!(
+            referrer_digest(key.as_str().rsplit('/').next().unwrap()),
+            Some(d)
+        );
     }
 }

@@ -10,7 +10,10 @@ use rbee_registry::RegistryConfig;
 use rbee_registry::server::shutdown_signal;
 
 #[derive(Parser)]
-#[command(version, about = "An OCI Distribution Spec v1.1 registry for rbee workers")]
+#[command(
+    version,
+    about = "An OCI Distribution Spec v1.1 registry for rbee workers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -28,7 +31,11 @@ struct ServeArgs {
     #[arg(long, env = "RBEE_REGISTRY_LISTEN", default_value = "127.0.0.1:5000")]
     listen: SocketAddr,
     /// Folder that holds blobs, manifests and uploads (created if missing).
-    #[arg(long, env = "RBEE_REGISTRY_DATA_DIR", default_value = "rbee-data/registry")]
+    #[arg(
+        long,
+        env = "RBEE_REGISTRY_DATA_DIR",
+        default_value = "rbee-data/registry"
+    )]
     data_dir: PathBuf,
     /// Refuse DELETE of manifests, tags and blobs (405 UNSUPPORTED).
     #[arg(long, env = "RBEE_REGISTRY_DISABLE_DELETE")]
@@ -42,7 +49,8 @@ struct ServeArgs {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RBEE_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("RBEE_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .init();
     let Command::Serve(args) = Cli::parse().command;

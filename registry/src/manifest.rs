@@ -80,7 +80,9 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Manifest> {
     let wire: Wire = serde_json::from_slice(body)
         .map_err(|e| RegistryError::ManifestInvalid(format!("not a valid manifest: {e}")))?;
     if wire.schema_version != Some(2) {
-        return Err(RegistryError::ManifestInvalid("schemaVersion must be 2".into()));
+        return Err(RegistryError::ManifestInvalid(
+            "schemaVersion must be 2".into(),
+        ));
     }
     let header = content_type.map(essence).filter(|c| !c.is_empty());
     let media_type = match (&wire.media_type, header) {
@@ -110,23 +112,35 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Manifest> {
         let entries = wire
             .manifests
             .ok_or_else(|| RegistryError::ManifestInvalid("an index needs `manifests`".into()))?;
-        (Vec::new(), entries.into_iter().map(|d| d.digest).collect(), wire.artifact_type)
+        (
+            Vec::new(),
+            entries.into_iter().map(|d| d.digest).collect(),
+            wire.artifact_type,
+        )
     } else {
         if wire.manifests.is_some() {
             return Err(RegistryError::ManifestInvalid(format!(
                 "`manifests` is not allowed in a {media_type}"
             )));
         }
-        let config = wire
-            .config
-            .ok_or_else(|| RegistryError::ManifestInvalid("an image manifest needs `config`".into()))?;
-        let layers = wire
-            .layers
-            .ok_or_else(|| RegistryError::ManifestInvalid("an image manifest needs `layers`".into()))?;
-        let artifact_type = wire.artifact_type.or_else(|| Some(config.media_type.clone()));
+        let config = wire.config.ok_or_else(|| {
+            RegistryError::ManifestInvalid("an image manifest needs `config`".into())
+        })?;
+        let layers = wire.layers.ok_or_else(|| {
+            RegistryError::ManifestInvalid("an image manifest needs `layers`".into())
+        })?;
+        let artifact_type = wire
+            .artifact_type
+            .or_else(|| Some(config.media_type.clone()));
         let mut blobs = vec![config.digest];
-        // Foreign layers live at their URLs, not in the registry.
-        blobs.extend(layers.into_iter().filter(|l| l.urls.is_none()).map(|l| l.digest));
+        // Foreign layers live at their URLs, not in the registry; an empty
+        // `urls` names no place, so that layer must be here like any other.
+        blobs.extend(
+            layers
+                .into_iter()
+                .filter(|l| l.urls.as_ref().is_none_or(Vec::is_empty))
+                .map(|l| l.digest),
+        );
         (blobs, Vec::new(), artifact_type)
     };
     Ok(Manifest {
@@ -160,7 +174,10 @@ mod tests {
     fn image_manifest_lists_its_blobs() {
         let m = parse(Some(media_types::OCI_MANIFEST), image("").as_bytes()).unwrap();
         assert_eq!(m.blobs.len(), 2);
-        assert_eq!(m.artifact_type.as_deref(), Some("application/vnd.oci.empty.v1+json"));
+        assert_eq!(
+            m.artifact_type.as_deref(),
+            Some("application/vnd.oci.empty.v1+json")
+        );
     }
 
     #[test]

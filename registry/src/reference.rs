@@ -176,15 +176,24 @@ impl Digest {
                 algorithm.hex_len()
             )));
         }
-        if !hex.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
+        if !hex
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        {
             return Err(invalid("the encoded part must be lower-case hex"));
         }
-        Ok(Digest { algorithm, hex: hex.to_owned() })
+        Ok(Digest {
+            algorithm,
+            hex: hex.to_owned(),
+        })
     }
 
     /// Builds a digest from a computed hash.
     pub fn from_bytes(algorithm: Algorithm, hash: &[u8]) -> Self {
-        Digest { algorithm, hex: hex::encode(hash) }
+        Digest {
+            algorithm,
+            hex: hex::encode(hash),
+        }
     }
 
     /// The algorithm.
@@ -269,7 +278,13 @@ mod tests {
 
     #[test]
     fn names_from_the_spec_are_accepted() {
-        for ok in ["a", "rbee/llm-worker-rbee-cpu", "a.b/c__d/e---f", "0/1", "a_b"] {
+        for ok in [
+            "a",
+            "rbee/llm-worker-rbee-cpu",
+            "a.b/c__d/e---f",
+            "0/1",
+            "a_b",
+        ] {
             RepoName::parse(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
     }
@@ -277,7 +292,9 @@ mod tests {
     #[test]
     fn hostile_names_are_rejected() {
         let long = "a".repeat(256);
-        for bad in ["..", "a//b", "A", "a/", "/a", "a/../b", "a..b", "a___b", "-a", "a-", "", &long] {
+        for bad in [
+            "..", "a//b", "A", "a/", "/a", "a/../b", "a..b", "a___b", "-a", "a-", "", &long,
+        ] {
             assert!(RepoName::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(RepoName::parse(&"a".repeat(255)).is_ok());

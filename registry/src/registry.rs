@@ -60,7 +60,13 @@ impl Registry {
         &self.config
     }
 
-    pub(crate) fn emit(&self, action: Action, target: Target, repo: &RepoName, digest: &Digest) -> Event {
+    pub(crate) fn emit(
+        &self,
+        action: Action,
+        target: Target,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Event {
         Event {
             action,
             target,
@@ -77,7 +83,9 @@ impl Registry {
         if self.config.delete_enabled {
             Ok(())
         } else {
-            Err(RegistryError::Unsupported("deletes are disabled on this registry".into()))
+            Err(RegistryError::Unsupported(
+                "deletes are disabled on this registry".into(),
+            ))
         }
     }
 
@@ -86,23 +94,39 @@ impl Registry {
     /// The size of a blob linked into `repo`; `BLOB_UNKNOWN` otherwise.
     pub async fn blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
         let unknown = || RegistryError::BlobUnknown(digest.to_string());
-        if self.storage.head(&layout::blob_link(repo, digest)).await?.is_none() {
+        if self
+            .storage
+            .head(&layout::blob_link(repo, digest))
+            .await?
+            .is_none()
+        {
             return Err(unknown());
         }
-        self.storage.head(&layout::blob(digest)).await?.ok_or_else(unknown)
+        self.storage
+            .head(&layout::blob(digest))
+            .await?
+            .ok_or_else(unknown)
     }
 
     /// Streams a blob (or a range of it) that `blob_size` found.
-    pub async fn read_blob(&self, digest: &Digest, range: Option<Range<u64>>) -> Result<ByteStream> {
+    pub async fn read_blob(
+        &self,
+        digest: &Digest,
+        range: Option<Range<u64>>,
+    ) -> Result<ByteStream> {
         match self.storage.get(&layout::blob(digest), range).await {
-            Err(storage::StorageError::NotFound(_)) => Err(RegistryError::BlobUnknown(digest.to_string())),
+            Err(storage::StorageError::NotFound(_)) => {
+                Err(RegistryError::BlobUnknown(digest.to_string()))
+            }
             other => Ok(other?),
         }
     }
 
     /// Makes an existing blob readable through `repo`.
     pub(crate) async fn link_blob(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
-        self.storage.put(&layout::blob_link(repo, digest), Bytes::new()).await?;
+        self.storage
+            .put(&layout::blob_link(repo, digest), Bytes::new())
+            .await?;
         self.mark_repository(repo).await
     }
 
@@ -116,7 +140,12 @@ impl Registry {
 
     /// Mounts `digest` from `from` into `repo` if `from` links it. Returns
     /// whether it did; the caller opens a normal upload otherwise.
-    pub async fn mount_blob(&self, repo: &RepoName, digest: &Digest, from: &RepoName) -> Result<bool> {
+    pub async fn mount_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        from: &RepoName,
+    ) -> Result<bool> {
         let size = match self.blob_size(from, digest).await {
             Ok(size) => size,
             Err(RegistryError::BlobUnknown(_)) => return Ok(false),
@@ -134,15 +163,22 @@ impl Registry {
     pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
         self.ensure_delete_enabled()?;
         self.blob_size(repo, digest).await?;
-        self.storage.delete(&layout::blob_link(repo, digest)).await?;
-        self.events.publish(self.emit(Action::Delete, Target::Blob, repo, digest));
+        self.storage
+            .delete(&layout::blob_link(repo, digest))
+            .await?;
+        self.events
+            .publish(self.emit(Action::Delete, Target::Blob, repo, digest));
         Ok(())
     }
 
     // ---- manifests ---------------------------------------------------
 
     /// Looks up a manifest by tag or digest.
-    pub async fn manifest_info(&self, repo: &RepoName, reference: &Reference) -> Result<ManifestInfo> {
+    pub async fn manifest_info(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<ManifestInfo> {
         let cache_key = reference.to_string();
         if let Some(info) = self.cache.get(repo, &cache_key) {
             return Ok(info);
@@ -158,10 +194,15 @@ impl Registry {
                 Digest::parse(text.trim()).map_err(|_| unknown())?
             }
         };
-        let media_type = storage::read_small(&*self.storage, &layout::manifest_link(repo, &digest), 1024)
+        let media_type =
+            storage::read_small(&*self.storage, &layout::manifest_link(repo, &digest), 1024)
+                .await?
+                .ok_or_else(unknown)?;
+        let size = self
+            .storage
+            .head(&layout::blob(&digest))
             .await?
             .ok_or_else(unknown)?;
-        let size = self.storage.head(&layout::blob(&digest)).await?.ok_or_else(unknown)?;
         let info = ManifestInfo {
             digest,
             media_type: String::from_utf8_lossy(&media_type).into_owned(),
@@ -173,9 +214,13 @@ impl Registry {
 
     /// The bytes of a manifest found by `manifest_info`.
     pub async fn manifest_bytes(&self, info: &ManifestInfo) -> Result<Bytes> {
-        storage::read_small(&*self.storage, &layout::blob(&info.digest), MAX_MANIFEST_BYTES as u64)
-            .await?
-            .ok_or_else(|| RegistryError::ManifestUnknown(info.digest.to_string()))
+        storage::read_small(
+            &*self.storage,
+            &layout::blob(&info.digest),
+            MAX_MANIFEST_BYTES as u64,
+        )
+        .await?
+        .ok_or_else(|| RegistryError::ManifestUnknown(info.digest.to_string()))
     }
 
     /// Validates and stores a manifest under `reference`.
@@ -191,7 +236,9 @@ impl Registry {
         body: Bytes,
     ) -> Result<StoredManifest> {
         if body.len() > MAX_MANIFEST_BYTES {
-            return Err(RegistryError::TooLarge(format!("manifests are limited to {MAX_MANIFEST_BYTES} bytes")));
+            return Err(RegistryError::TooLarge(format!(
+                "manifests are limited to {MAX_MANIFEST_BYTES} bytes"
+            )));
         }
         let algorithm = match reference {
             Reference::Digest(d) => d.algorithm(),
@@ -207,12 +254,22 @@ impl Registry {
         }
         let parsed = manifest::parse(content_type, &body)?;
         for blob in &parsed.blobs {
-            if self.storage.head(&layout::blob_link(repo, blob)).await?.is_none() {
+            if self
+                .storage
+                .head(&layout::blob_link(repo, blob))
+                .await?
+                .is_none()
+            {
                 return Err(RegistryError::ManifestBlobUnknown(blob.to_string()));
             }
         }
         for child in &parsed.manifests {
-            if self.storage.head(&layout::manifest_link(repo, child)).await?.is_none() {
+            if self
+                .storage
+                .head(&layout::manifest_link(repo, child))
+                .await?
+                .is_none()
+            {
                 return Err(RegistryError::ManifestBlobUnknown(child.to_string()));
             }
         }
@@ -220,7 +277,10 @@ impl Registry {
         let size = body.len() as u64;
         self.storage.put(&layout::blob(&digest), body).await?;
         self.storage
-            .put(&layout::manifest_link(repo, &digest), Bytes::from(parsed.media_type.clone()))
+            .put(
+                &layout::manifest_link(repo, &digest),
+                Bytes::from(parsed.media_type.clone()),
+            )
             .await?;
         if let Some(subject) = &parsed.subject {
             let record = Descriptor {
@@ -232,14 +292,20 @@ impl Registry {
                 urls: None,
                 platform: None,
             };
-            let json = serde_json::to_vec(&record).map_err(|e| storage::StorageError::Io(e.into()))?;
+            let json =
+                serde_json::to_vec(&record).map_err(|e| storage::StorageError::Io(e.into()))?;
             self.storage
-                .put(&layout::referrer(repo, &subject.digest, &digest), json.into())
+                .put(
+                    &layout::referrer(repo, &subject.digest, &digest),
+                    json.into(),
+                )
                 .await?;
         }
         let tag = match reference {
             Reference::Tag(t) => {
-                self.storage.put(&layout::tag(repo, t), Bytes::from(digest.to_string())).await?;
+                self.storage
+                    .put(&layout::tag(repo, t), Bytes::from(digest.to_string()))
+                    .await?;
                 Some(t.to_string())
             }
             Reference::Digest(_) => None,
@@ -252,7 +318,10 @@ impl Registry {
         event.media_type = Some(parsed.media_type);
         event.size = Some(size);
         self.events.publish(event);
-        Ok(StoredManifest { digest, subject: parsed.subject.map(|s| s.digest) })
+        Ok(StoredManifest {
+            digest,
+            subject: parsed.subject.map(|s| s.digest),
+        })
     }
 
     /// Deletes a tag (by tag) or a manifest with every tag pointing at it
@@ -270,7 +339,11 @@ impl Registry {
             Reference::Digest(digest) => {
                 for tag in self.tags(repo).await? {
                     let tag = Tag::parse(&tag)?;
-                    if self.manifest_info(repo, &Reference::Tag(tag.clone())).await.ok().map(|i| i.digest)
+                    if self
+                        .manifest_info(repo, &Reference::Tag(tag.clone()))
+                        .await
+                        .ok()
+                        .map(|i| i.digest)
                         == Some(digest.clone())
                     {
                         self.storage.delete(&layout::tag(repo, &tag)).await?;
@@ -281,9 +354,13 @@ impl Registry {
                     && let Ok(parsed) = manifest::parse(Some(&info.media_type), &body)
                     && let Some(subject) = parsed.subject
                 {
-                    self.storage.delete(&layout::referrer(repo, &subject.digest, digest)).await?;
+                    self.storage
+                        .delete(&layout::referrer(repo, &subject.digest, digest))
+                        .await?;
                 }
-                self.storage.delete(&layout::manifest_link(repo, digest)).await?;
+                self.storage
+                    .delete(&layout::manifest_link(repo, digest))
+                    .await?;
             }
         }
         self.cache.invalidate(repo);
@@ -296,7 +373,12 @@ impl Registry {
     /// All tags of `repo`, sorted; `NAME_UNKNOWN` for a repository that
     /// was never pushed to.
     pub async fn tags(&self, repo: &RepoName) -> Result<Vec<String>> {
-        if self.storage.head(&layout::repository_marker(repo)).await?.is_none() {
+        if self
+            .storage
+            .head(&layout::repository_marker(repo))
+            .await?
+            .is_none()
+        {
             return Err(RegistryError::NameUnknown(repo.to_string()));
         }
         let mut tags = self.storage.list(&layout::tags(repo)).await?;
@@ -330,13 +412,19 @@ impl Registry {
         let dir = layout::referrers(repo, subject);
         let mut found = Vec::new();
         for file in self.storage.list(&dir).await? {
-            let Some(digest) = layout::referrer_digest(&file) else { continue };
+            let Some(digest) = layout::referrer_digest(&file) else {
+                continue;
+            };
             let key = layout::referrer(repo, subject, &digest);
-            let Some(raw) = storage::read_small(&*self.storage, &key, MAX_MANIFEST_BYTES as u64).await? else {
+            let Some(raw) =
+                storage::read_small(&*self.storage, &key, MAX_MANIFEST_BYTES as u64).await?
+            else {
                 continue;
             };
             match serde_json::from_slice::<Descriptor>(&raw) {
-                Ok(d) if artifact_type.is_none_or(|t| d.artifact_type.as_deref() == Some(t)) => found.push(d),
+                Ok(d) if artifact_type.is_none_or(|t| d.artifact_type.as_deref() == Some(t)) => {
+                    found.push(d)
+                }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(%key, error = %e, "skipping unreadable referrer record"),
             }

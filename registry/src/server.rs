@@ -39,7 +39,9 @@ pub fn spawn_upload_purge(registry: &Arc<Registry>) -> tokio::task::JoinHandle<(
         ticker.tick().await;
         loop {
             ticker.tick().await;
-            let Some(registry) = weak.upgrade() else { break };
+            let Some(registry) = weak.upgrade() else {
+                break;
+            };
             if let Err(e) = registry.purge_expired_uploads().await {
                 tracing::warn!(error = %e, "upload purge failed");
             }
@@ -60,7 +62,9 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
     });
     let app = crate::api::router(registry);
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
     purge.abort();
     result
 }
@@ -86,7 +90,12 @@ impl RunningRegistry {
         let task = tokio::spawn(serve(listener, registry.clone(), async move {
             let _ = stopped.await;
         }));
-        Ok(RunningRegistry { addr, registry, stop: Some(stop), task })
+        Ok(RunningRegistry {
+            addr,
+            registry,
+            stop: Some(stop),
+            task,
+        })
     }
 
     /// The base URL, e.g. `http://127.0.0.1:40123`.

@@ -41,9 +41,14 @@ struct SessionState {
     size: u64,
     /// SHA-256 of exactly the first `size` bytes, when known.
     hasher: Option<sha2::Sha256>,
+    /// Set when the session is finished, cancelled or purged. Requests that
+    /// queued on the mutex meanwhile must find the session gone, not write
+    /// into its deleted files.
+    closed: bool,
 }
 
 type Session = Arc<tokio::sync::Mutex<SessionState>>;
+type LockedSession = tokio::sync::OwnedMutexGuard<SessionState>;
 
 /// The open sessions this process has seen.
 #[derive(Debug, Default)]
@@ -54,7 +59,11 @@ pub struct UploadSessions {
 
 impl UploadSessions {
     fn get(&self, id: &str) -> Option<Session> {
-        self.live.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
     }
 
     fn insert(&self, id: &str, session: Session) -> Session {
@@ -67,13 +76,19 @@ impl UploadSessions {
     }
 
     fn remove(&self, id: &str) {
-        self.live.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
     }
 }
 
 /// Session ids are UUIDv4 in simple form: 122 random bits, 32 hex digits.
 fn is_session_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Where an upload stands, for `Range` and `Location` headers.
@@ -89,17 +104,28 @@ impl Registry {
     /// Opens an upload session in `repo`.
     pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadStatus> {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let info = SessionInfo { repository: repo.to_string(), started_at: Utc::now() };
+        let info = SessionInfo {
+            repository: repo.to_string(),
+            started_at: Utc::now(),
+        };
         let json = serde_json::to_vec(&info).map_err(|e| StorageError::Io(e.into()))?;
-        self.storage.put(&layout::upload_info(&id), json.into()).await?;
-        let state = SessionState { repo: repo.clone(), size: 0, hasher: Some(sha2::Sha256::new()) };
-        self.uploads.insert(&id, Arc::new(tokio::sync::Mutex::new(state)));
+        self.storage
+            .put(&layout::upload_info(&id), json.into())
+            .await?;
+        let state = SessionState {
+            repo: repo.clone(),
+            size: 0,
+            hasher: Some(sha2::Sha256::new()),
+            closed: false,
+        };
+        self.uploads
+            .insert(&id, Arc::new(tokio::sync::Mutex::new(state)));
         Ok(UploadStatus { id, size: 0 })
     }
 
-    /// Finds session `id`, which must belong to `repo`. A session from
-    /// before a restart is recovered from storage.
-    async fn session(&self, repo: &RepoName, id: &str) -> Result<Session> {
+    /// Finds and locks session `id`, which must belong to `repo`. A session
+    /// from before a restart is recovered from storage.
+    async fn session(&self, repo: &RepoName, id: &str) -> Result<LockedSession> {
         if !is_session_id(id) {
             return Err(RegistryError::BlobUploadUnknown);
         }
@@ -111,26 +137,41 @@ impl Registry {
                     .ok_or(RegistryError::BlobUploadUnknown)?;
                 let info: SessionInfo =
                     serde_json::from_slice(&raw).map_err(|_| RegistryError::BlobUploadUnknown)?;
-                let owner = RepoName::parse(&info.repository).map_err(|_| RegistryError::BlobUploadUnknown)?;
-                let size = self.storage.head(&layout::upload_data(id)).await?.unwrap_or(0);
+                let owner = RepoName::parse(&info.repository)
+                    .map_err(|_| RegistryError::BlobUploadUnknown)?;
+                let size = self
+                    .storage
+                    .head(&layout::upload_data(id))
+                    .await?
+                    .unwrap_or(0);
                 let hasher = (size == 0).then(sha2::Sha256::new);
-                let state = SessionState { repo: owner, size, hasher };
-                self.uploads.insert(id, Arc::new(tokio::sync::Mutex::new(state)))
+                let state = SessionState {
+                    repo: owner,
+                    size,
+                    hasher,
+                    closed: false,
+                };
+                self.uploads
+                    .insert(id, Arc::new(tokio::sync::Mutex::new(state)))
             }
         };
-        if session.lock().await.repo != *repo {
-            // Indistinguishable from a missing session: ids do not leak
-            // across repositories.
+        let state = session.lock_owned().await;
+        if state.repo != *repo || state.closed {
+            // Another repository's session, or one closed while this
+            // request waited, is indistinguishable from a missing one: ids
+            // do not leak across repositories.
             return Err(RegistryError::BlobUploadUnknown);
         }
-        Ok(session)
+        Ok(state)
     }
 
     /// Where session `id` stands.
     pub async fn upload_status(&self, repo: &RepoName, id: &str) -> Result<UploadStatus> {
-        let session = self.session(repo, id).await?;
-        let size = session.lock().await.size;
-        Ok(UploadStatus { id: id.to_owned(), size })
+        let size = self.session(repo, id).await?.size;
+        Ok(UploadStatus {
+            id: id.to_owned(),
+            size,
+        })
     }
 
     /// Appends `body` to session `id`. With `start`, the chunk must begin
@@ -142,10 +183,12 @@ impl Registry {
         start: Option<u64>,
         body: ByteStream,
     ) -> Result<UploadStatus> {
-        let session = self.session(repo, id).await?;
-        let mut state = session.lock().await;
+        let mut state = self.session(repo, id).await?;
         self.append_locked(id, &mut state, start, body).await?;
-        Ok(UploadStatus { id: id.to_owned(), size: state.size })
+        Ok(UploadStatus {
+            id: id.to_owned(),
+            size: state.size,
+        })
     }
 
     async fn append_locked(
@@ -159,7 +202,10 @@ impl Registry {
             && start != state.size
         {
             return Err(RegistryError::RangeInvalid {
-                message: format!("chunk starts at {start}, but the upload holds {} bytes", state.size),
+                message: format!(
+                    "chunk starts at {start}, but the upload holds {} bytes",
+                    state.size
+                ),
                 size: None,
                 upload_end: Some(state.size),
             });
@@ -175,16 +221,26 @@ impl Registry {
                 }
             })
         };
-        match self.storage.append(&layout::upload_data(id), state.size, Box::pin(hashing)).await {
+        match self
+            .storage
+            .append(&layout::upload_data(id), state.size, Box::pin(hashing))
+            .await
+        {
             Ok(size) => {
                 state.size = size;
                 state.hasher = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
                 Ok(())
             }
             Err(e) => {
-                state.size = self.storage.head(&layout::upload_data(id)).await?.unwrap_or(0);
+                state.size = self
+                    .storage
+                    .head(&layout::upload_data(id))
+                    .await?
+                    .unwrap_or(0);
                 Err(match e {
-                    StorageError::Input(e) => RegistryError::BlobUploadInvalid(format!("upload body failed: {e}")),
+                    StorageError::Input(e) => {
+                        RegistryError::BlobUploadInvalid(format!("upload body failed: {e}"))
+                    }
                     StorageError::OffsetMismatch { actual, .. } => RegistryError::RangeInvalid {
                         message: "upload changed underneath this request".into(),
                         size: None,
@@ -208,18 +264,20 @@ impl Registry {
         start: Option<u64>,
         body: Option<ByteStream>,
     ) -> Result<u64> {
-        let session = self.session(repo, id).await?;
-        let mut state = session.lock().await;
+        let mut state = self.session(repo, id).await?;
         if let Some(body) = body {
             self.append_locked(id, &mut state, start, body).await?;
         }
         let data = layout::upload_data(id);
         let actual = match (digest.algorithm(), state.hasher.take()) {
             (Algorithm::Sha256, Some(h)) => Digest::from_bytes(Algorithm::Sha256, &h.finalize()),
-            _ => self.hash_stored(&data, digest.algorithm(), state.size).await?,
+            _ => {
+                self.hash_stored(&data, digest.algorithm(), state.size)
+                    .await?
+            }
         };
         if actual != *digest {
-            self.discard_session(id).await?;
+            self.close_session(id, &mut state).await?;
             return Err(RegistryError::DigestInvalid(format!(
                 "uploaded content has digest {actual}, not {digest}"
             )));
@@ -234,7 +292,7 @@ impl Registry {
         } else {
             self.storage.promote(&data, &blob).await?;
         }
-        self.discard_session(id).await?;
+        self.close_session(id, &mut state).await?;
         self.link_blob(repo, digest).await?;
         let mut event = self.emit(Action::Push, Target::Blob, repo, digest);
         event.size = Some(size);
@@ -244,8 +302,13 @@ impl Registry {
 
     /// Deletes session `id` of `repo`.
     pub async fn cancel_upload(&self, repo: &RepoName, id: &str) -> Result<()> {
-        let session = self.session(repo, id).await?;
-        let _state = session.lock().await;
+        let mut state = self.session(repo, id).await?;
+        self.close_session(id, &mut state).await
+    }
+
+    /// Marks the locked session closed, then forgets it and its files.
+    async fn close_session(&self, id: &str, state: &mut SessionState) -> Result<()> {
+        state.closed = true;
         self.discard_session(id).await
     }
 
@@ -255,7 +318,12 @@ impl Registry {
         Ok(())
     }
 
-    async fn hash_stored(&self, key: &storage::Key, algorithm: Algorithm, size: u64) -> Result<Digest> {
+    async fn hash_stored(
+        &self,
+        key: &storage::Key,
+        algorithm: Algorithm,
+        size: u64,
+    ) -> Result<Digest> {
         if size == 0 {
             return Ok(crate::registry::digest_of(algorithm, b""));
         }
@@ -278,7 +346,8 @@ impl Registry {
     /// Deletes sessions older than the configured TTL, and any session
     /// whose record is unreadable. Returns how many were purged.
     pub async fn purge_expired_uploads(&self) -> Result<usize> {
-        let ttl = chrono::Duration::from_std(self.config.upload_ttl).unwrap_or(chrono::Duration::MAX);
+        let ttl =
+            chrono::Duration::from_std(self.config.upload_ttl).unwrap_or(chrono::Duration::MAX);
         let now = Utc::now();
         let mut purged = 0;
         for id in self.storage.list(&layout::uploads()).await? {
@@ -296,7 +365,12 @@ impl Registry {
                 None => true,
             };
             if expired {
-                self.discard_session(&id).await?;
+                match self.uploads.get(&id) {
+                    // A live session is closed under its lock, so that no
+                    // request still holding it writes into deleted files.
+                    Some(session) => self.close_session(&id, &mut *session.lock().await).await?,
+                    None => self.discard_session(&id).await?,
+                }
                 purged += 1;
             }
         }

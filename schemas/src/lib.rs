@@ -1,10 +1,29 @@
-//! Wire types shared by every part of rbee's worker distribution: media
-//! types, annotation keys and rbee platform names with their OCI mapping.
+//! Wire documents and vocabulary shared by every part of rbee's worker
+//! distribution: the worker metadata document and its JSON Schema, the
+//! catalog index document, media types, annotation keys, and rbee platform
+//! names with their OCI mapping.
 //!
-//! This crate does no I/O. The worker metadata document and the catalog
-//! index document join it with the publishing work (see `docs/`).
+//! This crate does no I/O: JSON text goes in, values come out. Every reader
+//! reports all the problems of a document at once, each with its JSON path
+//! ([`ValidationErrors`]).
 
+pub mod annotations;
+pub mod catalog;
 pub mod media_types;
+pub mod metadata;
 pub mod platform;
+mod rules;
+mod validation;
+pub mod worker_id;
 
+pub use catalog::{CatalogEntry, CatalogIndex};
+pub use metadata::{Backend, Capabilities, Distribution, Pricing, Source, WorkerMetadata};
 pub use platform::{OciPlatform, Platform, PlatformError};
+pub use validation::{ValidationErrors, ValidationIssue};
+pub use worker_id::{WORKER_ID_MAX_LEN, validate_worker_id};
+
+/// The JSON Schema (draft 2020-12) of the worker metadata document, the
+/// text of `schemas/worker-metadata.schema.json`. Embedded so that tools can
+/// serve or check against it without finding the file; the tests keep it in
+/// agreement with [`WorkerMetadata::from_json`].
+pub const WORKER_METADATA_SCHEMA: &str = include_str!("../worker-metadata.schema.json");

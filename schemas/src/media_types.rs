@@ -1,4 +1,4 @@
-//! Media types the registry understands and the rbee artifact types.
+//! Media types the registry understands and the rbee artifact and layer types.
 
 /// OCI image manifest (image-spec v1.1).
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -7,18 +7,41 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// Docker image manifest, schema 2. skopeo and docker still push it.
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// Docker manifest list, schema 2: the Docker twin of the OCI index.
-pub const DOCKER_MANIFEST_LIST: &str =
-    "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 /// The empty JSON descriptor's media type (`{}`), used as config by artifacts.
 pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
 /// Every manifest media type the registry stores, in the order it prefers
 /// them when a client sends no `Accept` header.
-pub const MANIFEST_MEDIA_TYPES: [&str; 4] =
-    [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST];
+pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
+    OCI_MANIFEST,
+    OCI_INDEX,
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+];
 
 /// True when `media_type` names an index (a list of manifests) rather than a
 /// single manifest.
 pub fn is_index(media_type: &str) -> bool {
     media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST
 }
+
+/// `artifactType` of a worker release: the image index and each platform
+/// manifest.
+pub const WORKER_ARTIFACT_TYPE: &str = "application/vnd.rbee.worker.v1";
+/// Media type of the worker metadata document, the `config` of a platform
+/// manifest.
+pub const WORKER_METADATA: &str = "application/vnd.rbee.worker.metadata.v1+json";
+/// Media type of a worker layer: the tar.gz with the binary, LICENSE,
+/// README and metadata.json.
+pub const WORKER_LAYER: &str = "application/vnd.rbee.worker.layer.v1.tar+gzip";
+/// `artifactType` of the PKGBUILD referrer attached to a release index.
+pub const PKGBUILD_ARTIFACT_TYPE: &str = "application/vnd.rbee.pkgbuild.v1";
+/// Media type of the PKGBUILD layer of that referrer.
+pub const PKGBUILD: &str = "text/x-pkgbuild";
+/// Media type of the generated `.SRCINFO` layer of that referrer.
+pub const SRCINFO: &str = "text/x-srcinfo";
+/// `artifactType` of the catalog index artifact (e.g. `rbee/catalog:latest`).
+pub const CATALOG_ARTIFACT_TYPE: &str = "application/vnd.rbee.catalog.v1";
+/// Media type of the catalog index document, the layer of that artifact.
+pub const CATALOG_INDEX: &str = "application/vnd.rbee.catalog.index.v1+json";

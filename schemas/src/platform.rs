@@ -100,7 +100,26 @@ impl FromStr for Platform {
         Self::ALL
             .into_iter()
             .find(|p| p.name() == s)
-            .ok_or_else(|| PlatformError { given: s.to_owned() })
+            .ok_or_else(|| PlatformError {
+                given: s.to_owned(),
+            })
+    }
+}
+
+/// Serialized as the rbee name (`"linux-x86_64"`), the form metadata
+/// documents and the catalog API use; the OCI pair is for OCI documents.
+impl serde::Serialize for Platform {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+/// Read from the rbee name; an unknown name fails with the list of valid
+/// ones.
+impl<'de> serde::Deserialize<'de> for Platform {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -121,15 +140,39 @@ mod tests {
     fn design_mapping_holds() {
         assert_eq!(
             Platform::LinuxX86_64.oci(),
-            OciPlatform { os: "linux", architecture: "amd64" }
+            OciPlatform {
+                os: "linux",
+                architecture: "amd64"
+            }
         );
-        assert_eq!(Platform::from_oci("darwin", "arm64"), Some(Platform::MacosAarch64));
+        assert_eq!(
+            Platform::from_oci("darwin", "arm64"),
+            Some(Platform::MacosAarch64)
+        );
+    }
+
+    #[test]
+    fn serde_uses_the_rbee_name() {
+        let json = serde_json::to_string(&Platform::MacosAarch64).unwrap();
+        assert_eq!(json, r#""macos-aarch64""#);
+        assert_eq!(
+            serde_json::from_str::<Platform>(&json).unwrap(),
+            Platform::MacosAarch64
+        );
+        let err = serde_json::from_str::<Platform>(r#""linux-amd64""#).unwrap_err();
+        assert!(
+            err.to_string().contains("valid platforms: linux-x86_64"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_name_lists_valid_ones() {
         let err = "linux-riscv".parse::<Platform>().unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("linux-riscv") && msg.contains("linux-x86_64"), "{msg}");
+        assert!(
+            msg.contains("linux-riscv") && msg.contains("linux-x86_64"),
+            "{msg}"
+        );
     }
 }

@@ -12,9 +12,19 @@ use crate::events::{Action, Target};
 use crate::reference::{Digest, RepoName};
 use crate::registry::Registry;
 
-pub async fn get(reg: &Registry, name: &RepoName, digest: &Digest, head: bool, req: Request) -> Result<Response> {
+pub async fn get(
+    reg: &Registry,
+    name: &RepoName,
+    digest: &Digest,
+    head: bool,
+    req: Request,
+) -> Result<Response> {
     let size = reg.blob_size(name, digest).await?;
-    let range = match req.headers().get(header::RANGE).and_then(|v| v.to_str().ok()) {
+    let range = match req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+    {
         Some(spec) => parse_range(spec, size)?,
         None => None,
     };
@@ -25,9 +35,10 @@ pub async fn get(reg: &Registry, name: &RepoName, digest: &Digest, head: bool, r
         .header(header::ETAG, format!("\"{digest}\""));
     let length = match &range {
         Some(r) => {
-            resp = resp
-                .status(StatusCode::PARTIAL_CONTENT)
-                .header(header::CONTENT_RANGE, format!("bytes {}-{}/{size}", r.start, r.end - 1));
+            resp = resp.status(StatusCode::PARTIAL_CONTENT).header(
+                header::CONTENT_RANGE,
+                format!("bytes {}-{}/{size}", r.start, r.end - 1),
+            );
             r.end - r.start
         }
         None => size,
@@ -42,7 +53,8 @@ pub async fn get(reg: &Registry, name: &RepoName, digest: &Digest, head: bool, r
         reg.events.publish(event);
         Body::from_stream(stream)
     };
-    resp.body(body).map_err(|e| RegistryError::BlobUploadInvalid(e.to_string()))
+    resp.body(body)
+        .map_err(|e| RegistryError::BlobUploadInvalid(e.to_string()))
 }
 
 pub async fn delete(reg: &Registry, name: &RepoName, digest: &Digest) -> Result<Response> {
@@ -55,11 +67,15 @@ pub async fn delete(reg: &Registry, name: &RepoName, digest: &Digest) -> Result<
 /// whole blob is sent, as RFC 9110 allows); a range starting past the end
 /// is 416.
 fn parse_range(spec: &str, size: u64) -> Result<Option<Range<u64>>> {
-    let Some(set) = spec.trim().strip_prefix("bytes=") else { return Ok(None) };
+    let Some(set) = spec.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
     if set.contains(',') {
         return Ok(None);
     }
-    let Some((first, last)) = set.trim().split_once('-') else { return Ok(None) };
+    let Some((first, last)) = set.trim().split_once('-') else {
+        return Ok(None);
+    };
     let unsatisfiable = || RegistryError::RangeInvalid {
         message: format!("range `{spec}` is outside the blob's {size} bytes"),
         size: Some(size),
@@ -81,6 +97,11 @@ fn parse_range(spec: &str, size: u64) -> Result<Option<Range<u64>>> {
         (Err(_), Ok(suffix)) if first.is_empty() => {
             if suffix == 0 {
                 return Err(unsatisfiable());
+            }
+            if size == 0 {
+                // Satisfiable (RFC 9110, 14.1.1), yet no Content-Range can
+                // name zero bytes: the whole, empty, blob is served.
+                return Ok(None);
             }
             size.saturating_sub(suffix)..size
         }
@@ -104,5 +125,6 @@ mod tests {
         assert_eq!(parse_range("bytes=0-1,5-6", 100).unwrap(), None);
         assert_eq!(parse_range("items=0-1", 100).unwrap(), None);
         assert_eq!(parse_range("bytes=9-1", 100).unwrap(), None);
+        assert_eq!(parse_range("bytes=-5", 0).unwrap(), None);
     }
 }

@@ -42,7 +42,12 @@ fn page_size(q: &HashMap<String, String>) -> Result<usize> {
     }
 }
 
-fn paginate<'a, T, K>(all: &'a [T], key: impl Fn(&T) -> &K, n: usize, last: Option<&K>) -> Page<'a, T>
+fn paginate<'a, T, K>(
+    all: &'a [T],
+    key: impl Fn(&T) -> &K,
+    n: usize,
+    last: Option<&K>,
+) -> Page<'a, T>
 where
     K: Ord + ?Sized,
 {
@@ -72,7 +77,12 @@ pub async fn tags(reg: &Registry, name: &RepoName, req: Request) -> Result<Respo
     let all = reg.tags(name).await?;
     let page = paginate(&all, |s| s.as_str(), n, q.get("last").map(String::as_str));
     let resp = Json(json!({ "name": name.as_str(), "tags": page.items })).into_response();
-    Ok(with_link(resp, &format!("/v2/{name}/tags/list"), n, page.next.cloned()))
+    Ok(with_link(
+        resp,
+        &format!("/v2/{name}/tags/list"),
+        n,
+        page.next.cloned(),
+    ))
 }
 
 pub async fn catalog(reg: &Registry, req: Request) -> Result<Response> {
@@ -84,7 +94,12 @@ pub async fn catalog(reg: &Registry, req: Request) -> Result<Response> {
     Ok(with_link(resp, "/v2/_catalog", n, page.next.cloned()))
 }
 
-pub async fn referrers(reg: &Registry, name: &RepoName, subject: &Digest, req: Request) -> Result<Response> {
+pub async fn referrers(
+    reg: &Registry,
+    name: &RepoName,
+    subject: &Digest,
+    req: Request,
+) -> Result<Response> {
     let q = super::query(&req)?;
     let n = page_size(&q)?;
     let filter = q.get("artifactType").map(String::as_str);
@@ -97,12 +112,23 @@ pub async fn referrers(reg: &Registry, name: &RepoName, subject: &Digest, req: R
         "manifests": page.items,
     });
     let mut resp = Json(body).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media_types::OCI_INDEX));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(media_types::OCI_INDEX),
+    );
     if filter.is_some() {
-        resp.headers_mut().insert("oci-filters-applied", HeaderValue::from_static("artifactType"));
+        resp.headers_mut().insert(
+            "oci-filters-applied",
+            HeaderValue::from_static("artifactType"),
+        );
     }
     let next = page.next.map(|d| d.digest.to_string());
-    Ok(with_link(resp, &format!("/v2/{name}/referrers/{subject}"), n, next))
+    Ok(with_link(
+        resp,
+        &format!("/v2/{name}/referrers/{subject}"),
+        n,
+        next,
+    ))
 }
 
 #[cfg(test)]
@@ -127,7 +153,10 @@ mod tests {
         let q = |v: &str| HashMap::from([("n".to_owned(), v.to_owned())]);
         assert_eq!(page_size(&q("5")).unwrap(), 5);
         assert_eq!(page_size(&q("1000000000000")).unwrap(), MAX_PAGE);
-        assert_eq!(page_size(&q("99999999999999999999999999")).unwrap(), MAX_PAGE);
+        assert_eq!(
+            page_size(&q("99999999999999999999999999")).unwrap(),
+            MAX_PAGE
+        );
         assert!(page_size(&q("-1")).is_err());
         assert!(page_size(&q("abc")).is_err());
         assert!(page_size(&q("")).is_err());

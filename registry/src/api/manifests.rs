@@ -11,7 +11,12 @@ use crate::manifest::MAX_MANIFEST_BYTES;
 use crate::reference::{Reference, RepoName};
 use crate::registry::Registry;
 
-pub async fn get(reg: &Registry, name: &RepoName, reference: &Reference, head: bool) -> Result<Response> {
+pub async fn get(
+    reg: &Registry,
+    name: &RepoName,
+    reference: &Reference,
+    head: bool,
+) -> Result<Response> {
     let info = reg.manifest_info(name, reference).await?;
     let resp = Response::builder()
         .header(header::CONTENT_TYPE, &info.media_type)
@@ -31,11 +36,21 @@ pub async fn get(reg: &Registry, name: &RepoName, reference: &Reference, head: b
         reg.events.publish(event);
         Body::from(bytes)
     };
-    resp.body(body).map_err(|e| RegistryError::ManifestInvalid(e.to_string()))
+    resp.body(body)
+        .map_err(|e| RegistryError::ManifestInvalid(e.to_string()))
 }
 
-pub async fn put(reg: &Registry, name: &RepoName, reference: &Reference, req: Request) -> Result<Response> {
-    let too_large = || RegistryError::TooLarge(format!("manifests are limited to {MAX_MANIFEST_BYTES} bytes"));
+pub async fn put(
+    reg: &Registry,
+    name: &RepoName,
+    reference: &Reference,
+    req: Request,
+) -> Result<Response> {
+    let too_large = || {
+        RegistryError::TooLarge(format!(
+            "manifests are limited to {MAX_MANIFEST_BYTES} bytes"
+        ))
+    };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -54,9 +69,14 @@ pub async fn put(reg: &Registry, name: &RepoName, reference: &Reference, req: Re
     let body = axum::body::to_bytes(req.into_body(), MAX_MANIFEST_BYTES)
         .await
         .map_err(|_| too_large())?;
-    let stored = reg.put_manifest(name, reference, content_type.as_deref(), body).await?;
+    let stored = reg
+        .put_manifest(name, reference, content_type.as_deref(), body)
+        .await?;
     let mut headers = vec![
-        ("location", format!("/v2/{name}/manifests/{}", stored.digest)),
+        (
+            "location",
+            format!("/v2/{name}/manifests/{}", stored.digest),
+        ),
         ("docker-content-digest", stored.digest.to_string()),
     ];
     if let Some(subject) = stored.subject {

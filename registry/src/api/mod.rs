@@ -38,7 +38,11 @@ pub fn router(registry: Arc<Registry>) -> Router {
 
 /// `GET /v2/`: the API version check every client starts with.
 async fn base() -> impl IntoResponse {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{}")
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        "{}",
+    )
 }
 
 async fn api_version_header(req: Request, next: Next) -> Response {
@@ -57,12 +61,18 @@ async fn dispatch(State(registry): State<Arc<Registry>>, req: Request) -> Result
     match (route, method) {
         (Route::Catalog, Method::GET) => listing::catalog(reg, req).await,
         (Route::Tags(name), Method::GET) => listing::tags(reg, &name, req).await,
-        (Route::Referrers(name, digest), Method::GET) => listing::referrers(reg, &name, &digest, req).await,
+        (Route::Referrers(name, digest), Method::GET) => {
+            listing::referrers(reg, &name, &digest, req).await
+        }
         (Route::Manifest(name, reference), m) if m == Method::GET || m == Method::HEAD => {
             manifests::get(reg, &name, &reference, m == Method::HEAD).await
         }
-        (Route::Manifest(name, reference), Method::PUT) => manifests::put(reg, &name, &reference, req).await,
-        (Route::Manifest(name, reference), Method::DELETE) => manifests::delete(reg, &name, &reference).await,
+        (Route::Manifest(name, reference), Method::PUT) => {
+            manifests::put(reg, &name, &reference, req).await
+        }
+        (Route::Manifest(name, reference), Method::DELETE) => {
+            manifests::delete(reg, &name, &reference).await
+        }
         (Route::Blob(name, digest), m) if m == Method::GET || m == Method::HEAD => {
             blobs::get(reg, &name, &digest, m == Method::HEAD, req).await
         }

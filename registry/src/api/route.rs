@@ -42,7 +42,11 @@ pub fn parse(path: &str) -> Result<Route> {
     let before = |i: usize| if n > i { segments[n - 1 - i] } else { "" };
     if before(2) == "blobs" && before(1) == "uploads" {
         let name = name_of(3)?;
-        return Ok(if last.is_empty() { Route::UploadStart(name) } else { Route::Upload(name, last.to_owned()) });
+        return Ok(if last.is_empty() {
+            Route::UploadStart(name)
+        } else {
+            Route::Upload(name, last.to_owned())
+        });
     }
     match before(1) {
         "tags" if last == "list" => Ok(Route::Tags(name_of(2)?)),
@@ -77,22 +81,50 @@ mod tests {
         assert!(matches!(r, Route::Manifest(ref n, _) if n.as_str() == "a/blobs/b"));
         let r = parse(&format!("/v2/x/manifests/y/blobs/{}", d())).unwrap();
         assert!(matches!(r, Route::Blob(ref n, _) if n.as_str() == "x/manifests/y"));
-        assert!(matches!(parse("/v2/rbee/w/blobs/uploads/").unwrap(), Route::UploadStart(_)));
-        assert!(matches!(parse("/v2/rbee/w/blobs/uploads").unwrap(), Route::UploadStart(_)));
-        assert!(matches!(parse("/v2/rbee/w/blobs/uploads/abc").unwrap(), Route::Upload(_, ref id) if id == "abc"));
-        assert!(matches!(parse("/v2/rbee/w/tags/list").unwrap(), Route::Tags(_)));
+        assert!(matches!(
+            parse("/v2/rbee/w/blobs/uploads/").unwrap(),
+            Route::UploadStart(_)
+        ));
+        assert!(matches!(
+            parse("/v2/rbee/w/blobs/uploads").unwrap(),
+            Route::UploadStart(_)
+        ));
+        assert!(
+            matches!(parse("/v2/rbee/w/blobs/uploads/abc").unwrap(), Route::Upload(_, ref id) if id == "abc")
+        );
+        assert!(matches!(
+            parse("/v2/rbee/w/tags/list").unwrap(),
+            Route::Tags(_)
+        ));
         assert_eq!(parse("/v2/_catalog").unwrap(), Route::Catalog);
     }
 
     #[test]
     fn hostile_paths_are_refused() {
-        for p in ["/v2/../manifests/x", "/v2/a//b/manifests/x", "/v2/A/manifests/x", "/v2/a//manifests/x"] {
-            assert!(matches!(parse(p), Err(RegistryError::NameInvalid(_))), "{p}");
+        for p in [
+            "/v2/../manifests/x",
+            "/v2/a//b/manifests/x",
+            "/v2/A/manifests/x",
+            "/v2/a//manifests/x",
+        ] {
+            assert!(
+                matches!(parse(p), Err(RegistryError::NameInvalid(_))),
+                "{p}"
+            );
         }
-        assert!(matches!(parse("/v2/a/blobs/sha256:..%2F..%2Fx"), Err(RegistryError::DigestInvalid(_))));
+        assert!(matches!(
+            parse("/v2/a/blobs/sha256:..%2F..%2Fx"),
+            Err(RegistryError::DigestInvalid(_))
+        ));
         // Unencoded, the dots split the digest into segments: still refused.
         assert!(parse("/v2/a/blobs/sha256:../../x").is_err());
-        assert!(matches!(parse("/v2/manifests/x"), Err(RegistryError::NotFound)));
-        assert!(matches!(parse("/v2/a/unknown/x"), Err(RegistryError::NotFound)));
+        assert!(matches!(
+            parse("/v2/manifests/x"),
+            Err(RegistryError::NotFound)
+        ));
+        assert!(matches!(
+            parse("/v2/a/unknown/x"),
+            Err(RegistryError::NotFound)
+        ));
     }
 }

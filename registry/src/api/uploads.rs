@@ -33,7 +33,10 @@ fn accepted(name: &RepoName, status: &UploadStatus, code: StatusCode) -> Result<
     super::empty(
         code,
         &[
-            ("location", format!("/v2/{name}/blobs/uploads/{}", status.id)),
+            (
+                "location",
+                format!("/v2/{name}/blobs/uploads/{}", status.id),
+            ),
             ("range", format!("0-{}", status.size.saturating_sub(1))),
             ("docker-upload-uuid", status.id.clone()),
         ],
@@ -73,7 +76,8 @@ pub async fn start(reg: &Registry, name: &RepoName, req: Request) -> Result<Resp
     match digest {
         Some(digest) => {
             let body = has_body(req.headers()).then(|| body_stream(req));
-            reg.finish_upload(name, &status.id, &digest, None, body).await?;
+            reg.finish_upload(name, &status.id, &digest, None, body)
+                .await?;
             created(name, &digest)
         }
         None => accepted(name, &status, StatusCode::ACCEPTED),
@@ -88,7 +92,9 @@ pub async fn status(reg: &Registry, name: &RepoName, id: &str) -> Result<Respons
 /// Parses `Content-Range: <start>-<end>` (the spec's form; a `bytes `
 /// prefix is tolerated) and checks it against `Content-Length`.
 fn chunk_start(headers: &HeaderMap) -> Result<Option<u64>> {
-    let Some(value) = headers.get(header::CONTENT_RANGE) else { return Ok(None) };
+    let Some(value) = headers.get(header::CONTENT_RANGE) else {
+        return Ok(None);
+    };
     let invalid = || RegistryError::RangeInvalid {
         message: "Content-Range must be `<start>-<end>`".into(),
         size: None,
@@ -98,19 +104,23 @@ fn chunk_start(headers: &HeaderMap) -> Result<Option<u64>> {
     let text = text.strip_prefix("bytes ").unwrap_or(text);
     let text = text.split('/').next().unwrap_or(text);
     let (start, end) = text.split_once('-').ok_or_else(invalid)?;
-    let (start, end): (u64, u64) = (start.parse().map_err(|_| invalid())?, end.parse().map_err(|_| invalid())?);
+    let (start, end): (u64, u64) = (
+        start.parse().map_err(|_| invalid())?,
+        end.parse().map_err(|_| invalid())?,
+    );
     if end < start {
         return Err(invalid());
     }
+    // In u128, because `0-18446744073709551615` covers 2^64 bytes.
+    let covered = u128::from(end - start) + 1;
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-        && len != end - start + 1
+        && u128::from(len) != covered
     {
         return Err(RegistryError::SizeInvalid(format!(
-            "Content-Range covers {} bytes but Content-Length is {len}",
-            end - start + 1
+            "Content-Range covers {covered} bytes but Content-Length is {len}"
         )));
     }
     Ok(Some(start))
@@ -124,8 +134,9 @@ pub async fn patch(reg: &Registry, name: &RepoName, id: &str, req: Request) -> R
 
 pub async fn put(reg: &Registry, name: &RepoName, id: &str, req: Request) -> Result<Response> {
     let q = super::query(&req)?;
-    let digest = digest_param(&q)?
-        .ok_or_else(|| RegistryError::DigestInvalid("the `digest` query parameter is required".into()))?;
+    let digest = digest_param(&q)?.ok_or_else(|| {
+        RegistryError::DigestInvalid("the `digest` query parameter is required".into())
+    })?;
     let (start, body) = if has_body(req.headers()) {
         (chunk_start(req.headers())?, Some(body_stream(req)))
     } else {

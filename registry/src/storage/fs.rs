@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
@@ -22,7 +22,9 @@ use super::{ByteStream, Key, Result, Storage, StorageError};
 /// per-read hop to the blocking pool is noise, small enough that four
 /// concurrent 1 GiB pulls stay within a few MiB of buffers.
 const READ_CHUNK: u64 = 1 << 20;
-/// How many received chunks may wait for the disk writer. This bounds the
+/// Received bytes are handed to the disk writer in pieces of this size.
+const WRITE_BATCH: usize = 1 << 20;
+/// How many batches may wait for the disk writer. This bounds the
 /// memory an upload holds while it keeps the network and the disk busy at
 /// the same time.
 const WRITE_QUEUE: usize = 8;
@@ -49,7 +51,9 @@ impl FsStorage {
             Err(e) => return Err(e),
         }
         fs::create_dir_all(&tmp)?;
-        Ok(FsStorage { root: Arc::new(root) })
+        Ok(FsStorage {
+            root: Arc::new(root),
+        })
     }
 
     fn path(&self, key: &Key) -> PathBuf {
@@ -57,12 +61,16 @@ impl FsStorage {
     }
 
     fn tmp_path(&self) -> PathBuf {
-        self.root.join("tmp").join(uuid::Uuid::new_v4().simple().to_string())
+        self.root
+            .join("tmp")
+            .join(uuid::Uuid::new_v4().simple().to_string())
     }
 }
 
 /// Runs blocking filesystem work off the async threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> Result<T> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| StorageError::Io(io::Error::other(e)))?
@@ -76,7 +84,9 @@ fn not_found(key: &Key) -> StorageError {
 /// Renames `from` to `to` (creating parent directories) and makes the
 /// rename durable by syncing the directory that now holds `to`.
 fn rename_durably(from: &Path, to: &Path) -> io::Result<()> {
-    let parent = to.parent().ok_or_else(|| io::Error::other("object path has no parent"))?;
+    let parent = to
+        .parent()
+        .ok_or_else(|| io::Error::other("object path has no parent"))?;
     // A concurrent delete may remove an empty parent between create and
     // rename; trying again recreates it.
     let mut attempts = 0;
@@ -133,7 +143,10 @@ impl Storage for FsStorage {
             let len = file.metadata()?.len();
             let range = range.unwrap_or(0..len);
             if range.end > len || range.start > range.end {
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, "range outside object"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "range outside object",
+                ));
             }
             if range.start > 0 {
                 io::Seek::seek(&mut file, io::SeekFrom::Start(range.start))?;
@@ -151,25 +164,29 @@ impl Storage for FsStorage {
         // Each step reads the next chunk on the blocking pool straight into a
         // fresh buffer that becomes the `Bytes` sent to the socket: one copy
         // from the page cache, no intermediate buffer.
-        let stream = futures_util::stream::try_unfold((Some(file), remaining), |(file, left)| async move {
-            let Some(file) = file else { return Ok(None) };
-            if left == 0 {
-                return Ok(None);
-            }
-            let want = left.min(READ_CHUNK);
-            let (file, buf) = tokio::task::spawn_blocking(move || {
-                let mut buf = Vec::with_capacity(want as usize);
-                (&file).take(want).read_to_end(&mut buf)?;
-                Ok::<_, io::Error>((file, buf))
-            })
-            .await
-            .map_err(io::Error::other)??;
-            if buf.is_empty() {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "object shrank while read"));
-            }
-            let left = left - buf.len() as u64;
-            Ok(Some((Bytes::from(buf), (Some(file), left))))
-        });
+        let stream =
+            futures_util::stream::try_unfold((Some(file), remaining), |(file, left)| async move {
+                let Some(file) = file else { return Ok(None) };
+                if left == 0 {
+                    return Ok(None);
+                }
+                let want = left.min(READ_CHUNK);
+                let (file, buf) = tokio::task::spawn_blocking(move || {
+                    let mut buf = Vec::with_capacity(want as usize);
+                    (&file).take(want).read_to_end(&mut buf)?;
+                    Ok::<_, io::Error>((file, buf))
+                })
+                .await
+                .map_err(io::Error::other)??;
+                if buf.is_empty() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "object shrank while read",
+                    ));
+                }
+                let left = left - buf.len() as u64;
+                Ok(Some((Bytes::from(buf), (Some(file), left))))
+            });
         Ok(Box::pin(stream))
     }
 
@@ -212,7 +229,12 @@ impl Storage for FsStorage {
         blocking(move || {
             let entries = match fs::read_dir(&dir) {
                 Ok(e) => e,
-                Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                    ) =>
+                {
                     return Ok(Vec::new());
                 }
                 Err(e) => return Err(e),
@@ -240,7 +262,11 @@ impl Storage for FsStorage {
         .await?;
         let actual = file.metadata()?.len();
         if actual != offset {
-            return Err(StorageError::OffsetMismatch { key: key_name, offset, actual });
+            return Err(StorageError::OffsetMismatch {
+                key: key_name,
+                offset,
+                actual,
+            });
         }
         // The network side receives while a blocking thread writes: the
         // bounded queue keeps both busy without holding the upload in memory.
@@ -259,22 +285,38 @@ impl Storage for FsStorage {
             }
             Ok(written)
         });
+        // Network reads arrive in small pieces; they are gathered into
+        // WRITE_BATCH-sized buffers so the disk sees few, large writes.
         let mut input_error = None;
-        while let Some(item) = data.next().await {
+        let mut batch = BytesMut::new();
+        loop {
+            let item = data.next().await;
+            let done = !matches!(item, Some(Ok(_)));
             match item {
-                Ok(chunk) => {
+                Some(Ok(chunk)) if batch.is_empty() && chunk.len() >= WRITE_BATCH => {
                     if tx.send(chunk).await.is_err() {
                         break; // The writer failed; its error is reported below.
                     }
+                    continue;
                 }
-                Err(e) => {
-                    input_error = Some(e);
+                Some(Ok(chunk)) => batch.extend_from_slice(&chunk),
+                Some(Err(e)) => input_error = Some(e),
+                None => {}
+            }
+            if (batch.len() >= WRITE_BATCH || done) && !batch.is_empty() {
+                let full = std::mem::replace(&mut batch, BytesMut::with_capacity(WRITE_BATCH));
+                if tx.send(full.freeze()).await.is_err() {
                     break;
                 }
             }
+            if done {
+                break;
+            }
         }
         drop(tx);
-        let written = writer.await.map_err(|e| StorageError::Io(io::Error::other(e)))??;
+        let written = writer
+            .await
+            .map_err(|e| StorageError::Io(io::Error::other(e)))??;
         match input_error {
             Some(e) => Err(StorageError::Input(e)),
             None => Ok(written),
@@ -284,7 +326,10 @@ impl Storage for FsStorage {
     async fn promote(&self, from: &Key, to: &Key) -> Result<()> {
         let (from_path, to_path) = (self.path(from), self.path(to));
         let result = blocking(move || {
-            OpenOptions::new().write(true).open(&from_path)?.sync_all()?;
+            OpenOptions::new()
+                .write(true)
+                .open(&from_path)?
+                .sync_all()?;
             rename_durably(&from_path, &to_path)
         })
         .await;

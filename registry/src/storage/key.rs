@@ -23,10 +23,7 @@ impl Key {
         for seg in segments {
             for part in seg.as_ref().split('/') {
                 assert!(
-                    !part.is_empty()
-                        && part != "."
-                        && part != ".."
-                        && !part.contains(['\\', '\0']),
+                    !part.is_empty() && part != "." && part != ".." && !part.contains(['\\', '\0']),
                     "unsafe storage key segment {part:?}"
                 );
                 if !out.is_empty() {

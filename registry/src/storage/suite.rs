@@ -26,9 +26,19 @@ pub async fn run(s: &dyn Storage) {
 
     // Missing objects.
     assert_eq!(s.head(&missing).await.unwrap(), None);
-    assert!(matches!(s.get(&missing, None).await, Err(StorageError::NotFound(_))));
-    s.delete(&missing).await.expect("deleting a missing object is not an error");
-    assert!(s.list(&Key::new(["nothing-here"])).await.unwrap().is_empty());
+    assert!(matches!(
+        s.get(&missing, None).await,
+        Err(StorageError::NotFound(_))
+    ));
+    s.delete(&missing)
+        .await
+        .expect("deleting a missing object is not an error");
+    assert!(
+        s.list(&Key::new(["nothing-here"]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // put / get / ranges / replace.
     s.put(&a, Bytes::from_static(b"hello world")).await.unwrap();
@@ -40,17 +50,28 @@ pub async fn run(s: &dyn Storage) {
     assert_eq!(read_all(s, &a, None).await, b"bye");
 
     // list shows direct children, objects and prefixes alike.
-    s.put(&Key::new(["suite", "dir", "x"]), Bytes::new()).await.unwrap();
+    s.put(&Key::new(["suite", "dir", "x"]), Bytes::new())
+        .await
+        .unwrap();
     let mut names = s.list(&Key::new(["suite"])).await.unwrap();
     names.sort();
     assert_eq!(names, ["a", "dir"]);
 
     // append: offsets are checked, sizes reported.
     let staged = Key::new(["suite", "staging", "1"]);
-    assert_eq!(s.append(&staged, 0, stream_of(&[b"abc", b"def"])).await.unwrap(), 6);
+    assert_eq!(
+        s.append(&staged, 0, stream_of(&[b"abc", b"def"]))
+            .await
+            .unwrap(),
+        6
+    );
     assert_eq!(s.append(&staged, 6, stream_of(&[b"gh"])).await.unwrap(), 8);
     match s.append(&staged, 3, stream_of(&[b"zz"])).await {
-        Err(StorageError::OffsetMismatch { offset: 3, actual: 8, .. }) => {}
+        Err(StorageError::OffsetMismatch {
+            offset: 3,
+            actual: 8,
+            ..
+        }) => {}
         other => panic!("out-of-order append gave {other:?}"),
     }
     assert_eq!(read_all(s, &staged, None).await, b"abcdefgh");
@@ -60,9 +81,15 @@ pub async fn run(s: &dyn Storage) {
         Ok(Bytes::from_static(b"ij")),
         Err(io::Error::other("client went away")),
     ]));
-    assert!(matches!(s.append(&staged, 8, failing).await, Err(StorageError::Input(_))));
+    assert!(matches!(
+        s.append(&staged, 8, failing).await,
+        Err(StorageError::Input(_))
+    ));
     let after = s.head(&staged).await.unwrap().unwrap();
-    assert!(after == 8 || after == 10, "size after a failed append: {after}");
+    assert!(
+        after == 8 || after == 10,
+        "size after a failed append: {after}"
+    );
 
     // promote moves the staged object into place, replacing an old one.
     let dest = Key::new(["suite", "blobs", "x"]);
@@ -70,12 +97,17 @@ pub async fn run(s: &dyn Storage) {
     s.promote(&staged, &dest).await.unwrap();
     assert_eq!(&read_all(s, &dest, None).await[..8], b"abcdefgh");
     assert_eq!(s.head(&staged).await.unwrap(), None);
-    assert!(matches!(s.promote(&staged, &dest).await, Err(StorageError::NotFound(_))));
+    assert!(matches!(
+        s.promote(&staged, &dest).await,
+        Err(StorageError::NotFound(_))
+    ));
 
     // delete and delete_prefix.
     s.delete(&a).await.unwrap();
     assert_eq!(s.head(&a).await.unwrap(), None);
     s.delete_prefix(&Key::new(["suite"])).await.unwrap();
     assert_eq!(s.head(&dest).await.unwrap(), None);
-    s.delete_prefix(&Key::new(["suite"])).await.expect("idempotent");
+    s.delete_prefix(&Key::new(["suite"]))
+        .await
+        .expect("idempotent");
 }

@@ -1,0 +1,392 @@
+//! Rules for single string values (URLs, SPDX expressions, dates, names).
+//!
+//! Each rule mirrors a `pattern` in the JSON Schema files as closely as a
+//! regular expression allows; where Rust checks more (balanced parentheses
+//! in a license expression, for one), the rule says so and the agreement
+//! tests list the case.
+
+/// Not empty and not only whitespace. Schema: `"pattern": "\\S"`.
+pub(crate) fn non_blank(s: &str) -> Result<(), String> {
+    if s.trim().is_empty() {
+        Err("must not be empty or blank".to_owned())
+    } else {
+        Ok(())
+    }
+}
+
+/// One word: not empty, no whitespace. Schema: `"pattern": "^\\S+$"`.
+/// Package names in `depends` are single words such as `cuda>=12`.
+pub(crate) fn word(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.chars().any(char::is_whitespace) {
+        Err(format!("`{s}` must be one word without spaces"))
+    } else {
+        Ok(())
+    }
+}
+
+/// A URL with a scheme, e.g. `https://github.com/rbee/llm-worker-rbee.git`
+/// or `git+ssh://...`. Schema: `^[A-Za-z][A-Za-z0-9+.-]*://\S+$`. The
+/// scp-like `git@host:path` form is refused because the catalog shows the
+/// URL as a link.
+pub(crate) fn url(s: &str) -> Result<(), String> {
+    let fail = || {
+        Err(format!(
+            "`{s}` is not a URL such as `https://example.org/repo.git`"
+        ))
+    };
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return fail();
+    };
+    let mut scheme_chars = scheme.chars();
+    let scheme_ok = scheme_chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme_chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-'));
+    if !scheme_ok || rest.is_empty() || s.chars().any(char::is_whitespace) {
+        return fail();
+    }
+    Ok(())
+}
+
+/// An `https://` URL with a host, for where users are sent to pay.
+/// Schema: `^https://[^\s/?#]+\S*$`.
+pub(crate) fn https_url(s: &str) -> Result<(), String> {
+    let host_ok = s
+        .strip_prefix("https://")
+        .and_then(|rest| rest.chars().next())
+        .is_some_and(|c| !c.is_whitespace() && !matches!(c, '/' | '?' | '#'));
+    if host_ok && !s.chars().any(char::is_whitespace) {
+        Ok(())
+    } else {
+        Err(format!("`{s}` is not an https:// URL with a host"))
+    }
+}
+
+/// An ISO 4217 currency code: three upper-case letters. Schema:
+/// `^[A-Z]{3}$`. The list of codes is not checked; it changes.
+pub(crate) fn currency(s: &str) -> Result<(), String> {
+    if s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{s}` is not an ISO 4217 currency code (three upper-case letters such as `EUR`)"
+        ))
+    }
+}
+
+/// A file name for the worker binary: starts with a letter or digit, then
+/// letters, digits, `.`, `_`, `+`, `-`; at most 255 bytes. Schema:
+/// `^[A-Za-z0-9][A-Za-z0-9._+-]*$` with `maxLength: 255`. It becomes a
+/// path inside the tar.gz and on the user's disk, so `/`, `\` and `..`
+/// must never get through.
+pub(crate) fn file_name(s: &str) -> Result<(), String> {
+    let mut chars = s.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-'))
+        && s.len() <= 255;
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{s}` is not a plain file name: start with a letter or digit, then use letters, digits, `.`, `_`, `+` and `-` (at most 255)"
+        ))
+    }
+}
+
+/// A semantic version such as `0.1.0` or `1.0.0-rc.1` (no leading `v`).
+pub(crate) fn semver(s: &str) -> Result<(), String> {
+    semver::Version::parse(s)
+        .map(|_| ())
+        .map_err(|err| format!("`{s}` is not a semantic version such as `0.1.0`: {err}"))
+}
+
+const LICENSE_HINT: &str =
+    "an SPDX license expression such as `MIT`, `Apache-2.0 OR MIT` or `GPL-3.0-or-later`";
+
+/// An SPDX license expression, checked for shape rather than against the
+/// SPDX license list: license ids (`MIT`, `GPL-2.0+`, `LicenseRef-acme`)
+/// joined by upper-case `AND`, `OR`, `WITH`, separated by spaces, with
+/// parentheses hugging the ids, e.g. `(MIT OR Apache-2.0) AND BSD-3-Clause`.
+///
+/// The schema's pattern checks the same shape. Rust additionally checks
+/// what a regular expression cannot (or only with look-around, which not
+/// every JSON Schema validator supports): parentheses balance, an operator
+/// word is not a license id, and `WITH` sits between a plain license id and
+/// an exception id.
+pub(crate) fn license_expression(s: &str) -> Result<(), String> {
+    let fail = |why: String| Err(format!("`{s}`: {why}; expected {LICENSE_HINT}"));
+    if s.is_empty() {
+        return Err(format!("must not be empty; expected {LICENSE_HINT}"));
+    }
+    if s.starts_with(' ') || s.ends_with(' ') || s.chars().any(|c| c.is_whitespace() && c != ' ') {
+        return fail("only spaces may separate words, and not at either end".to_owned());
+    }
+    let words: Vec<&str> = s.split(' ').filter(|w| !w.is_empty()).collect();
+    let is_operator = |w: &str| matches!(w, "AND" | "OR" | "WITH");
+    let mut depth = 0usize;
+    for (i, word) in words.iter().copied().enumerate() {
+        if i % 2 == 1 {
+            if !is_operator(word) {
+                return fail(format!("expected `AND`, `OR` or `WITH` before `{word}`"));
+            }
+            if i + 1 == words.len() {
+                return fail(format!("`{word}` must be followed by a license"));
+            }
+            continue;
+        }
+        let inner = word.trim_start_matches('(');
+        let opens = word.len() - inner.len();
+        let id = inner.trim_end_matches(')');
+        let closes = inner.len() - id.len();
+        if !is_license_id(id) {
+            return fail(format!("`{id}` is not a license id"));
+        }
+        if is_operator(id) {
+            return fail(format!("`{id}` stands where a license id is expected"));
+        }
+        if i > 0 && words[i - 1] == "WITH" && opens > 0 {
+            return fail("`WITH` must be followed by an exception id, not `(`".to_owned());
+        }
+        if words.get(i + 1) == Some(&"WITH") && closes > 0 {
+            return fail("`WITH` must follow a license id, not `)`".to_owned());
+        }
+        let Some(after) = (depth + opens).checked_sub(closes) else {
+            return fail("a `)` closes nothing".to_owned());
+        };
+        depth = after;
+    }
+    if depth != 0 {
+        return fail("a `(` is never closed".to_owned());
+    }
+    Ok(())
+}
+
+/// `[A-Za-z0-9][A-Za-z0-9.:-]*\+?`: SPDX ids, `LicenseRef-...` and
+/// `DocumentRef-...:LicenseRef-...`, with the `+` "or later" suffix.
+fn is_license_id(id: &str) -> bool {
+    let body = id.strip_suffix('+').unwrap_or(id);
+    let mut chars = body.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '-'))
+}
+
+/// An RFC 3339 date-time such as `2025-01-31T12:00:00Z` or
+/// `2025-01-31T13:00:00.5+01:00`. Schema: `"format": "date-time"`.
+pub(crate) fn rfc3339(s: &str) -> Result<(), String> {
+    if is_rfc3339(s) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{s}` is not an RFC 3339 date-time such as `2025-01-31T12:00:00Z`"
+        ))
+    }
+}
+
+fn is_rfc3339(s: &str) -> bool {
+    let b = s.as_bytes();
+    let num = |range: std::ops::Range<usize>| -> Option<u32> {
+        let digits = b.get(range)?;
+        digits.iter().try_fold(0u32, |acc, &d| {
+            d.is_ascii_digit().then(|| acc * 10 + u32::from(d - b'0'))
+        })
+    };
+    let at = |i: usize, allowed: &[u8]| b.get(i).is_some_and(|c| allowed.contains(c));
+    let (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second)) = (
+        num(0..4),
+        num(5..7),
+        num(8..10),
+        num(11..13),
+        num(14..16),
+        num(17..19),
+    ) else {
+        return false;
+    };
+    if !(at(4, b"-") && at(7, b"-") && at(10, b"Tt") && at(13, b":") && at(16, b":")) {
+        return false;
+    }
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    if day == 0 || day > days_in_month || hour > 23 || minute > 59 || second > 60 {
+        return false;
+    }
+    let mut rest = &b[19..];
+    if let Some(fraction) = rest.strip_prefix(b".") {
+        let digits = fraction.iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return false;
+        }
+        rest = &fraction[digits..];
+    }
+    match rest {
+        [b'Z' | b'z'] => true,
+        [b'+' | b'-', h1, h2, b':', m1, m2] => {
+            let two = |a: u8, b: u8| {
+                (a.is_ascii_digit() && b.is_ascii_digit()).then(|| (a - b'0') * 10 + (b - b'0'))
+            };
+            matches!((two(*h1, *h2), two(*m1, *m2)), (Some(h), Some(m)) if h <= 23 && m <= 59)
+        }
+        _ => false,
+    }
+}
+
+/// An OCI repository name such as `rbee/llm-worker-rbee-cpu`: components
+/// of lower-case letters and digits joined by `.`, `_`, `__` or runs of
+/// `-`, separated by `/`, at most 255 characters (distribution-spec).
+pub(crate) fn oci_repository(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    if s.len() > 255 {
+        return Err(format!(
+            "a repository name must be at most 255 characters; this one has {}",
+            s.len()
+        ));
+    }
+    if s.split('/').all(is_name_component) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{s}` is not an OCI repository name: each `/`-separated part must be lower-case letters and digits joined by `.`, `_`, `__` or `-`"
+        ))
+    }
+}
+
+fn is_name_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        // A separator run: `.`, `_`, `__` or one or more `-`.
+        let sep = b[i];
+        let start = i;
+        while i < b.len() && b[i] == sep {
+            i += 1;
+        }
+        let run = i - start;
+        let ok = match sep {
+            b'.' => run == 1,
+            b'_' => run <= 2,
+            b'-' => true,
+            _ => false,
+        };
+        // The component ends in alnum (checked above), so a separator run
+        // is always followed by one.
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn license_expressions() {
+        for good in [
+            "MIT",
+            "GPL-3.0-or-later",
+            "GPL-2.0+",
+            "Apache-2.0 OR MIT",
+            "(MIT OR Apache-2.0) AND BSD-3-Clause",
+            "((MIT))",
+            "GPL-2.0-only WITH Classpath-exception-2.0",
+            "LicenseRef-rbee-commercial",
+            "DocumentRef-spdx:LicenseRef-x",
+            "MIT  OR  ISC",
+        ] {
+            assert_eq!(license_expression(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            " MIT",
+            "MIT ",
+            "MIT\tOR ISC",
+            "MIT or ISC",
+            "MIT AND",
+            "AND MIT",
+            "MIT ISC",
+            "(MIT",
+            "MIT)",
+            "MIT OR (ISC",
+            "MIT OR AND",
+            "MIT/ISC",
+            "GPL+2",
+            "MIT WITH (X)",
+            "(MIT) WITH X",
+            "-MIT",
+        ] {
+            assert!(license_expression(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rfc3339_dates() {
+        for good in [
+            "2025-01-31T12:00:00Z",
+            "2024-02-29T00:00:00z",
+            "2025-01-31t23:59:60.123456+01:00",
+            "2025-12-31T00:00:00-23:59",
+        ] {
+            assert!(is_rfc3339(good), "{good}");
+        }
+        for bad in [
+            "",
+            "2025-01-31",
+            "2025-01-31 12:00:00Z",
+            "2025-01-31T12:00:00",
+            "2023-02-29T00:00:00Z",
+            "2025-13-01T00:00:00Z",
+            "2025-01-31T24:00:00Z",
+            "2025-01-31T12:00:00.Z",
+            "2025-01-31T12:00:00+1:00",
+            "2025-01-31T12:00:00+24:00",
+            "2025-1-31T12:00:00Z",
+        ] {
+            assert!(!is_rfc3339(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn repositories_urls_and_names() {
+        assert!(oci_repository("rbee/llm-worker-rbee-cpu").is_ok());
+        assert!(oci_repository("a__b/c.d/e---f").is_ok());
+        for bad in [
+            "", "Rbee/x", "rbee//x", "rbee/x/", "a..b", "a___b", "-a", "a-",
+        ] {
+            assert!(oci_repository(bad).is_err(), "{bad}");
+        }
+        assert!(url("https://github.com/rbee/x.git").is_ok());
+        assert!(url("git+ssh://git@github.com/rbee/x.git").is_ok());
+        for bad in [
+            "git@github.com:rbee/x.git",
+            "https://",
+            "://x",
+            "1http://x",
+            "https://a b",
+        ] {
+            assert!(url(bad).is_err(), "{bad}");
+        }
+        assert!(https_url("https://rbee.dev/buy?w=1").is_ok());
+        for bad in ["http://rbee.dev", "https:///x", "https://", "https://a b"] {
+            assert!(https_url(bad).is_err(), "{bad}");
+        }
+        assert!(file_name("llm-worker-rbee-cpu").is_ok());
+        assert!(file_name("llm-worker-rbee.exe").is_ok());
+        for bad in ["", ".", "..", ".hidden", "a/b", "a\\b", "a b"] {
+            assert!(file_name(bad).is_err(), "{bad}");
+        }
+    }
+}
