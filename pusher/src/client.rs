@@ -493,7 +493,7 @@ impl RegistryClient {
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
-            .unwrap_or_else(|| crate::documents::sha256_digest(&bytes));
+            .unwrap_or_else(|| rbee_schemas::oci::sha256_digest(&bytes));
         let subject_indexed = resp.headers().contains_key("oci-subject");
         Ok(PutManifest {
             digest,
@@ -527,7 +527,7 @@ impl RegistryClient {
 
     /// Uploads a small in-memory blob unless the repository has it.
     pub async fn ensure_small_blob(&self, repo: &str, bytes: Bytes) -> Result<String, PushError> {
-        let digest = crate::documents::sha256_digest(&bytes);
+        let digest = rbee_schemas::oci::sha256_digest(&bytes);
         if self.blob_exists(repo, &digest).await? {
             return Ok(digest);
         }

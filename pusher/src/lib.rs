@@ -5,7 +5,6 @@
 
 pub mod auth;
 pub mod client;
-pub mod documents;
 pub mod error;
 pub mod package;
 pub mod pkgbuild;

@@ -12,11 +12,11 @@ use rbee_schemas::{CatalogEntry, CatalogIndex, Platform, annotations as ann, med
 use serde::Serialize;
 
 use crate::client::RegistryClient;
-use crate::documents::{self, Annotations, Descriptor, ImageIndex, ImageManifest};
 use crate::error::PushError;
 use crate::package::{self, Entry, EntrySource};
 use crate::progress::Reporter;
 use crate::release::Release;
+use rbee_schemas::oci::{self as documents, Annotations, Descriptor, ImageIndex, ImageManifest};
 
 /// How to publish.
 #[derive(Debug, Clone)]
@@ -485,7 +485,11 @@ async fn push_pkgbuild(
     let mut desc = documents::describe(mt::OCI_MANIFEST, &bytes);
     desc.artifact_type = Some(mt::PKGBUILD_ARTIFACT_TYPE.into());
     // A re-push finds the referrer in place and writes nothing.
-    let subject_indexed = if client.get_manifest(repo, &desc.digest, true).await?.is_some() {
+    let subject_indexed = if client
+        .get_manifest(repo, &desc.digest, true)
+        .await?
+        .is_some()
+    {
         client.referrers_api(repo, &index.digest).await?
     } else {
         client
@@ -542,8 +546,19 @@ async fn update_catalog(
         entry.insert_version(v);
     }
     let same = |a: &CatalogEntry, b: &CatalogEntry| {
-        (&a.id, &a.repository, &a.latest, &a.versions, a.requires_license)
-            == (&b.id, &b.repository, &b.latest, &b.versions, b.requires_license)
+        (
+            &a.id,
+            &a.repository,
+            &a.latest,
+            &a.versions,
+            a.requires_license,
+        ) == (
+            &b.id,
+            &b.repository,
+            &b.latest,
+            &b.versions,
+            b.requires_license,
+        )
     };
     for _ in 0..3 {
         let mut catalog = read_catalog(client, catalog_repo)

@@ -1481,7 +1481,7 @@ async fn bench(s: &Settings, bin: &Path) -> Result<()> {
             .with_context(|| server.label)?;
         big_push.push(mb_per_s(big.size, elapsed));
         say(format!(
-            "  push {:<14} {:>7.0} MB/s (untimed target; context)",
+            "  push {:<14} {:>7.0} MB/s (context, not a target)",
             server.label,
             mb_per_s(big.size, elapsed)
         ));
@@ -1534,8 +1534,16 @@ async fn bench(s: &Settings, bin: &Path) -> Result<()> {
     let head_ratio = head_rps[0] / head_rps[1];
     let p99_ratio = head_p99[0] / head_p99[1];
     let sync_text = |t: &Option<SyncTrace>| {
-        t.as_ref()
-            .map_or_else(|| "n/a".into(), |t| t.calls.to_string())
+        t.as_ref().map_or_else(
+            || "n/a".into(),
+            |t| {
+                if t.calls > 0 {
+                    format!("yes, {}", t.calls)
+                } else {
+                    "no".into()
+                }
+            },
+        )
     };
 
     let mut md = String::new();
@@ -1544,7 +1552,10 @@ async fn bench(s: &Settings, bin: &Path) -> Result<()> {
     writeln!(w)?;
     writeln!(
         w,
-        "- Command: `CARGO_TARGET_DIR=... cargo bench -p rbee-registry --bench vs_distribution`"
+        "- Command: `{}CARGO_TARGET_DIR=... cargo bench -p rbee-registry --bench vs_distribution`",
+        std::env::var("TMPDIR")
+            .map(|t| format!("TMPDIR={t} "))
+            .unwrap_or_default()
     )?;
     writeln!(w, "- Machine: {machine}")?;
     writeln!(
@@ -1557,7 +1568,10 @@ async fn bench(s: &Settings, bin: &Path) -> Result<()> {
         env!("CARGO_PKG_VERSION"),
         first_line("docker-registry", &["--version"]),
         first_line("nginx", &["-v"]),
-        first_line("wrk", &["-v"]),
+        first_line("wrk", &["-v"])
+            .split(" [")
+            .next()
+            .unwrap_or_default(),
     )?;
     writeln!(w)?;
     writeln!(
@@ -1572,7 +1586,7 @@ async fn bench(s: &Settings, bin: &Path) -> Result<()> {
     )?;
     writeln!(
         w,
-        "| fsync-like calls during one push (strace) | {} | {} | – | | |",
+        "| fsyncs before answering a push (strace, calls) | {} | {} | – | | |",
         sync_text(&syncs[0]),
         sync_text(&syncs[1])
     )?;
@@ -1597,7 +1611,7 @@ async fn bench(s: &Settings, bin: &Path) -> Result<()> {
     )?;
     writeln!(
         w,
-        "| HEAD manifest by tag, req/s ({HEAD_CONNECTIONS} conn, {} s) | {:.0} | {:.0} | – | {:.2}x | – |",
+        "| HEAD manifest by tag, req/s ({HEAD_CONNECTIONS} conn, {} s, bench's HEAD client) | {:.0} | {:.0} | – | {:.2}x | – |",
         s.head_secs, head_rps[0], head_rps[1], head_ratio
     )?;
     writeln!(

@@ -275,13 +275,18 @@ impl Registry {
         }
 
         let size = body.len() as u64;
-        self.storage.put(&layout::blob(&digest), body).await?;
-        self.storage
-            .put(
-                &layout::manifest_link(repo, &digest),
-                Bytes::from(parsed.media_type.clone()),
-            )
-            .await?;
+        // Content is addressed by digest, so what is there is what we have:
+        // re-tagging an existing manifest writes only the tag.
+        let blob = layout::blob(&digest);
+        if self.storage.head(&blob).await? != Some(size) {
+            self.storage.put(&blob, body).await?;
+        }
+        let link = layout::manifest_link(repo, &digest);
+        if self.storage.head(&link).await?.is_none() {
+            self.storage
+                .put(&link, Bytes::from(parsed.media_type.clone()))
+                .await?;
+        }
         if let Some(subject) = &parsed.subject {
             let record = Descriptor {
                 media_type: parsed.media_type.clone(),

@@ -996,3 +996,67 @@ async fn odd_query_strings_do_not_fail_the_server() {
     reg.assert_nothing_outside_data_dir();
     reg.stop().await;
 }
+
+#[tokio::test]
+async fn manifests_and_referrers_are_invisible_through_other_repositories() {
+    let reg = TestRegistry::start().await;
+    let (image, digest) = reg.push_image("rbee/a", "1.0.0", b"layer").await;
+    reg.push_blob("rbee/a", b"{}").await;
+    let referrer = json_bytes(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/vnd.example.note",
+        "config": descriptor(OCI_EMPTY, b"{}"),
+        "layers": [],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": digest, "size": image.len()}
+    }));
+    reg.push_manifest("rbee/a", &sha256(&referrer), OCI_MANIFEST, &referrer)
+        .await;
+    reg.push_image("rbee/b", "2.0.0", b"other layer").await;
+
+    for reference in ["1.0.0", digest.as_str()] {
+        let path = format!("/v2/rbee/b/manifests/{reference}");
+        expect_error(
+            reg.get(&path).send().await.unwrap(),
+            404,
+            "MANIFEST_UNKNOWN",
+        )
+        .await;
+        assert_eq!(
+            reg.head(&path).send().await.unwrap().status(),
+            StatusCode::NOT_FOUND
+        );
+        expect_error(
+            reg.delete(&path).send().await.unwrap(),
+            404,
+            "MANIFEST_UNKNOWN",
+        )
+        .await;
+    }
+    // A manifest is not a blob, not even in its own repository.
+    let resp = reg
+        .get(&format!("/v2/rbee/a/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 404, "BLOB_UNKNOWN").await;
+    let resp = reg
+        .get(&format!("/v2/rbee/b/referrers/{digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.json::<Value>().await.unwrap()["manifests"], json!([]));
+
+    // Still all there for the owner.
+    let resp = reg.get("/v2/rbee/a/manifests/1.0.0").send().await.unwrap();
+    assert_eq!(resp.bytes().await.unwrap(), image);
+    let resp = reg
+        .get(&format!("/v2/rbee/a/referrers/{digest}"))
+        .send()
+        .await
+        .unwrap();
+    let index: Value = resp.json().await.unwrap();
+    assert_eq!(index["manifests"][0]["digest"], sha256(&referrer));
+    reg.stop().await;
+}

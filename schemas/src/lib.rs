@@ -11,6 +11,7 @@ pub mod annotations;
 pub mod catalog;
 pub mod media_types;
 pub mod metadata;
+pub mod oci;
 pub mod platform;
 mod rules;
 mod validation;

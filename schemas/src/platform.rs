@@ -79,6 +79,17 @@ impl Platform {
         OciPlatform { os, architecture }
     }
 
+    /// The platform of a Rust target, from its `std::env::consts::{OS, ARCH}`
+    /// pair (e.g. `("linux", "x86_64")`), if rbee builds for it.
+    pub fn from_rust(os: &str, arch: &str) -> Option<Platform> {
+        format!("{os}-{arch}").parse().ok()
+    }
+
+    /// The platform this program runs on, if rbee builds for it.
+    pub fn current() -> Option<Platform> {
+        Self::from_rust(std::env::consts::OS, std::env::consts::ARCH)
+    }
+
     /// The rbee platform for an OCI `os`/`architecture` pair, if any.
     pub fn from_oci(os: &str, architecture: &str) -> Option<Platform> {
         Self::ALL
@@ -134,6 +145,19 @@ mod tests {
             let oci = p.oci();
             assert_eq!(Platform::from_oci(oci.os, oci.architecture), Some(p));
         }
+    }
+
+    #[test]
+    fn rust_targets_map_to_rbee_names() {
+        assert_eq!(
+            Platform::from_rust("linux", "x86_64"),
+            Some(Platform::LinuxX86_64)
+        );
+        assert_eq!(
+            Platform::from_rust("macos", "aarch64"),
+            Some(Platform::MacosAarch64)
+        );
+        assert_eq!(Platform::from_rust("freebsd", "x86_64"), None);
     }
 
     #[test]

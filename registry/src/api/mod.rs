@@ -23,16 +23,23 @@ use crate::error::{RegistryError, Result};
 use crate::registry::Registry;
 use route::Route;
 
-/// The router serving `/v2/` for `registry`. Mount it alone, or merge it
-/// into a larger server (the catalog does).
+/// The registry as a whole server: `/v2/` plus a 404 for anything else,
+/// with request tracing.
 pub fn router(registry: Arc<Registry>) -> Router {
+    routes(registry)
+        .fallback(|| async { RegistryError::NotFound })
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Just the `/v2/` routes, to merge into a larger server (the catalog
+/// embeds the registry this way); the host server owns the fallback and
+/// the tracing layer.
+pub fn routes(registry: Arc<Registry>) -> Router {
     Router::new()
         .route("/v2", get(base))
         .route("/v2/", get(base))
         .route("/v2/{*path}", any(dispatch))
-        .fallback(|| async { RegistryError::NotFound })
-        .layer(middleware::from_fn(api_version_header))
-        .layer(TraceLayer::new_for_http())
+        .route_layer(middleware::from_fn(api_version_header))
         .with_state(registry)
 }
 

@@ -2,9 +2,14 @@
 //! skipping or failing when they are missing), starting the registry on
 //! `127.0.0.1:0`, running client commands with a time limit, and building
 //! small but real OCI content (an image index with two platforms) on disk.
+//! CNCF Distribution and the publishing helpers (the pusher, the example
+//! release) live in the submodules.
 
 // Each test binary compiles this module and uses a different part of it.
 #![allow(dead_code)]
+
+pub mod distribution;
+pub mod publishing;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -316,11 +321,18 @@ pub async fn skopeo_fails(reg: &TestRegistry, args: &[&str]) -> Output {
 }
 
 async fn skopeo_expecting(success: bool, reg: &TestRegistry, args: &[&str]) -> Output {
-    let conf = reg.scratch.path().join("registries.conf");
+    skopeo_in(success, reg.scratch.path(), args).await
+}
+
+/// Runs skopeo like [`skopeo`] against any registry (CNCF Distribution
+/// too), keeping its isolated configuration in `scratch`; `success` says
+/// whether it must succeed or fail.
+pub async fn skopeo_in(success: bool, scratch: &Path, args: &[&str]) -> Output {
+    let conf = scratch.join("registries.conf");
     if !conf.exists() {
         std::fs::write(&conf, "").unwrap();
     }
-    let auth = reg.scratch.path().join("auth.json");
+    let auth = scratch.join("auth.json");
     if !auth.exists() {
         std::fs::write(&auth, "{}").unwrap();
     }

@@ -1,5 +1,5 @@
-//! The OCI documents the pusher writes: image manifests, image indexes and
-//! their descriptors.
+//! OCI documents as rbee writes and reads them: image manifests, image
+//! indexes and their descriptors.
 //!
 //! These are our own serde types rather than `oci-spec`'s because release
 //! digests must be reproducible: `oci-spec` keeps annotations in a

@@ -1,0 +1,51 @@
+//! Catalog settings. Defaults run everything embedded with no
+//! configuration; `main.rs` maps flags and environment variables onto it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::catalog::CacheTtls;
+
+/// How the catalog server runs.
+#[derive(Debug, Clone)]
+pub struct CatalogConfig {
+    /// Address to listen on; rbee-hive's default is `127.0.0.1:8787`.
+    pub listen: SocketAddr,
+    /// Where the embedded registry keeps its data (`<data_dir>/registry`).
+    pub data_dir: PathBuf,
+    /// An external registry to read from instead of the embedded one.
+    pub registry_url: Option<String>,
+    /// Credentials for the external registry.
+    pub registry_credentials: Option<(String, String)>,
+    /// Public base URL of this server, used in download URLs; defaults to
+    /// `http://<listen address>`.
+    pub public_url: Option<String>,
+    /// Repository of the catalog index artifact.
+    pub catalog_repository: String,
+    /// Cache lifetimes.
+    pub ttls: CacheTtls,
+    /// Origins allowed by CORS (e.g. the marketplace site). Empty: none.
+    pub cors_origins: Vec<String>,
+    /// Shared secret for `POST /v1/webhooks/registry`; unset disables it.
+    pub webhook_secret: Option<String>,
+    /// Publish the example worker on first start.
+    pub demo: bool,
+}
+
+impl CatalogConfig {
+    /// Embedded defaults with data in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        CatalogConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
+            data_dir: data_dir.into(),
+            registry_url: None,
+            registry_credentials: None,
+            public_url: None,
+            catalog_repository: "rbee/catalog".into(),
+            ttls: CacheTtls::default(),
+            cors_origins: Vec::new(),
+            webhook_secret: None,
+            demo: false,
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The catalog's error type and the one place it becomes HTTP: a status
+//! and a JSON body `{"error": <short title>, "message": <detail>}`.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::upstream::UpstreamError;
+
+/// Everything a catalog request can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The worker id breaks `^[a-z0-9-]+$` or is over 100 characters.
+    #[error("{0}")]
+    InvalidId(String),
+    /// No such worker.
+    #[error("no worker with this id is published")]
+    WorkerNotFound,
+    /// No such version of the worker.
+    #[error("version `{0}` of this worker is not published")]
+    VersionNotFound(String),
+    /// Not an rbee platform name.
+    #[error("{0}")]
+    UnknownPlatform(String),
+    /// The version has no build for this platform.
+    #[error("no build for {platform}; available: {}", available.join(", "))]
+    PlatformNotBuilt {
+        /// The platform asked for.
+        platform: String,
+        /// The platforms the version was built for.
+        available: Vec<String>,
+    },
+    /// The worker has no PKGBUILD.
+    #[error("this worker has no PKGBUILD")]
+    PkgbuildNotFound,
+    /// Any other malformed request.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The route does not exist.
+    #[error("no such route")]
+    NotFound,
+    /// The webhook secret is missing or wrong.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The registry failed and nothing cached could stand in.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
+
+impl ApiError {
+    fn status_and_title(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::InvalidId(_) => (StatusCode::BAD_REQUEST, "Invalid worker id"),
+            // rbee-hive and the marketplace match this exact text.
+            ApiError::WorkerNotFound => (StatusCode::NOT_FOUND, "Worker not found"),
+            ApiError::VersionNotFound(_) => (StatusCode::NOT_FOUND, "Version not found"),
+            ApiError::UnknownPlatform(_) => (StatusCode::BAD_REQUEST, "Unknown platform"),
+            ApiError::PlatformNotBuilt { .. } => (StatusCode::NOT_FOUND, "Platform not available"),
+            ApiError::PkgbuildNotFound => (StatusCode::NOT_FOUND, "PKGBUILD not found"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad request"),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "Not found"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "Unauthorized"),
+            ApiError::Upstream(UpstreamError::NotFound) => (StatusCode::NOT_FOUND, "Not found"),
+            ApiError::Upstream(UpstreamError::RateLimited { .. }) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "Registry rate-limited")
+            }
+            ApiError::Upstream(UpstreamError::Unavailable(_)) => {
+                (StatusCode::BAD_GATEWAY, "Registry unavailable")
+            }
+            ApiError::Upstream(UpstreamError::Invalid(_)) => {
+                (StatusCode::BAD_GATEWAY, "Registry data invalid")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, title) = self.status_and_title();
+        let message = match &self {
+            // The upstream's own words may carry internal URLs; log them once
+            // here and tell the client only what kind of failure it was.
+            ApiError::Upstream(e @ (UpstreamError::Unavailable(_) | UpstreamError::Invalid(_))) => {
+                tracing::warn!(error = %e, "upstream registry failure");
+                "the registry behind the catalog failed; try again later".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut body = json!({ "error": title, "message": message });
+        if let ApiError::PlatformNotBuilt { available, .. } = &self {
+            body["available_platforms"] = json!(available);
+        }
+        if let ApiError::UnknownPlatform(_) = &self {
+            body["valid_platforms"] = json!(rbee_schemas::Platform::names());
+        }
+        let mut resp = (status, Json(body)).into_response();
+        if let ApiError::Upstream(UpstreamError::RateLimited { retry_after }) = &self
+            && let Ok(v) = HeaderValue::from_str(&retry_after.as_secs().to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        resp
+    }
+}
+
+/// Checks a worker id from a URL.
+pub fn check_worker_id(id: &str) -> Result<(), ApiError> {
+    rbee_schemas::validate_worker_id(id).map_err(ApiError::InvalidId)
+}

@@ -1,0 +1,115 @@
+//! `rbee-catalog`: the catalog API, with the registry embedded by default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use rbee_catalog::CatalogConfig;
+use rbee_catalog::catalog::CacheTtls;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "The rbee worker catalog (and, by default, its OCI registry)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the catalog API (and the embedded registry under /v2/).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on (rbee-hive's default catalog address).
+    #[arg(long, env = "RBEE_CATALOG_LISTEN", default_value = "127.0.0.1:8787")]
+    listen: SocketAddr,
+    /// Folder for the embedded registry's data and the catalog's database.
+    #[arg(long, env = "RBEE_CATALOG_DATA_DIR", default_value = "rbee-data")]
+    data_dir: PathBuf,
+    /// Read from this registry instead of the embedded one (e.g. https://ghcr.io).
+    #[arg(long, env = "RBEE_CATALOG_REGISTRY_URL")]
+    registry_url: Option<String>,
+    /// User name for the external registry.
+    #[arg(
+        long,
+        env = "RBEE_CATALOG_REGISTRY_USERNAME",
+        requires = "registry_password"
+    )]
+    registry_username: Option<String>,
+    /// Password or token for the external registry.
+    #[arg(long, env = "RBEE_CATALOG_REGISTRY_PASSWORD", hide_env_values = true)]
+    registry_password: Option<String>,
+    /// Public base URL of this server, used in download URLs.
+    #[arg(long, env = "RBEE_CATALOG_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Repository of the catalog index artifact.
+    #[arg(long, env = "RBEE_CATALOG_REPOSITORY", default_value = "rbee/catalog")]
+    catalog_repository: String,
+    /// Seconds the worker list is cached.
+    #[arg(long, env = "RBEE_CATALOG_INDEX_TTL", default_value_t = 300)]
+    index_ttl: u64,
+    /// Seconds worker metadata and releases are cached.
+    #[arg(long, env = "RBEE_CATALOG_METADATA_TTL", default_value_t = 600)]
+    metadata_ttl: u64,
+    /// Origins allowed by CORS, comma-separated (e.g. https://rbee.dev).
+    #[arg(long, env = "RBEE_CATALOG_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Vec<String>,
+    /// Shared secret of POST /v1/webhooks/registry (disabled when unset).
+    #[arg(long, env = "RBEE_CATALOG_WEBHOOK_SECRET", hide_env_values = true)]
+    webhook_secret: Option<String>,
+    /// Publish the example worker on first start.
+    #[arg(long, env = "RBEE_CATALOG_DEMO")]
+    demo: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RBEE_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let Command::Serve(args) = Cli::parse().command;
+    let mut config = CatalogConfig::new(&args.data_dir);
+    config.listen = args.listen;
+    config.registry_url = args.registry_url;
+    config.registry_credentials = args.registry_username.zip(args.registry_password);
+    config.public_url = args.public_url;
+    config.catalog_repository = args.catalog_repository;
+    config.ttls = CacheTtls {
+        index: Duration::from_secs(args.index_ttl),
+        metadata: Duration::from_secs(args.metadata_ttl),
+    };
+    config.cors_origins = args.cors_origins;
+    config.webhook_secret = args.webhook_secret;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let demo = args.demo;
+    let catalog_repository = config.catalog_repository.clone();
+    let running = rbee_catalog::start(config, listener)
+        .await
+        .context("starting the catalog")?;
+    let url = running.url();
+    tracing::info!(%url, embedded_registry = running.registry.is_some(), "catalog listening");
+    if demo {
+        let registry_url = running.state.registry_public_url.clone();
+        match rbee_catalog::demo::publish_example(&registry_url, &catalog_repository).await {
+            Ok(true) => tracing::info!("published the example worker: try {url}/v1/workers"),
+            Ok(false) => tracing::info!("the example worker is already published"),
+            Err(e) => tracing::warn!(error = %e, "could not publish the example worker"),
+        }
+    }
+    running
+        .wait(rbee_registry::server::shutdown_signal())
+        .await?;
+    Ok(())
+}

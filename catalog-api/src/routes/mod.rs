@@ -1,0 +1,6 @@
+//! The catalog's HTTP routes, one file per family.
+
+pub mod legacy;
+pub mod ops;
+pub mod v1;
+pub mod webhook;

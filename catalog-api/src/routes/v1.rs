@@ -1,0 +1,254 @@
+//! `/v1` routes: workers, versions and downloads, snake_case JSON.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use futures_util::{StreamExt, TryStreamExt};
+use rbee_schemas::{Backend, Platform};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::catalog::Release;
+use crate::error::{ApiError, check_worker_id};
+use crate::respond::{self, Caching};
+use crate::state::AppState;
+use crate::wire::{Download, Version, Versions, Worker};
+
+/// Filters of `GET /v1/workers`.
+#[derive(Debug, Deserialize)]
+pub struct ListFilter {
+    /// Only workers of this backend (`cpu`, `cuda`, `metal`, `rocm`).
+    pub backend: Option<String>,
+    /// Only workers built for this rbee platform (`linux-x86_64`, ...).
+    pub platform: Option<String>,
+}
+
+/// `?platform=` of a download.
+#[derive(Debug, Deserialize)]
+pub struct PlatformQuery {
+    /// The rbee platform name.
+    pub platform: Option<String>,
+}
+
+fn parse_platform(raw: Option<&str>) -> Result<Platform, ApiError> {
+    let raw = raw.ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "the `platform` query parameter is required; one of {}",
+            Platform::names().join(", ")
+        ))
+    })?;
+    raw.parse::<Platform>()
+        .map_err(|e| ApiError::UnknownPlatform(e.to_string()))
+}
+
+/// `GET /v1/workers`
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Query(filter): Query<ListFilter>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let backend = match &filter.backend {
+        Some(b) => Some(
+            Backend::ALL
+                .into_iter()
+                .find(|x| x.as_str() == b)
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "unknown backend `{b}`; one of cpu, cuda, metal, rocm"
+                    ))
+                })?,
+        ),
+        None => None,
+    };
+    let platform = match &filter.platform {
+        Some(p) => Some(parse_platform(Some(p))?),
+        None => None,
+    };
+    let index = state.catalog.index().await?;
+    let catalog = &state.catalog;
+    let entries: Vec<_> = index
+        .value
+        .workers
+        .iter()
+        .filter(|w| w.latest.is_some())
+        .cloned()
+        .collect();
+    let fetched: Vec<_> = futures_util::stream::iter(entries)
+        .map(|entry| async move {
+            catalog
+                .release(&entry.id, "latest")
+                .await
+                .map(|r| (entry, r))
+        })
+        .buffered(8)
+        .try_collect()
+        .await?;
+    let stale = index.stale || fetched.iter().any(|(_, (_, s))| *s);
+    let workers: Vec<Worker> = fetched
+        .iter()
+        .filter(|(_, (r, _))| backend.is_none_or(|b| r.metadata.backend == b))
+        .filter(|(_, (r, _))| platform.is_none_or(|p| r.builds.iter().any(|b| b.platform == p)))
+        .map(|(entry, (r, _))| Worker::new(r, entry.versions.clone()))
+        .collect();
+    Ok(respond::json(
+        &headers,
+        &json!({ "workers": workers }),
+        stale,
+        Caching::Public(300),
+    ))
+}
+
+/// `GET /v1/workers/:id`
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_worker_id(&id)?;
+    let (entry, entry_stale) = state.catalog.entry(&id).await?;
+    let (release, stale) = state
+        .catalog
+        .release(&id, "latest")
+        .await
+        .map_err(|e| match e {
+            ApiError::VersionNotFound(_) => ApiError::WorkerNotFound,
+            other => other,
+        })?;
+    let worker = Worker::new(&release, entry.versions);
+    Ok(respond::json(
+        &headers,
+        &worker,
+        stale || entry_stale,
+        Caching::Public(600),
+    ))
+}
+
+/// `GET /v1/workers/:id/versions`
+pub async fn versions(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_worker_id(&id)?;
+    let (entry, _) = state.catalog.entry(&id).await?;
+    let (releases, stale) = state.catalog.releases(&id).await?;
+    let body = Versions {
+        versions: releases.iter().map(|r| Version::new(r)).collect(),
+        latest: entry.latest,
+    };
+    Ok(respond::json(&headers, &body, stale, Caching::Public(600)))
+}
+
+/// Finds the build of `platform` in `release`.
+fn build_for(
+    release: &Release,
+    platform: Platform,
+) -> Result<&crate::catalog::PlatformBuild, ApiError> {
+    release
+        .builds
+        .iter()
+        .find(|b| b.platform == platform)
+        .ok_or_else(|| ApiError::PlatformNotBuilt {
+            platform: platform.to_string(),
+            available: release
+                .builds
+                .iter()
+                .map(|b| b.platform.to_string())
+                .collect(),
+        })
+}
+
+fn check_version_param(version: &str) -> Result<(), ApiError> {
+    if version == "latest" || (version.len() <= 128 && semver::Version::parse(version).is_ok()) {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "`{}` is not a version; use a semver version such as 0.1.0, or `latest`",
+            version.chars().take(64).collect::<String>()
+        )))
+    }
+}
+
+/// `GET /v1/workers/:id/:version/download?platform=linux-x86_64`
+pub async fn download(
+    State(state): State<Arc<AppState>>,
+    Path((id, version)): Path<(String, String)>,
+    Query(q): Query<PlatformQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_worker_id(&id)?;
+    check_version_param(&version)?;
+    let platform = parse_platform(q.platform.as_deref())?;
+    let (release, stale) = state.catalog.release(&id, &version).await?;
+    let build = build_for(&release, platform)?;
+    let upstream = state.catalog.upstream();
+    let download_url = if upstream.needs_auth() {
+        // Clients should not need the registry's credentials: stream it.
+        format!(
+            "{}/v1/workers/{id}/{}/blob?platform={platform}",
+            state.public_url, release.version
+        )
+    } else {
+        format!(
+            "{}/v2/{}/blobs/{}",
+            state.download_base(),
+            release.repository,
+            build.layer_digest
+        )
+    };
+    let body = Download {
+        worker_id: id.clone(),
+        version: release.version.to_string(),
+        platform,
+        download_url,
+        checksum: build.layer_digest.clone(),
+        size: build.size,
+        filename: build.filename.clone(),
+        expires_in: None,
+        oci_reference: format!(
+            "{}/{}@{}",
+            upstream.registry(),
+            release.repository,
+            build.manifest_digest
+        ),
+    };
+    let caching = if version == "latest" {
+        Caching::Public(300)
+    } else {
+        Caching::Public(3600)
+    };
+    Ok(respond::json(&headers, &body, stale, caching))
+}
+
+/// `GET /v1/workers/:id/:version/blob?platform=…`: the tar.gz streamed
+/// through the catalog, for registries that need credentials to read.
+pub async fn blob(
+    State(state): State<Arc<AppState>>,
+    Path((id, version)): Path<(String, String)>,
+    Query(q): Query<PlatformQuery>,
+) -> Result<Response, ApiError> {
+    check_worker_id(&id)?;
+    check_version_param(&version)?;
+    let platform = parse_platform(q.platform.as_deref())?;
+    let (release, _) = state.catalog.release(&id, &version).await?;
+    let build = build_for(&release, platform)?;
+    let stream = state
+        .catalog
+        .upstream()
+        .blob_stream(&release.repository, &build.layer_digest)
+        .await?;
+    let resp = Response::builder()
+        .header(header::CONTENT_TYPE, "application/gzip")
+        .header(header::CONTENT_LENGTH, build.size)
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{}\"", build.filename),
+        )
+        .header("docker-content-digest", &build.layer_digest)
+        .body(Body::from_stream(stream.map_err(std::io::Error::other)))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Ok(resp)
+}

@@ -1,0 +1,203 @@
+//! Assembling and running the catalog server: the embedded registry under
+//! `/v2/` (unless an external one is configured), the catalog routes, and
+//! the layers every response passes through.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use rbee_registry::{Action, Registry, RegistryConfig, Target};
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::catalog::Catalog;
+use crate::config::CatalogConfig;
+use crate::error::ApiError;
+use crate::routes::{legacy, ops, v1, webhook};
+use crate::state::AppState;
+use crate::upstream::Upstream;
+
+/// A catalog serving on a background task.
+#[derive(Debug)]
+pub struct RunningCatalog {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The embedded registry, when there is one.
+    pub registry: Option<Arc<Registry>>,
+    /// The shared state (the catalog and its caches).
+    pub state: Arc<AppState>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<io::Result<()>>,
+}
+
+impl RunningCatalog {
+    /// The base URL, e.g. `http://127.0.0.1:8787`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops serving and waits for open requests to finish.
+    pub async fn stop(mut self) -> io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.map_err(io::Error::other)?
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn wait(mut self, shutdown: impl std::future::Future<Output = ()>) -> io::Result<()> {
+        shutdown.await;
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.map_err(io::Error::other)?
+    }
+}
+
+const ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Security headers on every response. The catalog serves JSON and plain
+/// text only, so the CSP forbids everything.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    resp
+}
+
+fn catalog_routes(state: Arc<AppState>, cors_origins: &[String]) -> Router {
+    let origins: Vec<HeaderValue> = cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::HEAD])
+        .allow_headers([header::AUTHORIZATION, header::IF_NONE_MATCH]);
+    Router::new()
+        .route("/health", get(ops::health))
+        .route("/ready", get(ops::ready))
+        .route("/workers", get(legacy::list))
+        .route("/workers/{id}", get(legacy::get))
+        .route("/workers/{id}/PKGBUILD", get(legacy::pkgbuild))
+        .route("/v1/workers", get(v1::list))
+        .route("/v1/workers/{id}", get(v1::get))
+        .route("/v1/workers/{id}/versions", get(v1::versions))
+        .route("/v1/workers/{id}/{version}/download", get(v1::download))
+        .route("/v1/workers/{id}/{version}/blob", get(v1::blob))
+        .route("/v1/webhooks/registry", post(webhook::registry_events))
+        .fallback(|| async { ApiError::NotFound })
+        .layer(cors)
+        .with_state(state)
+}
+
+/// Starts the catalog on `listener` as `config` says.
+pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<RunningCatalog> {
+    let addr = listener.local_addr()?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"))
+        .trim_end_matches('/')
+        .to_owned();
+    let (registry, upstream_url, registry_public_url) = match &config.registry_url {
+        Some(url) => (None, url.clone(), url.trim_end_matches('/').to_owned()),
+        None => {
+            let registry =
+                Registry::open(RegistryConfig::new(config.data_dir.join("registry"))).await?;
+            (Some(registry), format!("http://{addr}"), public_url.clone())
+        }
+    };
+    let upstream = Upstream::new(&upstream_url, config.registry_credentials.clone())
+        .map_err(io::Error::other)?;
+    let state = Arc::new(AppState {
+        catalog: Catalog::new(
+            upstream,
+            config.catalog_repository.clone(),
+            config.ttls.clone(),
+        ),
+        public_url,
+        registry_public_url,
+        webhook_secret: config.webhook_secret.clone(),
+    });
+
+    let mut app = catalog_routes(state.clone(), &config.cors_origins);
+    if let Some(registry) = &registry {
+        app = app.merge(rbee_registry::api::routes(registry.clone()));
+        spawn_invalidation(registry, state.clone());
+    }
+    let app = app
+        .layer(middleware::from_fn(security_headers))
+        .layer(PropagateRequestIdLayer::new(ID))
+        .layer(TraceLayer::new_for_http())
+        .layer(SetRequestIdLayer::new(ID, MakeRequestUuid));
+
+    let purge = registry
+        .as_ref()
+        .map(rbee_registry::server::spawn_upload_purge);
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await;
+        if let Some(purge) = purge {
+            purge.abort();
+        }
+        result
+    });
+    Ok(RunningCatalog {
+        addr,
+        registry,
+        state,
+        stop: Some(stop),
+        task,
+    })
+}
+
+/// Drops cached data as soon as the embedded registry changes a manifest.
+fn spawn_invalidation(registry: &Arc<Registry>, state: Arc<AppState>) {
+    let mut events = registry.events().subscribe();
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(e)
+                    if e.target == Target::Manifest
+                        && matches!(e.action, Action::Push | Action::Delete) =>
+                {
+                    state.catalog.invalidate_repository(&e.repository);
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    state.catalog.invalidate_all()
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+}
