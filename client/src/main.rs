@@ -1,0 +1,161 @@
+//! `rbee-worker`: install, list and uninstall rbee workers.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use rbee_worker_client::{CatalogClient, ClientError, Installer, Outcome, RegistrySource};
+
+#[derive(Parser)]
+#[command(version, about = "Install rbee workers from the worker catalog")]
+struct Cli {
+    /// Catalog address (as rbee-hive reads it).
+    #[arg(
+        long,
+        global = true,
+        env = "WORKER_CATALOG_URL",
+        default_value = "http://localhost:8787"
+    )]
+    catalog: String,
+    /// Where workers are installed.
+    #[arg(long, global = true, env = "RBEE_WORKERS_DIR")]
+    dest: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install WORKER[@REQUIREMENT], e.g. llm-worker-rbee-cpu@^0.1.
+    Install {
+        /// Worker id, optionally with a semver requirement after `@`.
+        worker: String,
+        /// License key for premium workers.
+        #[arg(long, env = "RBEE_LICENSE_KEY", hide_env_values = true)]
+        license_key: Option<String>,
+        /// Registry to install from when the catalog is unreachable.
+        #[arg(long, env = "RBEE_REGISTRY_URL")]
+        registry: Option<String>,
+        /// Repository namespace in that registry.
+        #[arg(long, default_value = "rbee")]
+        namespace: String,
+    },
+    /// List installed workers.
+    List,
+    /// Remove WORKER[@VERSION].
+    Uninstall {
+        /// Worker id, optionally `@version`.
+        worker: String,
+    },
+}
+
+fn default_dest() -> PathBuf {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    data.join("rbee").join("workers")
+}
+
+async fn run(cli: Cli) -> Result<(), ClientError> {
+    let dest = cli.dest.unwrap_or_else(default_dest);
+    match cli.command {
+        Command::Install {
+            worker,
+            license_key,
+            registry,
+            namespace,
+        } => {
+            let (id, req) = match worker.split_once('@') {
+                Some((id, req)) => (id.to_owned(), Some(req.to_owned())),
+                None => (worker.clone(), None),
+            };
+            let client = CatalogClient::new(&cli.catalog)?.with_license_key(license_key);
+            let installer = Installer::new(client, &dest)?;
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_message(id.clone());
+            let progress = |done: u64, total: u64| {
+                bar.set_length(total);
+                bar.set_position(done);
+            };
+            let outcome = match installer.install(&id, req.as_deref(), &progress).await {
+                Err(ClientError::Network(e)) if registry.is_some() => {
+                    bar.println(format!(
+                        "catalog unreachable ({e}); installing from the registry"
+                    ));
+                    let source = RegistrySource {
+                        url: registry.unwrap_or_default(),
+                        namespace,
+                    };
+                    installer
+                        .install_from_registry(&source, &id, req.as_deref())
+                        .await?
+                }
+                other => other?,
+            };
+            bar.finish_and_clear();
+            match outcome {
+                Outcome::Installed(i) => {
+                    println!(
+                        "installed {} {} ({}) in {}",
+                        i.worker_id,
+                        i.version,
+                        i.digest,
+                        i.path.display()
+                    )
+                }
+                Outcome::AlreadyInstalled(i) => {
+                    println!(
+                        "{} {} is already installed in {}",
+                        i.worker_id,
+                        i.version,
+                        i.path.display()
+                    )
+                }
+            }
+        }
+        Command::List => {
+            let installer = Installer::new(CatalogClient::new(&cli.catalog)?, &dest)?;
+            for i in installer.list()? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    i.worker_id,
+                    i.version,
+                    i.platform,
+                    i.digest,
+                    i.path.display()
+                );
+            }
+        }
+        Command::Uninstall { worker } => {
+            let (id, version) = match worker.split_once('@') {
+                Some((id, v)) => (id, Some(v)),
+                None => (worker.as_str(), None),
+            };
+            let installer = Installer::new(CatalogClient::new(&cli.catalog)?, &dest)?;
+            for i in installer.uninstall(id, version)? {
+                println!("removed {} {}", i.worker_id, i.version);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
