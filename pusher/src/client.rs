@@ -547,16 +547,40 @@ impl RegistryClient {
         Ok(digest)
     }
 
-    /// True when the registry serves the referrers API for `repo`.
-    pub async fn referrers_api(&self, repo: &str, subject: &str) -> Result<bool, PushError> {
-        let url = self.url(&format!("/v2/{repo}/referrers/{subject}"))?;
+    /// The referrers of `subject` of one artifact type, or `None` when
+    /// the registry has no referrers API (it answers 404 or not an index).
+    pub async fn referrers(
+        &self,
+        repo: &str,
+        subject: &str,
+        artifact_type: &str,
+    ) -> Result<Option<rbee_schemas::oci::ImageIndex>, PushError> {
+        let mut url = self.url(&format!("/v2/{repo}/referrers/{subject}"))?;
+        url.query_pairs_mut().append_pair("artifactType", artifact_type);
         let resp = self.send(repo, false, |c| c.get(url.clone())).await?;
-        Ok(resp.status().is_success()
-            && resp
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|c| c.starts_with(rbee_schemas::media_types::OCI_INDEX)))
+        let is_index = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with(rbee_schemas::media_types::OCI_INDEX));
+        if !resp.status().is_success() || !is_index {
+            return Ok(None);
+        }
+        let bytes = resp.bytes().await.map_err(|e| PushError::Registry(format!("reading referrers: {e}")))?;
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| PushError::Registry(format!("the referrers answer is not an index: {e}")))
+    }
+
+    /// Deletes a manifest by digest.
+    pub async fn delete_manifest(&self, repo: &str, digest: &str) -> Result<(), PushError> {
+        let url = self.url(&format!("/v2/{repo}/manifests/{digest}"))?;
+        let resp = self.send(repo, true, |c| c.delete(url.clone())).await?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(status_error("deleting a manifest", resp.status()))
+        }
     }
 
     /// Sends any request with auth and retries (for callers needing more).

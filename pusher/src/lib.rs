@@ -10,6 +10,7 @@ pub mod package;
 pub mod pkgbuild;
 pub mod progress;
 pub mod publish;
+pub mod referrers;
 pub mod release;
 
 pub use error::PushError;

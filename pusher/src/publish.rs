@@ -15,6 +15,7 @@ use crate::client::RegistryClient;
 use crate::error::PushError;
 use crate::package::{self, Entry, EntrySource};
 use crate::progress::Reporter;
+use crate::referrers::{self, PkgbuildArtifact};
 use crate::release::Release;
 use rbee_schemas::oci::{self as documents, Annotations, Descriptor, ImageIndex, ImageManifest};
 
@@ -268,6 +269,29 @@ pub async fn publish(
     };
     let index_desc = documents::describe(mt::OCI_INDEX, &index_bytes);
 
+    // The PKGBUILD is part of the release: a different one under an
+    // existing version is a conflict too.
+    let pkgbuild = release
+        .pkgbuild
+        .as_ref()
+        .map(|(p, srcinfo)| PkgbuildArtifact::new(&index_desc, &p.text, srcinfo));
+    let mut previous_pkgbuilds = Vec::new();
+    if let (Some(artifact), Some(_)) = (&pkgbuild, &existing) {
+        previous_pkgbuilds = referrers::attached(client, &repo, &index_desc.digest).await?;
+        let differs = !previous_pkgbuilds.is_empty()
+            && !previous_pkgbuilds.iter().any(|d| d.digest == artifact.descriptor.digest);
+        if differs && unchanged {
+            if !opts.force {
+                return Err(PushError::Conflict(format!(
+                    "{repo}:{version} already exists with a different PKGBUILD; versions are immutable \
+                     (publish a new version, or pass --force to replace it)"
+                )));
+            }
+            reporter.line(&format!("replacing the PKGBUILD of {repo}:{version} (--force)"));
+            unchanged = false;
+        }
+    }
+
     let mut summary = PublishSummary {
         status: if opts.dry_run {
             "dry-run"
@@ -294,9 +318,13 @@ pub async fn publish(
                 }
             })
             .collect(),
-        pkgbuild_digest: None,
+        pkgbuild_digest: pkgbuild.as_ref().map(|a| a.descriptor.digest.clone()),
         uploaded_bytes: 0,
     };
+    let versions = semver_tags(client, &repo).await?;
+    let highest_stable = versions.iter().filter(|v| v.pre.is_empty()).max();
+    summary.latest = release.metadata.version.pre.is_empty()
+        && highest_stable.is_none_or(|h| *h <= release.metadata.version);
     if opts.dry_run {
         reporter.line("dry run: nothing was pushed");
         return Ok(summary);
@@ -336,28 +364,18 @@ pub async fn publish(
     }
 
     // 6. `latest`, when this is the highest stable version.
-    let versions = semver_tags(client, &repo).await?;
-    let highest_stable = versions.iter().filter(|v| v.pre.is_empty()).max();
-    if release.metadata.version.pre.is_empty()
-        && highest_stable.is_none_or(|h| *h <= release.metadata.version)
-    {
+    if summary.latest {
         let current = client.get_manifest(&repo, "latest", true).await?;
-        if current.as_ref().map(|c| documents::sha256_digest(&c.bytes))
-            != Some(index_desc.digest.clone())
-        {
-            client
-                .put_manifest(&repo, "latest", mt::OCI_INDEX, index_bytes.clone())
-                .await?;
+        if current.as_ref().map(|c| documents::sha256_digest(&c.bytes)) != Some(index_desc.digest.clone()) {
+            client.put_manifest(&repo, "latest", mt::OCI_INDEX, index_bytes.clone()).await?;
             reporter.line(&format!("tagged {repo}:latest"));
         }
-        summary.latest = true;
     }
 
     // 7. The PKGBUILD as a referrer of the index.
-    if let Some((pkgbuild, srcinfo)) = &release.pkgbuild {
-        let digest = push_pkgbuild(client, &repo, &index_desc, &pkgbuild.text, srcinfo).await?;
-        reporter.line(&format!("attached PKGBUILD: {digest}"));
-        summary.pkgbuild_digest = Some(digest);
+    if let Some(artifact) = &pkgbuild {
+        referrers::attach(client, &repo, &index_desc.digest, artifact, &previous_pkgbuilds).await?;
+        reporter.line(&format!("attached PKGBUILD: {}", artifact.descriptor.digest));
     }
 
     // 8. The catalog index.
@@ -409,119 +427,41 @@ async fn upload_blob(
     }
 }
 
-/// The semver tags of `repo` (others, like `latest`, are ignored).
-async fn semver_tags(
-    client: &RegistryClient,
-    repo: &str,
-) -> Result<Vec<semver::Version>, PushError> {
-    let resp = client
-        .request(
-            repo,
-            reqwest::Method::GET,
-            &format!("/v2/{repo}/tags/list?n=1000"),
-        )
-        .await?;
-    if resp.status() == reqwest::StatusCode::NOT_FOUND {
-        return Ok(Vec::new());
-    }
-    if !resp.status().is_success() {
-        return Err(PushError::Registry(format!(
-            "listing tags of {repo}: {}",
-            resp.status()
-        )));
-    }
-    let body: serde_json::Value = resp
-        .json()
-        .await
-        .map_err(|e| PushError::Registry(format!("tag list is not JSON: {e}")))?;
-    let tags = body
-        .get("tags")
-        .and_then(|t| t.as_array())
-        .cloned()
-        .unwrap_or_default();
-    Ok(tags
-        .iter()
-        .filter_map(|t| t.as_str())
-        .filter_map(|t| semver::Version::parse(t).ok())
-        .collect())
-}
-
-/// Pushes the PKGBUILD artifact with `subject` = the index. On registries
-/// without the referrers API it also maintains the fallback tag
-/// `sha256-<hex>` (distribution-spec "referrers tag schema").
-async fn push_pkgbuild(
-    client: &RegistryClient,
-    repo: &str,
-    index: &Descriptor,
-    pkgbuild: &str,
-    srcinfo: &str,
-) -> Result<String, PushError> {
-    let empty = Bytes::from_static(b"{}");
-    let pkgbuild_bytes = Bytes::from(pkgbuild.to_owned());
-    let srcinfo_bytes = Bytes::from(srcinfo.to_owned());
-    client.ensure_small_blob(repo, empty.clone()).await?;
-    client
-        .ensure_small_blob(repo, pkgbuild_bytes.clone())
-        .await?;
-    client
-        .ensure_small_blob(repo, srcinfo_bytes.clone())
-        .await?;
-    let mut pkg_desc = documents::describe(mt::PKGBUILD, &pkgbuild_bytes);
-    pkg_desc.annotations = Some(Annotations::from([(ann::TITLE.into(), "PKGBUILD".into())]));
-    let mut src_desc = documents::describe(mt::SRCINFO, &srcinfo_bytes);
-    src_desc.annotations = Some(Annotations::from([(ann::TITLE.into(), ".SRCINFO".into())]));
-    let mut subject = index.clone();
-    subject.annotations = None;
-    let manifest = ImageManifest {
-        schema_version: 2,
-        media_type: mt::OCI_MANIFEST.into(),
-        artifact_type: Some(mt::PKGBUILD_ARTIFACT_TYPE.into()),
-        config: documents::describe(mt::OCI_EMPTY, &empty),
-        layers: vec![pkg_desc, src_desc],
-        subject: Some(subject),
-        annotations: None,
-    };
-    let bytes = Bytes::from(documents::to_bytes(&manifest));
-    let mut desc = documents::describe(mt::OCI_MANIFEST, &bytes);
-    desc.artifact_type = Some(mt::PKGBUILD_ARTIFACT_TYPE.into());
-    // A re-push finds the referrer in place and writes nothing.
-    let subject_indexed = if client
-        .get_manifest(repo, &desc.digest, true)
-        .await?
-        .is_some()
-    {
-        client.referrers_api(repo, &index.digest).await?
-    } else {
-        client
-            .put_manifest(repo, &desc.digest, mt::OCI_MANIFEST, bytes)
-            .await?
-            .subject_indexed
-    };
-    if !subject_indexed {
-        let tag = index.digest.replace(':', "-");
-        let mut fallback = match client.get_manifest(repo, &tag, true).await? {
-            Some(found) => serde_json::from_slice::<ImageIndex>(&found.bytes).map_err(|e| {
-                PushError::Registry(format!(
-                    "the referrers tag {tag} holds something that is not an index: {e}"
-                ))
-            })?,
-            None => ImageIndex {
-                schema_version: 2,
-                media_type: mt::OCI_INDEX.into(),
-                artifact_type: None,
-                manifests: Vec::new(),
-                annotations: None,
-            },
-        };
-        if !fallback.manifests.iter().any(|d| d.digest == desc.digest) {
-            fallback.manifests.push(desc.clone());
-            let bytes = Bytes::from(documents::to_bytes(&fallback));
-            client
-                .put_manifest(repo, &tag, mt::OCI_INDEX, bytes)
-                .await?;
+/// The semver tags of `repo` (others, like `latest`, are ignored),
+/// following `Link` pagination to the end.
+async fn semver_tags(client: &RegistryClient, repo: &str) -> Result<Vec<semver::Version>, PushError> {
+    let mut versions = Vec::new();
+    let mut path = format!("/v2/{repo}/tags/list?n=1000");
+    // A bound on pages, so a registry that links in a circle cannot hang us.
+    for _ in 0..1000 {
+        let resp = client.request(repo, reqwest::Method::GET, &path).await?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            break;
+        }
+        if !resp.status().is_success() {
+            return Err(PushError::Registry(format!("listing tags of {repo}: {}", resp.status())));
+        }
+        let next = resp
+            .headers()
+            .get(reqwest::header::LINK)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once('<').and_then(|(_, rest)| rest.split_once('>')).map(|(url, _)| url.to_owned()));
+        let body: serde_json::Value =
+            resp.json().await.map_err(|e| PushError::Registry(format!("tag list is not JSON: {e}")))?;
+        let tags = body.get("tags").and_then(|t| t.as_array()).cloned().unwrap_or_default();
+        versions.extend(tags.iter().filter_map(|t| t.as_str()).filter_map(|t| semver::Version::parse(t).ok()));
+        match next {
+            // The link may be absolute; only its path and query are ours to follow.
+            Some(url) => {
+                path = match reqwest::Url::parse(&url) {
+                    Ok(u) => format!("{}?{}", u.path(), u.query().unwrap_or("")),
+                    Err(_) => url,
+                }
+            }
+            None => break,
         }
     }
-    Ok(desc.digest)
+    Ok(versions)
 }
 
 /// Adds or refreshes this worker's entry in the catalog index artifact.

@@ -9,8 +9,9 @@
 //!    body streamed from a file), median MB/s over repetitions;
 //! 2. pull of a 256 MiB blob, median MB/s, and the server's CPU seconds
 //!    (user + sys) per GiB served;
-//! 3. `HEAD /v2/<name>/manifests/<tag>` at 32 connections with `wrk`:
-//!    requests/s and p99 latency;
+//! 3. `HEAD /v2/<name>/manifests/<tag>` at 32 connections: requests/s and
+//!    p99 latency, from the bench's own raw-socket client (wrk 4.1 cannot do
+//!    HEAD), with `wrk` measuring GET of the same manifest as a cross-check;
 //! 4. the peak RSS of each server during 4 concurrent 1 GiB pulls.
 //!
 //! It prints the figures, the ratios and the targets of issue 2 as Markdown

@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use crate::reference::{Digest, RepoName};
 
 /// What the registry knows about a stored manifest.
@@ -25,6 +27,42 @@ const MAX_ENTRIES: usize = 100_000;
 
 /// Lookups of one repository, by reference, with when they were made.
 type RepoEntries = HashMap<String, (ManifestInfo, Instant)>;
+
+/// Manifest bodies kept in memory, by digest. Content never changes under
+/// its digest, so these need no invalidation, only a size bound.
+#[derive(Debug, Default)]
+pub struct ManifestBodies {
+    // A std lock: never held across an await.
+    bodies: RwLock<(HashMap<Digest, Bytes>, usize)>,
+}
+
+/// Bodies larger than this are read from storage every time.
+const MAX_CACHED_BODY: usize = 256 << 10;
+/// Past this many bytes in all, the body cache starts over.
+const MAX_CACHED_BODIES: usize = 32 << 20;
+
+impl ManifestBodies {
+    /// The body of `digest`, if cached.
+    pub fn get(&self, digest: &Digest) -> Option<Bytes> {
+        self.bodies.read().unwrap_or_else(|e| e.into_inner()).0.get(digest).cloned()
+    }
+
+    /// Keeps a small body.
+    pub fn insert(&self, digest: &Digest, body: &Bytes) {
+        if body.len() > MAX_CACHED_BODY {
+            return;
+        }
+        let mut guard = self.bodies.write().unwrap_or_else(|e| e.into_inner());
+        let (map, total) = &mut *guard;
+        if *total + body.len() > MAX_CACHED_BODIES {
+            map.clear();
+            *total = 0;
+        }
+        if map.insert(digest.clone(), body.clone()).is_none() {
+            *total += body.len();
+        }
+    }
+}
 
 /// Manifest lookups by repository and reference (tag or digest).
 #[derive(Debug)]

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use chrono::Utc;
 use sha2::Digest as _;
 
-use crate::cache::{ManifestCache, ManifestInfo};
+use crate::cache::{ManifestBodies, ManifestCache, ManifestInfo};
 use crate::config::RegistryConfig;
 use crate::error::{RegistryError, Result};
 use crate::events::{Action, Event, EventBus, Target};
@@ -27,6 +27,7 @@ pub struct Registry {
     pub(crate) events: EventBus,
     pub(crate) uploads: UploadSessions,
     cache: ManifestCache,
+    bodies: ManifestBodies,
 }
 
 /// The result of storing a manifest.
@@ -43,6 +44,7 @@ impl Registry {
     pub fn new(storage: Arc<dyn Storage>, config: RegistryConfig) -> Self {
         Registry {
             cache: ManifestCache::new(config.manifest_cache_ttl),
+            bodies: ManifestBodies::default(),
             uploads: UploadSessions::default(),
             events: EventBus::default(),
             storage,
@@ -214,13 +216,18 @@ impl Registry {
 
     /// The bytes of a manifest found by `manifest_info`.
     pub async fn manifest_bytes(&self, info: &ManifestInfo) -> Result<Bytes> {
-        storage::read_small(
+        if let Some(body) = self.bodies.get(&info.digest) {
+            return Ok(body);
+        }
+        let body = storage::read_small(
             &*self.storage,
             &layout::blob(&info.digest),
             MAX_MANIFEST_BYTES as u64,
         )
         .await?
-        .ok_or_else(|| RegistryError::ManifestUnknown(info.digest.to_string()))
+        .ok_or_else(|| RegistryError::ManifestUnknown(info.digest.to_string()))?;
+        self.bodies.insert(&info.digest, &body);
+        Ok(body)
     }
 
     /// Validates and stores a manifest under `reference`.
