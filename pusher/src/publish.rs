@@ -279,7 +279,9 @@ pub async fn publish(
     if let (Some(artifact), Some(_)) = (&pkgbuild, &existing) {
         previous_pkgbuilds = referrers::attached(client, &repo, &index_desc.digest).await?;
         let differs = !previous_pkgbuilds.is_empty()
-            && !previous_pkgbuilds.iter().any(|d| d.digest == artifact.descriptor.digest);
+            && !previous_pkgbuilds
+                .iter()
+                .any(|d| d.digest == artifact.descriptor.digest);
         if differs && unchanged {
             if !opts.force {
                 return Err(PushError::Conflict(format!(
@@ -287,7 +289,9 @@ pub async fn publish(
                      (publish a new version, or pass --force to replace it)"
                 )));
             }
-            reporter.line(&format!("replacing the PKGBUILD of {repo}:{version} (--force)"));
+            reporter.line(&format!(
+                "replacing the PKGBUILD of {repo}:{version} (--force)"
+            ));
             unchanged = false;
         }
     }
@@ -366,16 +370,30 @@ pub async fn publish(
     // 6. `latest`, when this is the highest stable version.
     if summary.latest {
         let current = client.get_manifest(&repo, "latest", true).await?;
-        if current.as_ref().map(|c| documents::sha256_digest(&c.bytes)) != Some(index_desc.digest.clone()) {
-            client.put_manifest(&repo, "latest", mt::OCI_INDEX, index_bytes.clone()).await?;
+        if current.as_ref().map(|c| documents::sha256_digest(&c.bytes))
+            != Some(index_desc.digest.clone())
+        {
+            client
+                .put_manifest(&repo, "latest", mt::OCI_INDEX, index_bytes.clone())
+                .await?;
             reporter.line(&format!("tagged {repo}:latest"));
         }
     }
 
     // 7. The PKGBUILD as a referrer of the index.
     if let Some(artifact) = &pkgbuild {
-        referrers::attach(client, &repo, &index_desc.digest, artifact, &previous_pkgbuilds).await?;
-        reporter.line(&format!("attached PKGBUILD: {}", artifact.descriptor.digest));
+        referrers::attach(
+            client,
+            &repo,
+            &index_desc.digest,
+            artifact,
+            &previous_pkgbuilds,
+        )
+        .await?;
+        reporter.line(&format!(
+            "attached PKGBUILD: {}",
+            artifact.descriptor.digest
+        ));
     }
 
     // 8. The catalog index.
@@ -429,7 +447,10 @@ async fn upload_blob(
 
 /// The semver tags of `repo` (others, like `latest`, are ignored),
 /// following `Link` pagination to the end.
-async fn semver_tags(client: &RegistryClient, repo: &str) -> Result<Vec<semver::Version>, PushError> {
+async fn semver_tags(
+    client: &RegistryClient,
+    repo: &str,
+) -> Result<Vec<semver::Version>, PushError> {
     let mut versions = Vec::new();
     let mut path = format!("/v2/{repo}/tags/list?n=1000");
     // A bound on pages, so a registry that links in a circle cannot hang us.
@@ -439,17 +460,34 @@ async fn semver_tags(client: &RegistryClient, repo: &str) -> Result<Vec<semver::
             break;
         }
         if !resp.status().is_success() {
-            return Err(PushError::Registry(format!("listing tags of {repo}: {}", resp.status())));
+            return Err(PushError::Registry(format!(
+                "listing tags of {repo}: {}",
+                resp.status()
+            )));
         }
         let next = resp
             .headers()
             .get(reqwest::header::LINK)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once('<').and_then(|(_, rest)| rest.split_once('>')).map(|(url, _)| url.to_owned()));
-        let body: serde_json::Value =
-            resp.json().await.map_err(|e| PushError::Registry(format!("tag list is not JSON: {e}")))?;
-        let tags = body.get("tags").and_then(|t| t.as_array()).cloned().unwrap_or_default();
-        versions.extend(tags.iter().filter_map(|t| t.as_str()).filter_map(|t| semver::Version::parse(t).ok()));
+            .and_then(|v| {
+                v.split_once('<')
+                    .and_then(|(_, rest)| rest.split_once('>'))
+                    .map(|(url, _)| url.to_owned())
+            });
+        let body: serde_json::Value = resp
+            .json()
+            .await
+            .map_err(|e| PushError::Registry(format!("tag list is not JSON: {e}")))?;
+        let tags = body
+            .get("tags")
+            .and_then(|t| t.as_array())
+            .cloned()
+            .unwrap_or_default();
+        versions.extend(
+            tags.iter()
+                .filter_map(|t| t.as_str())
+                .filter_map(|t| semver::Version::parse(t).ok()),
+        );
         match next {
             // The link may be absolute; only its path and query are ours to follow.
             Some(url) => {

@@ -46,7 +46,11 @@ impl PkgbuildArtifact {
         let manifest = Bytes::from(documents::to_bytes(&manifest));
         let mut descriptor = documents::describe(mt::OCI_MANIFEST, &manifest);
         descriptor.artifact_type = Some(mt::PKGBUILD_ARTIFACT_TYPE.into());
-        PkgbuildArtifact { manifest, descriptor, blobs: [empty, pkgbuild, srcinfo] }
+        PkgbuildArtifact {
+            manifest,
+            descriptor,
+            blobs: [empty, pkgbuild, srcinfo],
+        }
     }
 }
 
@@ -65,19 +69,32 @@ fn empty_index() -> ImageIndex {
 }
 
 /// The referrers of `subject` as the fallback tag lists them.
-async fn fallback_index(client: &RegistryClient, repo: &str, subject: &str) -> Result<ImageIndex, PushError> {
+async fn fallback_index(
+    client: &RegistryClient,
+    repo: &str,
+    subject: &str,
+) -> Result<ImageIndex, PushError> {
     let tag = fallback_tag(subject);
     match client.get_manifest(repo, &tag, true).await? {
         Some(found) => serde_json::from_slice(&found.bytes).map_err(|e| {
-            PushError::Registry(format!("the referrers tag {tag} holds something that is not an index: {e}"))
+            PushError::Registry(format!(
+                "the referrers tag {tag} holds something that is not an index: {e}"
+            ))
         }),
         None => Ok(empty_index()),
     }
 }
 
 /// The PKGBUILD artifacts already attached to `subject`.
-pub async fn attached(client: &RegistryClient, repo: &str, subject: &str) -> Result<Vec<Descriptor>, PushError> {
-    let listed = match client.referrers(repo, subject, mt::PKGBUILD_ARTIFACT_TYPE).await? {
+pub async fn attached(
+    client: &RegistryClient,
+    repo: &str,
+    subject: &str,
+) -> Result<Vec<Descriptor>, PushError> {
+    let listed = match client
+        .referrers(repo, subject, mt::PKGBUILD_ARTIFACT_TYPE)
+        .await?
+    {
         Some(index) => index.manifests,
         None => fallback_index(client, repo, subject).await?.manifests,
     };
@@ -102,7 +119,10 @@ pub async fn attach(
         client.ensure_small_blob(repo, blob.clone()).await?;
     }
     let subject_indexed = if client.get_manifest(repo, digest, true).await?.is_some() {
-        client.referrers(repo, subject, mt::PKGBUILD_ARTIFACT_TYPE).await?.is_some()
+        client
+            .referrers(repo, subject, mt::PKGBUILD_ARTIFACT_TYPE)
+            .await?
+            .is_some()
     } else {
         client
             .put_manifest(repo, digest, mt::OCI_MANIFEST, artifact.manifest.clone())
@@ -119,13 +139,17 @@ pub async fn attach(
     if !subject_indexed {
         let mut index = fallback_index(client, repo, subject).await?;
         let before = index.manifests.clone();
-        index.manifests.retain(|d| d.artifact_type.as_deref() != Some(mt::PKGBUILD_ARTIFACT_TYPE) || d.digest == *digest);
+        index.manifests.retain(|d| {
+            d.artifact_type.as_deref() != Some(mt::PKGBUILD_ARTIFACT_TYPE) || d.digest == *digest
+        });
         if !index.manifests.iter().any(|d| d.digest == *digest) {
             index.manifests.push(artifact.descriptor.clone());
         }
         if index.manifests != before {
             let bytes = Bytes::from(documents::to_bytes(&index));
-            client.put_manifest(repo, &fallback_tag(subject), mt::OCI_INDEX, bytes).await?;
+            client
+                .put_manifest(repo, &fallback_tag(subject), mt::OCI_INDEX, bytes)
+                .await?;
         }
     }
     Ok(())

@@ -7,16 +7,23 @@
 //! that `oci-client` does not expose: the `Retry-After` of a 429, resuming
 //! a chunked upload from the offset the registry reports after a failed
 //! chunk, and byte-level progress. Auth follows the same docker token spec.
+//! Uploads live in `upload.rs`, header parsing and error shaping in
+//! `http.rs`.
+
+mod http;
+mod upload;
+
+pub use upload::{CHUNK_SIZE, CHUNKED_THRESHOLD};
+
+use http::{parse_challenge, retry_after, status_error, upload_status_error};
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::header::{self, HeaderValue};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::auth::Credentials;
 use crate::error::PushError;
@@ -41,12 +48,6 @@ impl Default for RetryPolicy {
         }
     }
 }
-
-/// Blobs larger than this are uploaded in chunks, so that a failure costs
-/// one chunk rather than the whole file.
-pub const CHUNKED_THRESHOLD: u64 = 128 << 20;
-/// Size of each chunk of a chunked upload.
-pub const CHUNK_SIZE: u64 = 64 << 20;
 
 /// A client for one registry.
 #[derive(Debug)]
@@ -255,183 +256,6 @@ impl RegistryClient {
         }
     }
 
-    /// Uploads the file at `path` as blob `digest` of `size` bytes: one
-    /// request for small files, resumable chunks for large ones.
-    pub async fn upload_file(
-        &self,
-        repo: &str,
-        path: &Path,
-        digest: &str,
-        size: u64,
-        progress: Progress,
-    ) -> Result<(), PushError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = if size > CHUNKED_THRESHOLD {
-                self.upload_chunked(repo, path, digest, size, &progress)
-                    .await
-            } else {
-                self.upload_monolithic(repo, path, digest, size, &progress)
-                    .await
-            };
-            match result {
-                Err(PushError::Registry(msg)) if attempt < self.retry.attempts => {
-                    tracing::warn!(attempt, error = %msg, "blob upload failed; starting it again");
-                    tokio::time::sleep(self.backoff(attempt)).await;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    async fn start_upload(&self, repo: &str) -> Result<Url, PushError> {
-        let url = self.url(&format!("/v2/{repo}/blobs/uploads/"))?;
-        let resp = self
-            .send(repo, true, |c| {
-                c.post(url.clone()).header(header::CONTENT_LENGTH, "0")
-            })
-            .await?;
-        if resp.status() != StatusCode::ACCEPTED {
-            return Err(upload_status_error(resp).await);
-        }
-        self.location(resp.headers(), &url)
-    }
-
-    fn location(&self, headers: &HeaderMap, base: &Url) -> Result<Url, PushError> {
-        let loc = headers
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| PushError::Registry("upload answer has no Location".into()))?;
-        base.join(loc)
-            .map_err(|e| PushError::Registry(format!("bad upload Location {loc}: {e}")))
-    }
-
-    async fn upload_monolithic(
-        &self,
-        repo: &str,
-        path: &Path,
-        digest: &str,
-        size: u64,
-        progress: &Progress,
-    ) -> Result<(), PushError> {
-        let location = self.start_upload(repo).await?;
-        let mut url = location.clone();
-        url.query_pairs_mut().append_pair("digest", digest);
-        let file = tokio::fs::File::open(path).await?;
-        let body = reqwest::Body::wrap_stream(counted(file, progress.clone()));
-        let mut req = self
-            .http
-            .put(url)
-            .header(header::CONTENT_TYPE, "application/octet-stream")
-            .header(header::CONTENT_LENGTH, size)
-            .body(body);
-        if let Some(auth) = self.auth_for(repo) {
-            req = req.header(header::AUTHORIZATION, auth);
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| PushError::Registry(format!("upload failed: {e}")))?;
-        if resp.status() != StatusCode::CREATED {
-            return Err(upload_status_error(resp).await);
-        }
-        Ok(())
-    }
-
-    /// Chunked upload: PATCH `CHUNK_SIZE` pieces with `Content-Range`; when a
-    /// chunk fails, ask the registry where the upload stands and go on from
-    /// there.
-    async fn upload_chunked(
-        &self,
-        repo: &str,
-        path: &Path,
-        digest: &str,
-        size: u64,
-        progress: &Progress,
-    ) -> Result<(), PushError> {
-        let mut location = self.start_upload(repo).await?;
-        let mut offset = 0u64;
-        let mut failures = 0;
-        while offset < size {
-            let len = CHUNK_SIZE.min(size - offset);
-            let mut file = tokio::fs::File::open(path).await?;
-            file.seek(std::io::SeekFrom::Start(offset)).await?;
-            let body = reqwest::Body::wrap_stream(counted(file.take(len), progress.clone()));
-            let mut req = self
-                .http
-                .patch(location.clone())
-                .header(header::CONTENT_TYPE, "application/octet-stream")
-                .header(header::CONTENT_LENGTH, len)
-                .header(
-                    header::CONTENT_RANGE,
-                    format!("{}-{}", offset, offset + len - 1),
-                )
-                .body(body);
-            if let Some(auth) = self.auth_for(repo) {
-                req = req.header(header::AUTHORIZATION, auth);
-            }
-            match req.send().await {
-                Ok(resp) if resp.status() == StatusCode::ACCEPTED => {
-                    location = self.location(resp.headers(), &location)?;
-                    offset += len;
-                }
-                other => {
-                    failures += 1;
-                    if failures >= self.retry.attempts {
-                        return Err(match other {
-                            Ok(resp) => upload_status_error(resp).await,
-                            Err(e) => PushError::Registry(format!("chunk upload failed: {e}")),
-                        });
-                    }
-                    if let Ok(resp) = &other
-                        && let Some(wait) = retry_after(resp.headers())
-                    {
-                        tokio::time::sleep(wait.min(self.retry.max_delay)).await;
-                    } else {
-                        tokio::time::sleep(self.backoff(failures)).await;
-                    }
-                    offset = self.upload_offset(repo, &location).await?;
-                }
-            }
-        }
-        let mut url = location.clone();
-        url.query_pairs_mut().append_pair("digest", digest);
-        let resp = self
-            .send(repo, true, |c| {
-                c.put(url.clone()).header(header::CONTENT_LENGTH, "0")
-            })
-            .await?;
-        if resp.status() != StatusCode::CREATED {
-            return Err(upload_status_error(resp).await);
-        }
-        Ok(())
-    }
-
-    /// Where an upload stands: the end of the `Range` the registry reports.
-    async fn upload_offset(&self, repo: &str, location: &Url) -> Result<u64, PushError> {
-        let resp = self.send(repo, true, |c| c.get(location.clone())).await?;
-        if resp.status() != StatusCode::NO_CONTENT {
-            return Err(status_error(
-                "asking where the upload stands",
-                resp.status(),
-            ));
-        }
-        let range = resp
-            .headers()
-            .get(header::RANGE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("0-0");
-        let end: u64 = range
-            .rsplit('-')
-            .next()
-            .and_then(|e| e.parse().ok())
-            .unwrap_or(0);
-        // `0-0` means either nothing or one byte; a registry that has
-        // nothing answers it too, so treat it as nothing.
-        Ok(if end == 0 { 0 } else { end + 1 })
-    }
-
     fn auth_for(&self, repo: &str) -> Option<HeaderValue> {
         self.authorization(&scope(repo, true))
     }
@@ -525,28 +349,6 @@ impl RegistryClient {
         Ok(bytes)
     }
 
-    /// Uploads a small in-memory blob unless the repository has it.
-    pub async fn ensure_small_blob(&self, repo: &str, bytes: Bytes) -> Result<String, PushError> {
-        let digest = rbee_schemas::oci::sha256_digest(&bytes);
-        if self.blob_exists(repo, &digest).await? {
-            return Ok(digest);
-        }
-        let location = self.start_upload(repo).await?;
-        let mut url = location.clone();
-        url.query_pairs_mut().append_pair("digest", &digest);
-        let resp = self
-            .send(repo, true, |c| {
-                c.put(url.clone())
-                    .header(header::CONTENT_TYPE, "application/octet-stream")
-                    .body(bytes.clone())
-            })
-            .await?;
-        if resp.status() != StatusCode::CREATED {
-            return Err(upload_status_error(resp).await);
-        }
-        Ok(digest)
-    }
-
     /// The referrers of `subject` of one artifact type, or `None` when
     /// the registry has no referrers API (it answers 404 or not an index).
     pub async fn referrers(
@@ -556,7 +358,8 @@ impl RegistryClient {
         artifact_type: &str,
     ) -> Result<Option<rbee_schemas::oci::ImageIndex>, PushError> {
         let mut url = self.url(&format!("/v2/{repo}/referrers/{subject}"))?;
-        url.query_pairs_mut().append_pair("artifactType", artifact_type);
+        url.query_pairs_mut()
+            .append_pair("artifactType", artifact_type);
         let resp = self.send(repo, false, |c| c.get(url.clone())).await?;
         let is_index = resp
             .headers()
@@ -566,7 +369,10 @@ impl RegistryClient {
         if !resp.status().is_success() || !is_index {
             return Ok(None);
         }
-        let bytes = resp.bytes().await.map_err(|e| PushError::Registry(format!("reading referrers: {e}")))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| PushError::Registry(format!("reading referrers: {e}")))?;
         serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| PushError::Registry(format!("the referrers answer is not an index: {e}")))
@@ -604,120 +410,4 @@ fn scope(repo: &str, push: bool) -> String {
         "repository:{repo}:{}",
         if push { "pull,push" } else { "pull" }
     )
-}
-
-/// Parses `Bearer realm="...",service="...",scope="..."`.
-fn parse_challenge(header: &str) -> (String, HashMap<String, String>) {
-    let (kind, rest) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
-    let mut params = HashMap::new();
-    let mut rest = rest.trim();
-    while !rest.is_empty() {
-        let Some((key, after)) = rest.split_once('=') else {
-            break;
-        };
-        let key = key
-            .trim()
-            .trim_start_matches(',')
-            .trim()
-            .to_ascii_lowercase();
-        let (value, remainder) = if let Some(quoted) = after.strip_prefix('"') {
-            match quoted.find('"') {
-                Some(end) => (&quoted[..end], &quoted[end + 1..]),
-                None => (quoted, ""),
-            }
-        } else {
-            match after.find(',') {
-                Some(end) => (&after[..end], &after[end..]),
-                None => (after, ""),
-            }
-        };
-        params.insert(key, value.to_owned());
-        rest = remainder.trim_start_matches(',').trim();
-    }
-    (kind.to_owned(), params)
-}
-
-/// `Retry-After` in seconds (the HTTP-date form is rare for registries and
-/// is treated as absent).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    headers
-        .get(header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
-}
-
-fn status_error(what: &str, status: StatusCode) -> PushError {
-    match status {
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => PushError::Auth(format!(
-            "{what}: the registry answered {status}; check the credentials"
-        )),
-        _ => PushError::Registry(format!("{what}: the registry answered {status}")),
-    }
-}
-
-/// An error from a failed upload or manifest PUT, with the registry's OCI
-/// error message when it sent one.
-async fn upload_status_error(resp: Response) -> PushError {
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    let detail = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| {
-            let e = v.get("errors")?.get(0)?.clone();
-            Some(format!(
-                "{}: {}",
-                e.get("code")?.as_str()?,
-                e.get("message").and_then(|m| m.as_str()).unwrap_or("")
-            ))
-        })
-        .unwrap_or_else(|| text.chars().take(200).collect());
-    match status {
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => PushError::Auth(format!(
-            "the registry refused the push ({status}): {detail}"
-        )),
-        s if s.is_client_error() => {
-            PushError::Rejected(format!("the registry refused ({status}): {detail}"))
-        }
-        _ => PushError::Registry(format!("the registry answered {status}: {detail}")),
-    }
-}
-
-/// Streams `reader` in 1 MiB pieces, reporting each piece to `progress`.
-fn counted<R>(
-    reader: R,
-    progress: Progress,
-) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static
-where
-    R: tokio::io::AsyncRead + Send + Unpin + 'static,
-{
-    use futures_util::TryStreamExt;
-    tokio_util::io::ReaderStream::with_capacity(reader, 1 << 20)
-        .inspect_ok(move |b| progress(b.len() as u64))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_bearer_challenges() {
-        let (kind, p) = parse_challenge(
-            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:rbee/x:pull,push""#,
-        );
-        assert_eq!(kind, "Bearer");
-        assert_eq!(p["realm"], "https://auth.example/token");
-        assert_eq!(p["service"], "registry.example");
-        assert_eq!(p["scope"], "repository:rbee/x:pull,push");
-    }
-
-    #[test]
-    fn retry_after_seconds() {
-        let mut h = HeaderMap::new();
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-    }
 }
