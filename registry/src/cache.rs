@@ -44,7 +44,12 @@ const MAX_CACHED_BODIES: usize = 32 << 20;
 impl ManifestBodies {
     /// The body of `digest`, if cached.
     pub fn get(&self, digest: &Digest) -> Option<Bytes> {
-        self.bodies.read().unwrap_or_else(|e| e.into_inner()).0.get(digest).cloned()
+        self.bodies
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .get(digest)
+            .cloned()
     }
 
     /// Keeps a small body.

@@ -1,7 +1,8 @@
 //! Shared helpers for the registry's HTTP integration tests: a real server on
 //! `127.0.0.1:0` in its own temporary directory, pushes of blobs and
-//! manifests, OCI error-body checks, and a raw HTTP/1.1 client for paths
-//! that `reqwest` would normalise (`..`, `%2e%2e`).
+//! manifests, OCI error-body checks, a raw HTTP/1.1 client for paths that
+//! `reqwest` would normalise (`..`, `%2e%2e`), and tables of hostile
+//! requests with the OCI error each must get.
 
 // Each test file is its own crate and uses a different part of this module,
 // so what one file leaves unused is not dead code. `#[expect]` cannot be
@@ -492,4 +493,53 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
         data = &data[eol + 2 + size + 2..];
     }
     out
+}
+
+/// One request and the answer it must get, for [`run_cases`].
+#[derive(Debug)]
+pub struct Case {
+    pub method: &'static str,
+    pub target: String,
+    pub body: Vec<u8>,
+    pub status: u16,
+    pub code: &'static str,
+}
+
+/// A [`Case`] without a body.
+pub fn case(
+    method: &'static str,
+    target: impl Into<String>,
+    status: u16,
+    code: &'static str,
+) -> Case {
+    Case {
+        method,
+        target: target.into(),
+        body: Vec::new(),
+        status,
+        code,
+    }
+}
+
+/// Sends each case through the raw client and checks its answer: the
+/// status and OCI error code, or for a HEAD the status and an empty body.
+pub async fn run_cases(reg: &TestRegistry, cases: Vec<Case>) {
+    for c in cases {
+        let context = format!("{} {}", c.method, c.target);
+        let headers: &[(&str, &str)] = if c.target.contains("/manifests/") && c.method == "PUT" {
+            &[("Content-Type", OCI_MANIFEST)]
+        } else {
+            &[]
+        };
+        let resp = reg.raw(c.method, &c.target, headers, &c.body).await;
+        if c.method == "HEAD" {
+            assert_eq!(resp.status, c.status, "{context}");
+            assert!(
+                resp.body.is_empty(),
+                "{context}: HEAD answers carry no body"
+            );
+        } else {
+            resp.expect_error(c.status, c.code, &context);
+        }
+    }
 }
