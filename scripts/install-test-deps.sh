@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what the end-to-end tests and the benchmark need on Debian
-# (bookworm): skopeo, CNCF Distribution (`docker-registry`), nginx and wrk
-# from apt, and the `oras` Python SDK from PyPI.
+# (bookworm): skopeo, CNCF Distribution (`docker-registry`), htpasswd
+# (apache2-utils, for Distribution's Basic auth), nginx and wrk from apt,
+# and the `oras` Python SDK from PyPI.
 #
 # Idempotent: when everything is already present it touches nothing (no
 # `apt-get update`, no pip) and returns at once. Run it as root, or as a user
@@ -9,7 +10,7 @@
 set -eu
 
 # apt packages and the command each provides.
-APT_TOOLS="skopeo:skopeo docker-registry:docker-registry nginx-light:nginx wrk:wrk"
+APT_TOOLS="skopeo:skopeo docker-registry:docker-registry apache2-utils:htpasswd nginx-light:nginx wrk:wrk"
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
@@ -52,7 +53,7 @@ if [ -n "$missing_apt" ]; then
     # Always the full list, so one run leaves a complete machine. The
     # Debian nginx package starts a service on port 80; the benchmark runs
     # its own nginx on a free port, so that one is harmless.
-    $APT install -y skopeo docker-registry nginx-light wrk
+    $APT install -y skopeo docker-registry apache2-utils nginx-light wrk
     case "$missing_apt" in
     *python3*)
         # Without recommends: pip's recommends are a whole C tool chain.

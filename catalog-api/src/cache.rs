@@ -6,13 +6,16 @@
 //! - when the upstream is down or rate-limits, the last good value is
 //!   served, marked stale, and a rate-limited upstream is not asked again
 //!   before its back-off ends;
-//! - `invalidate` drops entries at once (push events).
+//! - `invalidate` drops entries at once (push events);
+//! - every lookup is counted as a hit, a miss or stale in the metrics of
+//!   the request it serves ([`crate::metrics`]).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::metrics::{CacheOutcome, record_cache};
 use crate::upstream::UpstreamError;
 
 /// A cached value, and whether it is past its TTL (served because the
@@ -88,6 +91,7 @@ impl<V> Cache<V> {
         if let Some((value, at)) = &slot.value
             && now.duration_since(*at) < self.ttl
         {
+            record_cache(CacheOutcome::Hit);
             return Ok(Cached {
                 value: value.clone(),
                 stale: false,
@@ -96,6 +100,7 @@ impl<V> Cache<V> {
         if let (Some(until), Some((value, _))) = (slot.quiet_until, &slot.value)
             && now < until
         {
+            record_cache(CacheOutcome::Stale);
             return Ok(Cached {
                 value: value.clone(),
                 stale: true,
@@ -103,6 +108,7 @@ impl<V> Cache<V> {
         }
         match fetch().await {
             Ok(v) => {
+                record_cache(CacheOutcome::Miss);
                 let v = Arc::new(v);
                 slot.value = Some((v.clone(), Instant::now()));
                 slot.quiet_until = None;
@@ -121,12 +127,16 @@ impl<V> Cache<V> {
                         Some((value, _)),
                     ) => {
                         tracing::warn!(key, error = %e, "upstream failed; serving stale data");
+                        record_cache(CacheOutcome::Stale);
                         Ok(Cached {
                             value: value.clone(),
                             stale: true,
                         })
                     }
-                    _ => Err(e),
+                    _ => {
+                        record_cache(CacheOutcome::Miss);
+                        Err(e)
+                    }
                 }
             }
         }

@@ -17,9 +17,10 @@ use crate::error::ApiError;
 use crate::upstream::{Upstream, UpstreamError};
 
 /// One platform build of a release.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PlatformBuild {
     /// rbee platform name.
+    #[schema(value_type = crate::openapi::PlatformName)]
     pub platform: Platform,
     /// Digest of the platform manifest.
     pub manifest_digest: String,

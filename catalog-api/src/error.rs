@@ -4,9 +4,45 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::upstream::UpstreamError;
+
+/// The body of every catalog error. Clients branch on the status and on
+/// `error`; `message` is for people.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A short, stable title, e.g. `Worker not found`; rbee-hive and the
+    /// marketplace match some of these texts exactly.
+    #[schema(example = "Worker not found")]
+    pub error: String,
+    /// What went wrong, in a sentence.
+    #[schema(example = "no worker with this id is published")]
+    pub message: String,
+    /// With `Platform not available`: the platforms the version was built for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available_platforms: Option<Vec<String>>,
+    /// With `Unknown platform`: every valid rbee platform name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_platforms: Option<Vec<&'static str>>,
+    /// With `License required`: where to buy one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purchase_url: Option<String>,
+}
+
+impl ErrorBody {
+    /// A body with only a title and a message.
+    pub fn new(error: impl Into<String>, message: impl Into<String>) -> Self {
+        ErrorBody {
+            error: error.into(),
+            message: message.into(),
+            available_platforms: None,
+            valid_platforms: None,
+            purchase_url: None,
+        }
+    }
+}
 
 /// Everything a catalog request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +68,13 @@ pub enum ApiError {
         /// The platforms the version was built for.
         available: Vec<String>,
     },
+    /// The worker is premium. License verification is not built yet, so
+    /// no key is accepted: paid builds are never handed out unchecked.
+    #[error("this worker requires a license")]
+    LicenseRequired {
+        /// Where to buy one, from the worker's pricing.
+        purchase_url: Option<String>,
+    },
     /// The worker has no PKGBUILD.
     #[error("this worker has no PKGBUILD")]
     PkgbuildNotFound,
@@ -41,6 +84,9 @@ pub enum ApiError {
     /// The route does not exist.
     #[error("no such route")]
     NotFound,
+    /// The route exists, but not for this method.
+    #[error("this route does not accept this method; see the `Allow` header")]
+    MethodNotAllowed,
     /// The webhook secret is missing or wrong.
     #[error("{0}")]
     Unauthorized(String),
@@ -59,8 +105,10 @@ impl ApiError {
             ApiError::UnknownPlatform(_) => (StatusCode::BAD_REQUEST, "Unknown platform"),
             ApiError::PlatformNotBuilt { .. } => (StatusCode::NOT_FOUND, "Platform not available"),
             ApiError::PkgbuildNotFound => (StatusCode::NOT_FOUND, "PKGBUILD not found"),
+            ApiError::LicenseRequired { .. } => (StatusCode::FORBIDDEN, "License required"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad request"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "Not found"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "Unauthorized"),
             ApiError::Upstream(UpstreamError::NotFound) => (StatusCode::NOT_FOUND, "Not found"),
             ApiError::Upstream(UpstreamError::RateLimited { .. }) => {
@@ -88,12 +136,15 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut body = json!({ "error": title, "message": message });
+        let mut body = ErrorBody::new(title, message);
         if let ApiError::PlatformNotBuilt { available, .. } = &self {
-            body["available_platforms"] = json!(available);
+            body.available_platforms = Some(available.clone());
         }
         if let ApiError::UnknownPlatform(_) = &self {
-            body["valid_platforms"] = json!(rbee_schemas::Platform::names());
+            body.valid_platforms = Some(rbee_schemas::Platform::names());
+        }
+        if let ApiError::LicenseRequired { purchase_url } = &self {
+            body.purchase_url = purchase_url.clone();
         }
         let mut resp = (status, Json(body)).into_response();
         if let ApiError::Upstream(UpstreamError::RateLimited { retry_after }) = &self

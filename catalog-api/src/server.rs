@@ -22,6 +22,7 @@ use tower_http::trace::TraceLayer;
 use crate::catalog::Catalog;
 use crate::config::CatalogConfig;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::routes::{legacy, ops, v1, webhook};
 use crate::state::AppState;
 use crate::upstream::Upstream;
@@ -94,10 +95,15 @@ fn catalog_routes(state: Arc<AppState>, cors_origins: &[String]) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::HEAD])
-        .allow_headers([header::AUTHORIZATION, header::IF_NONE_MATCH]);
+        .allow_headers([header::AUTHORIZATION, header::IF_NONE_MATCH])
+        // The marketplace's scripts read these to revalidate and to show
+        // that data is stale.
+        .expose_headers([header::ETAG, header::WARNING, header::CACHE_CONTROL]);
     Router::new()
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
         .route("/workers", get(legacy::list))
         .route("/workers/{id}", get(legacy::get))
         .route("/workers/{id}/PKGBUILD", get(legacy::pkgbuild))
@@ -107,6 +113,9 @@ fn catalog_routes(state: Arc<AppState>, cors_origins: &[String]) -> Router {
         .route("/v1/workers/{id}/{version}/download", get(v1::download))
         .route("/v1/workers/{id}/{version}/blob", get(v1::blob))
         .route("/v1/webhooks/registry", post(webhook::registry_events))
+        // Covers the routes above only (not the registry's, merged later);
+        // axum still adds the `Allow` header.
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(|| async { ApiError::NotFound })
         .layer(cors)
         .with_state(state)
@@ -140,6 +149,7 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
         public_url,
         registry_public_url,
         webhook_secret: config.webhook_secret.clone(),
+        metrics: Arc::new(Metrics::new()),
     });
 
     let mut app = catalog_routes(state.clone(), &config.cors_origins);
@@ -147,7 +157,13 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
         app = app.merge(rbee_registry::api::routes(registry.clone()));
         spawn_invalidation(registry, state.clone());
     }
+    // `Router::layer` wraps each route after routing, so the metrics
+    // middleware sees the matched route template (registry routes too).
     let app = app
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::track,
+        ))
         .layer(middleware::from_fn(security_headers))
         .layer(PropagateRequestIdLayer::new(ID))
         .layer(TraceLayer::new_for_http())

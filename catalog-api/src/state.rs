@@ -1,6 +1,9 @@
 //! What every catalog handler shares.
 
+use std::sync::Arc;
+
 use crate::catalog::Catalog;
+use crate::metrics::Metrics;
 
 /// Shared state of the catalog routes.
 #[derive(Debug)]
@@ -14,6 +17,8 @@ pub struct AppState {
     pub registry_public_url: String,
     /// Shared secret of the registry webhook; `None` disables the webhook.
     pub webhook_secret: Option<String>,
+    /// This server's Prometheus metrics (`/metrics`).
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {

@@ -1,13 +1,20 @@
 //! The JSON shapes the catalog answers with. Legacy shapes keep the field
 //! names today's rbee-hive and marketplace read (both snake_case and the
 //! camelCase of rbee's contract type); `/v1` shapes are snake_case.
+//!
+//! Each type derives `ToSchema`, so `/openapi.json` describes exactly what
+//! is serialised; the doc comments become the schema descriptions. An
+//! `Option` field that is always serialised (as `null` when empty) is marked
+//! `required`, since clients may rely on the key being there.
 
 use std::collections::BTreeSet;
 
 use rbee_schemas::{Platform, WorkerMetadata};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::catalog::{PlatformBuild, Release};
+use crate::openapi::{PlatformName, WorkerMetadataSchema};
 
 /// rbee-hive compares these to `std::env::consts::OS`.
 fn os_name(p: Platform) -> &'static str {
@@ -20,44 +27,71 @@ fn arch_name(p: Platform) -> &'static str {
 }
 
 /// A worker as `/workers` and `/workers/:id` serve it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LegacyWorker {
+    /// Worker id, e.g. `llm-worker-rbee-cpu`.
     pub id: String,
+    /// Human-readable name.
     pub name: String,
+    /// The latest version.
     pub version: String,
+    /// One-line description.
     pub description: String,
     /// OS names: `linux`, `macos`, `windows`.
     pub platforms: Vec<String>,
     /// CPU architectures: `x86_64`, `aarch64`.
     pub architectures: Vec<String>,
+    /// Runtime dependencies (Arch package names).
     pub depends: Vec<String>,
+    /// Build dependencies (Arch package names).
     pub makedepends: Vec<String>,
     /// The backend, as the list view reads it.
     pub worker_type: String,
     /// The backend, as rbee's contract type reads it.
     #[serde(rename = "workerType")]
     pub worker_type_camel: String,
+    /// SPDX license expression.
     pub license: String,
+    /// Implementation language, e.g. `rust`.
     pub implementation: String,
+    /// Build system, e.g. `cargo`.
     #[serde(rename = "buildSystem")]
     pub build_system: String,
+    /// Path of the PKGBUILD route on this server.
     #[serde(rename = "pkgbuildUrl")]
     pub pkgbuild_url: String,
+    /// File name of the installed binary.
     #[serde(rename = "binaryName")]
     pub binary_name: String,
+    /// Where the binary is installed.
     #[serde(rename = "installPath")]
     pub install_path: String,
+    /// Model formats the worker loads, e.g. `gguf`.
     #[serde(rename = "supportedFormats")]
     pub supported_formats: Vec<String>,
+    /// Longest context the worker supports, when it says.
     #[serde(rename = "maxContextLength")]
+    #[schema(required = true)]
     pub max_context_length: Option<u64>,
+    /// Whether the worker streams tokens.
     #[serde(rename = "supportsStreaming")]
     pub supports_streaming: bool,
+    /// Whether the worker batches requests.
     #[serde(rename = "supportsBatching")]
     pub supports_batching: bool,
+    /// Whether downloads need a license key (premium workers).
     #[serde(rename = "requiresLicense")]
     pub requires_license: bool,
+    /// Where the source lives: the metadata document's `source` object.
+    #[schema(value_type = Object)]
     pub source: serde_json::Value,
+}
+
+/// `GET /workers`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LegacyWorkers {
+    /// The latest version of every published worker.
+    pub workers: Vec<LegacyWorker>,
 }
 
 impl LegacyWorker {
@@ -93,21 +127,41 @@ impl LegacyWorker {
 }
 
 /// A worker as `/v1/workers` and `/v1/workers/:id` serve it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Worker {
+    /// Worker id, e.g. `llm-worker-rbee-cpu`.
     pub id: String,
+    /// Human-readable name.
     pub name: String,
+    /// The worker family the backends share, e.g. `llm-worker-rbee`.
     pub family: String,
+    /// `cpu`, `cuda`, `metal` or `rocm`.
     pub backend: String,
+    /// One-line description.
     pub description: String,
+    /// SPDX license expression.
     pub license: String,
+    /// The highest stable version.
     pub latest_version: String,
+    /// Every published version.
     pub versions: Vec<String>,
     /// rbee platform names the latest version declares.
+    #[schema(value_type = Vec<PlatformName>)]
     pub platforms: Vec<Platform>,
+    /// Whether downloads need a license key (premium workers).
     pub requires_license: bool,
+    /// The OCI repository, e.g. `rbee/llm-worker-rbee-cpu`.
     pub repository: String,
+    /// The latest version's worker metadata document.
+    #[schema(value_type = WorkerMetadataSchema)]
     pub metadata: WorkerMetadata,
+}
+
+/// `GET /v1/workers`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Workers {
+    /// The latest version of every published worker that passes the filters.
+    pub workers: Vec<Worker>,
 }
 
 impl Worker {
@@ -132,11 +186,16 @@ impl Worker {
 }
 
 /// One version in `/v1/workers/:id/versions`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Version {
+    /// The semver version.
     pub version: String,
+    /// When it was published (`org.opencontainers.image.created`, RFC 3339).
+    #[schema(required = true)]
     pub published_at: Option<String>,
+    /// Digest of the release's OCI image index.
     pub index_digest: String,
+    /// One entry per platform build.
     pub platforms: Vec<PlatformBuild>,
 }
 
@@ -153,26 +212,64 @@ impl Version {
 }
 
 /// `/v1/workers/:id/versions`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Versions {
+    /// Newest first, by semver.
     pub versions: Vec<Version>,
+    /// The highest stable version, if there is one.
+    #[schema(required = true)]
     pub latest: Option<String>,
 }
 
 /// `/v1/workers/:id/:version/download`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Download {
+    /// Worker id.
     pub worker_id: String,
+    /// The resolved version (never `latest`).
     pub version: String,
+    /// The rbee platform of this build.
+    #[schema(value_type = PlatformName)]
     pub platform: Platform,
     /// Where to GET the tar.gz (plain HTTP, no auth needed unless premium).
     pub download_url: String,
     /// `sha256:<hex>` of the tar.gz.
     pub checksum: String,
+    /// Size of the tar.gz in bytes.
     pub size: u64,
+    /// File name of the tar.gz, e.g. `llm-worker-rbee-cpu-0.1.0-linux-x86_64.tar.gz`.
     pub filename: String,
     /// Seconds the URL stays valid; `null` when it does not expire.
+    #[schema(required = true)]
     pub expires_in: Option<u64>,
     /// `registry/repo@sha256:…` of the platform manifest, for OCI clients.
     pub oci_reference: String,
+}
+
+/// `GET /health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`: the process answers.
+    #[schema(example = "ok")]
+    pub status: &'static str,
+    /// The catalog's version.
+    pub version: &'static str,
+}
+
+/// `GET /ready` when the catalog can answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// Always `ready`.
+    #[schema(example = "ready")]
+    pub status: &'static str,
+    /// True when the worker list comes from the cache because the registry
+    /// failed.
+    pub stale: bool,
+}
+
+/// `POST /v1/webhooks/registry`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookAck {
+    /// How many push or delete events invalidated cached data.
+    pub invalidated: usize,
 }

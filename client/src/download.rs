@@ -112,7 +112,18 @@ pub async fn fetch(
         };
         let mut body = resp.bytes_stream();
         while let Some(chunk) = body.next().await {
-            let chunk = chunk?;
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    // Keep what arrived for the next attempt. A tokio file
+                    // hands each write to a background thread, so without
+                    // this flush the last write could land after the next
+                    // attempt measured the partial file, and its `Range`
+                    // would then skip or repeat bytes.
+                    file.flush().await?;
+                    return Err(e.into());
+                }
+            };
             if have + chunk.len() as u64 > size {
                 drop(file);
                 let _ = tokio::fs::remove_file(&partial).await;

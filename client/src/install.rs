@@ -177,14 +177,8 @@ impl Installer {
             .catalog
             .download_info(worker, &version, self.platform)
             .await?;
-        let records = self.read_records()?;
-        let target = self.dest.join(worker).join(&info.version);
-        if let Some(existing) = records.workers.iter().find(|r| {
-            r.worker_id == worker && r.version == info.version && r.platform == self.platform.name()
-        }) && existing.digest == info.checksum
-            && target.is_dir()
-        {
-            return Ok(Outcome::AlreadyInstalled(existing.clone()));
+        if let Some(existing) = self.already_installed(worker, &info.version, &info.checksum)? {
+            return Ok(Outcome::AlreadyInstalled(existing));
         }
         let downloads = self.dest.join(".downloads");
         let catalog = self.catalog.clone();
@@ -200,6 +194,24 @@ impl Installer {
         .await?;
         self.put_in_place(worker, &info.version, &info.checksum, &file.path)
             .await
+    }
+
+    /// The record of `worker` `version` for this platform when that exact
+    /// build (`digest`) is installed and its folder is still there.
+    pub(crate) fn already_installed(
+        &self,
+        worker: &str,
+        version: &str,
+        digest: &str,
+    ) -> Result<Option<Installed>, ClientError> {
+        let target = self.dest.join(worker).join(version);
+        Ok(self.read_records()?.workers.into_iter().find(|r| {
+            r.worker_id == worker
+                && r.version == version
+                && r.platform == self.platform.name()
+                && r.digest == digest
+                && target.is_dir()
+        }))
     }
 
     /// Unpacks a verified archive into place and records it.
@@ -239,6 +251,12 @@ impl Installer {
         .map_err(|e| ClientError::Io(std::io::Error::other(e)))?;
         if let Err(e) = result {
             let _ = std::fs::remove_dir_all(&staging);
+            // A refused archive can never be installed: keeping it would
+            // only leave hostile bytes on disk. Other failures (a full
+            // disk) keep the verified download for the next attempt.
+            if matches!(e, ClientError::UnsafeArchive(_)) {
+                let _ = std::fs::remove_file(archive);
+            }
             return Err(e);
         }
         let _ = std::fs::remove_file(archive);

@@ -88,9 +88,11 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             };
             let outcome = match installer.install(&id, req.as_deref(), &progress).await {
                 Err(ClientError::Network(e)) if registry.is_some() => {
-                    bar.println(format!(
-                        "catalog unreachable ({e}); installing from the registry"
-                    ));
+                    // Not `bar.println`: a hidden bar (stderr is not a
+                    // terminal, as in logs and scripts) drops its output.
+                    bar.suspend(|| {
+                        eprintln!("catalog unreachable ({e}); installing from the registry")
+                    });
                     let source = RegistrySource {
                         url: registry.unwrap_or_default(),
                         namespace,

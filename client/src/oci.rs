@@ -104,6 +104,9 @@ impl Installer {
             .ok_or_else(|| {
                 ClientError::Invalid(format!("{repo}@{} has no worker layer", entry.digest))
             })?;
+        if let Some(existing) = self.already_installed(worker, &version, &layer.digest)? {
+            return Ok(Outcome::AlreadyInstalled(existing));
+        }
 
         let downloads = self.dest_dir().join(".downloads");
         tokio::fs::create_dir_all(&downloads).await?;

@@ -35,7 +35,7 @@ async fn install_script_is_a_quick_no_op_when_everything_is_present() {
     // nginx lives in /usr/sbin, which is not on every PATH; the script
     // looks there too.
     let nginx = find_tool("nginx").is_some() || Path::new("/usr/sbin/nginx").is_file();
-    let all_present = ["skopeo", "docker-registry", "wrk"]
+    let all_present = ["skopeo", "docker-registry", "htpasswd", "wrk"]
         .iter()
         .all(|t| find_tool(t).is_some())
         && nginx;
@@ -43,7 +43,7 @@ async fn install_script_is_a_quick_no_op_when_everything_is_present() {
     if !all_present || !require_python_module("oras") {
         if !all_present {
             report_missing(
-                "one of skopeo, docker-registry, nginx, wrk",
+                "one of skopeo, docker-registry, htpasswd, nginx, wrk",
                 std::env::var("CI").is_ok_and(|v| v == "true"),
             );
         }

@@ -3,18 +3,34 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::{StreamExt, TryStreamExt};
-use serde_json::json;
 
-use crate::error::{ApiError, check_worker_id};
+use crate::error::{ApiError, ErrorBody, check_worker_id};
+use crate::extract::Path;
+use crate::openapi::WorkerIdPath;
 use crate::respond::{self, Caching};
 use crate::state::AppState;
-use crate::wire::LegacyWorker;
+use crate::wire::{LegacyWorker, LegacyWorkers};
 
-/// `GET /workers`
+/// Every published worker, latest version, in the legacy shape.
+///
+/// The list view of today's rbee-hive and the marketplace reads `id`,
+/// `name`, `worker_type`, `platforms` and `description`.
+#[utoipa::path(
+    get,
+    path = "/workers",
+    tag = "legacy",
+    operation_id = "legacy_list_workers",
+    responses(
+        (status = 200, description = "Every worker; cached 5 minutes", body = LegacyWorkers),
+        (status = 304, description = "Not modified: the `If-None-Match` ETag still matches"),
+        (status = 502, description = "The registry failed and nothing cached could stand in", body = ErrorBody),
+        (status = 503, description = "The registry rate-limits and nothing cached could stand in; see `Retry-After`", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -40,13 +56,31 @@ pub async fn list(
         .collect();
     Ok(respond::json(
         &headers,
-        &json!({ "workers": workers }),
+        &LegacyWorkers { workers },
         stale,
         Caching::Public(300),
     ))
 }
 
-/// `GET /workers/:id`
+/// One worker, latest version, in the legacy shape.
+///
+/// rbee-hive's installer deserialises it strictly into `{id, name, version,
+/// platforms, architectures, depends}`, so those fields never change.
+#[utoipa::path(
+    get,
+    path = "/workers/{id}",
+    tag = "legacy",
+    operation_id = "legacy_get_worker",
+    params(WorkerIdPath),
+    responses(
+        (status = 200, description = "The worker; cached 10 minutes", body = LegacyWorker),
+        (status = 304, description = "Not modified: the `If-None-Match` ETag still matches"),
+        (status = 400, description = "`Invalid worker id`", body = ErrorBody),
+        (status = 404, description = "`Worker not found` (rbee-hive matches this text)", body = ErrorBody),
+        (status = 502, description = "The registry failed and nothing cached could stand in", body = ErrorBody),
+        (status = 503, description = "The registry rate-limits and nothing cached could stand in; see `Retry-After`", body = ErrorBody),
+    ),
+)]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -69,7 +103,22 @@ pub async fn get(
     ))
 }
 
-/// `GET /workers/:id/PKGBUILD`
+/// The PKGBUILD attached to the worker's latest release.
+#[utoipa::path(
+    get,
+    path = "/workers/{id}/PKGBUILD",
+    tag = "legacy",
+    operation_id = "legacy_get_pkgbuild",
+    params(WorkerIdPath),
+    responses(
+        (status = 200, description = "The PKGBUILD; cached 10 minutes", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 304, description = "Not modified: the `If-None-Match` ETag still matches"),
+        (status = 400, description = "`Invalid worker id`", body = ErrorBody),
+        (status = 404, description = "`Worker not found`, or `PKGBUILD not found` when the release has none", body = ErrorBody),
+        (status = 502, description = "The registry failed and nothing cached could stand in", body = ErrorBody),
+        (status = 503, description = "The registry rate-limits and nothing cached could stand in; see `Retry-After`", body = ErrorBody),
+    ),
+)]
 pub async fn pkgbuild(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use futures_util::{StreamExt, TryStreamExt};
@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::catalog::Release;
 use crate::error::{ApiError, check_worker_id};
+use crate::extract::{Path, Query};
 use crate::respond::{self, Caching};
 use crate::state::AppState;
 use crate::wire::{Download, Version, Versions, Worker};
@@ -45,6 +46,21 @@ fn parse_platform(raw: Option<&str>) -> Result<Platform, ApiError> {
 }
 
 /// `GET /v1/workers`
+#[utoipa::path(
+    get,
+    path = "/v1/workers",
+    tag = "v1",
+    operation_id = "list_workers",
+    summary = "Every published worker, latest version",
+    params(crate::openapi::ListQuery),
+    responses(
+        (status = 200, description = "The workers that pass the filters; cached 5 minutes", body = crate::wire::Workers),
+        (status = 304, description = "Not modified: the `If-None-Match` ETag still matches"),
+        (status = 400, description = "`Bad request` (unknown backend) or `Unknown platform`", body = crate::error::ErrorBody),
+        (status = 502, description = "`Registry unavailable` or `Registry data invalid`, with nothing cached to stand in", body = crate::error::ErrorBody),
+        (status = 503, description = "`Registry rate-limited`, with nothing cached to stand in; see `Retry-After`", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Query(filter): Query<ListFilter>,
@@ -102,6 +118,22 @@ pub async fn list(
 }
 
 /// `GET /v1/workers/:id`
+#[utoipa::path(
+    get,
+    path = "/v1/workers/{id}",
+    tag = "v1",
+    operation_id = "get_worker",
+    summary = "One worker: its latest version's metadata and every version",
+    params(crate::openapi::WorkerIdPath),
+    responses(
+        (status = 200, description = "The worker; cached 10 minutes", body = crate::wire::Worker),
+        (status = 304, description = "Not modified: the `If-None-Match` ETag still matches"),
+        (status = 400, description = "`Invalid worker id`", body = crate::error::ErrorBody),
+        (status = 404, description = "`Worker not found`", body = crate::error::ErrorBody),
+        (status = 502, description = "`Registry unavailable` or `Registry data invalid`, with nothing cached to stand in", body = crate::error::ErrorBody),
+        (status = 503, description = "`Registry rate-limited`, with nothing cached to stand in; see `Retry-After`", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -127,6 +159,22 @@ pub async fn get(
 }
 
 /// `GET /v1/workers/:id/versions`
+#[utoipa::path(
+    get,
+    path = "/v1/workers/{id}/versions",
+    tag = "v1",
+    operation_id = "list_versions",
+    summary = "Every version of a worker, newest first, with its platform builds",
+    params(crate::openapi::WorkerIdPath),
+    responses(
+        (status = 200, description = "The versions; cached 10 minutes", body = crate::wire::Versions),
+        (status = 304, description = "Not modified: the `If-None-Match` ETag still matches"),
+        (status = 400, description = "`Invalid worker id`", body = crate::error::ErrorBody),
+        (status = 404, description = "`Worker not found`", body = crate::error::ErrorBody),
+        (status = 502, description = "`Registry unavailable` or `Registry data invalid`, with nothing cached to stand in", body = crate::error::ErrorBody),
+        (status = 503, description = "`Registry rate-limited`, with nothing cached to stand in; see `Retry-After`", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn versions(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -161,6 +209,22 @@ fn build_for(
         })
 }
 
+/// Premium builds need a verified license, and license verification is
+/// not built yet: until it is, premium downloads are refused (403 with the
+/// purchase URL) rather than handed out unchecked.
+fn require_license(release: &Release) -> Result<(), ApiError> {
+    if release.metadata.distribution.requires_license {
+        return Err(ApiError::LicenseRequired {
+            purchase_url: release
+                .metadata
+                .pricing
+                .as_ref()
+                .map(|p| p.purchase_url.clone()),
+        });
+    }
+    Ok(())
+}
+
 fn check_version_param(version: &str) -> Result<(), ApiError> {
     if version == "latest" || (version.len() <= 128 && semver::Version::parse(version).is_ok()) {
         Ok(())
@@ -173,6 +237,23 @@ fn check_version_param(version: &str) -> Result<(), ApiError> {
 }
 
 /// `GET /v1/workers/:id/:version/download?platform=linux-x86_64`
+#[utoipa::path(
+    get,
+    path = "/v1/workers/{id}/{version}/download",
+    tag = "v1",
+    operation_id = "get_download",
+    summary = "Where to download one platform build, and its sha256",
+    params(crate::openapi::ReleasePath, crate::openapi::PlatformQuery),
+    responses(
+        (status = 200, description = "The download; cached 1 hour (5 minutes for `latest`)", body = crate::wire::Download),
+        (status = 304, description = "Not modified: the `If-None-Match` ETag still matches"),
+        (status = 400, description = "`Invalid worker id`, `Bad request` (bad version, no platform) or `Unknown platform` (with `valid_platforms`)", body = crate::error::ErrorBody),
+        (status = 404, description = "`Worker not found`, `Version not found` or `Platform not available` (with `available_platforms`)", body = crate::error::ErrorBody),
+        (status = 403, description = "`License required` (premium worker; with `purchase_url`)", body = crate::error::ErrorBody),
+        (status = 502, description = "`Registry unavailable` or `Registry data invalid`, with nothing cached to stand in", body = crate::error::ErrorBody),
+        (status = 503, description = "`Registry rate-limited`, with nothing cached to stand in; see `Retry-After`", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn download(
     State(state): State<Arc<AppState>>,
     Path((id, version)): Path<(String, String)>,
@@ -183,6 +264,7 @@ pub async fn download(
     check_version_param(&version)?;
     let platform = parse_platform(q.platform.as_deref())?;
     let (release, stale) = state.catalog.release(&id, &version).await?;
+    require_license(&release)?;
     let build = build_for(&release, platform)?;
     let upstream = state.catalog.upstream();
     let download_url = if upstream.needs_auth() {
@@ -225,6 +307,23 @@ pub async fn download(
 
 /// `GET /v1/workers/:id/:version/blob?platform=…`: the tar.gz streamed
 /// through the catalog, for registries that need credentials to read.
+#[utoipa::path(
+    get,
+    path = "/v1/workers/{id}/{version}/blob",
+    tag = "v1",
+    operation_id = "get_blob",
+    summary = "The tar.gz of one platform build, streamed through the catalog",
+    description = "The `download_url` of a download when the registry needs credentials the client does not have. The `Docker-Content-Digest` header carries the sha256.",
+    params(crate::openapi::ReleasePath, crate::openapi::PlatformQuery),
+    responses(
+        (status = 200, description = "The tar.gz", body = inline(crate::openapi::GzipFile), content_type = "application/gzip"),
+        (status = 400, description = "`Invalid worker id`, `Bad request` or `Unknown platform`", body = crate::error::ErrorBody),
+        (status = 404, description = "`Worker not found`, `Version not found` or `Platform not available`", body = crate::error::ErrorBody),
+        (status = 403, description = "`License required` (premium worker; with `purchase_url`)", body = crate::error::ErrorBody),
+        (status = 502, description = "`Registry unavailable` or `Registry data invalid`, with nothing cached to stand in", body = crate::error::ErrorBody),
+        (status = 503, description = "`Registry rate-limited`, with nothing cached to stand in; see `Retry-After`", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn blob(
     State(state): State<Arc<AppState>>,
     Path((id, version)): Path<(String, String)>,
@@ -234,6 +333,7 @@ pub async fn blob(
     check_version_param(&version)?;
     let platform = parse_platform(q.platform.as_deref())?;
     let (release, _) = state.catalog.release(&id, &version).await?;
+    require_license(&release)?;
     let build = build_for(&release, platform)?;
     let stream = state
         .catalog

@@ -19,26 +19,38 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
+use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
+use crate::wire::WebhookAck;
 
-#[derive(Debug, Deserialize)]
+/// A CNCF Distribution notification envelope; only the fields the catalog
+/// reads are described, and any others are ignored.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = RegistryNotifications)]
 struct Envelope {
+    /// The events, in the order the registry saw them.
     #[serde(default)]
     events: Vec<Notification>,
 }
 
-#[derive(Debug, Deserialize)]
+/// One registry event.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = RegistryEvent)]
 struct Notification {
+    /// `push`, `pull`, `mount` or `delete`; `push` and `delete` invalidate.
     #[serde(default)]
     action: String,
+    /// What the event is about.
     target: Option<NotificationTarget>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The target of a registry event.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = RegistryEventTarget)]
 struct NotificationTarget {
+    /// The repository, e.g. `rbee/llm-worker-rbee-cpu`.
     #[serde(default)]
     repository: String,
 }
@@ -48,7 +60,29 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Handles one notification envelope.
+/// Push notifications from an external registry.
+///
+/// Every `push` or `delete` event drops what is cached about its
+/// repository, and the worker list, so that a new release is visible at
+/// once instead of after the cache lifetime.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/registry",
+    tag = "ops",
+    operation_id = "registry_webhook",
+    security(("webhook_secret" = [])),
+    request_body(
+        content = Envelope,
+        content_type = "application/json",
+        description = "CNCF Distribution's notification envelope",
+    ),
+    responses(
+        (status = 200, description = "The events were applied", body = WebhookAck),
+        (status = 400, description = "`Bad request`: not a notification envelope", body = ErrorBody),
+        (status = 401, description = "`Unauthorized`: missing or wrong secret", body = ErrorBody),
+        (status = 404, description = "`Not found`: the webhook is disabled (no secret configured)", body = ErrorBody),
+    ),
+)]
 pub async fn registry_events(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -78,5 +112,5 @@ pub async fn registry_events(
             invalidated += 1;
         }
     }
-    Ok((StatusCode::OK, Json(json!({ "invalidated": invalidated }))).into_response())
+    Ok((StatusCode::OK, Json(WebhookAck { invalidated })).into_response())
 }

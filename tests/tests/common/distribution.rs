@@ -34,7 +34,17 @@ impl Distribution {
         if !require_tool("docker-registry") {
             return None;
         }
-        Some(Distribution::spawn(None).await)
+        Some(Distribution::spawn(None, "").await)
+    }
+
+    /// Starts Distribution with anonymous access and `extra` appended to
+    /// its YAML configuration (top-level sections such as
+    /// `notifications:`). `None` when `docker-registry` is not installed.
+    pub async fn start_with_config(extra: &str) -> Option<Distribution> {
+        if !require_tool("docker-registry") {
+            return None;
+        }
+        Some(Distribution::spawn(None, extra).await)
     }
 
     /// Starts Distribution requiring Basic auth as `user`/`password`
@@ -44,10 +54,10 @@ impl Distribution {
         if !require_tool("docker-registry") || !require_tool("htpasswd") {
             return None;
         }
-        Some(Distribution::spawn(Some((user.to_owned(), password.to_owned()))).await)
+        Some(Distribution::spawn(Some((user.to_owned(), password.to_owned())), "").await)
     }
 
-    async fn spawn(credentials: Option<(String, String)>) -> Distribution {
+    async fn spawn(credentials: Option<(String, String)>, extra: &str) -> Distribution {
         let dir = tempfile::tempdir().expect("distribution dir");
         let mut auth = String::new();
         if let Some((user, password)) = &credentials {
@@ -63,6 +73,8 @@ impl Distribution {
                 file.display()
             );
         }
+        // Extra top-level sections go after `auth`, at the end of the file.
+        auth.push_str(extra);
         // The port is found by binding and releasing it; another process
         // may take it in between, so a start that fails is tried again on
         // a new port.

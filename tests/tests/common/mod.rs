@@ -2,13 +2,15 @@
 //! skipping or failing when they are missing), starting the registry on
 //! `127.0.0.1:0`, running client commands with a time limit, and building
 //! small but real OCI content (an image index with two platforms) on disk.
-//! CNCF Distribution and the publishing helpers (the pusher, the example
-//! release) live in the submodules.
+//! CNCF Distribution, the publishing helpers (the pusher, the example
+//! release) and the catalog server helpers live in the submodules.
 
 // Each test binary compiles this module and uses a different part of it.
 #![allow(dead_code)]
 
+pub mod catalog;
 pub mod distribution;
+pub mod install;
 pub mod publishing;
 
 use std::io::Write as _;

@@ -177,10 +177,9 @@ impl Fixture {
         std::fs::copy(example.join("README.md"), &readme).unwrap();
         let builds = PLATFORMS
             .iter()
-            .zip(1u64..)
-            .map(|((platform, _, _), seed)| {
+            .map(|(platform, _, _)| {
                 let path = dir.path().join(format!("build-{platform}"));
-                std::fs::write(&path, stand_in(platform, seed)).unwrap();
+                std::fs::write(&path, stand_in(platform, 0)).unwrap();
                 ((*platform).to_owned(), path)
             })
             .collect();
@@ -253,10 +252,17 @@ impl Fixture {
     }
 }
 
-/// A stand-in build: recognisable text, then incompressible bytes.
-pub fn stand_in(platform: &str, seed: u64) -> Vec<u8> {
-    let mut bytes = format!("stand-in build of hello-worker-rbee for {platform}\n").into_bytes();
-    bytes.extend(pseudo_random(seed, 8 << 10));
+/// A stand-in build of `platform`: recognisable text, then 8 KiB of
+/// incompressible bytes, different for every platform and `generation`
+/// (0 for the fixture's builds; a higher one for a changed build).
+pub fn stand_in(platform: &str, generation: u64) -> Vec<u8> {
+    let index = PLATFORMS
+        .iter()
+        .position(|p| p.0 == platform)
+        .unwrap_or_else(|| panic!("unknown platform {platform}"));
+    let mut bytes =
+        format!("stand-in build of hello-worker-rbee for {platform} ({generation})\n").into_bytes();
+    bytes.extend(pseudo_random(1 + index as u64 + 16 * generation, 8 << 10));
     bytes
 }
 

@@ -1,0 +1,304 @@
+//! Prometheus metrics of one catalog server: requests by route template,
+//! method and status class, request durations by route, and how the
+//! upstream cache answered.
+//!
+//! Each server owns its own [`Registry`] instead of a process-wide recorder,
+//! because several servers run in one process in the tests (and could in an
+//! embedding program) and each must count only its own traffic.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+use tokio::time::Instant;
+
+/// The content type of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The route label of requests no route matched. Raw paths are never used
+/// as labels: a scanner asking for a million paths would otherwise create a
+/// million time series.
+const UNMATCHED: &str = "unmatched";
+
+/// Labels of `rbee_catalog_http_requests_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// The route template, e.g. `/v1/workers/{id}`, or `unmatched`.
+    pub route: String,
+    /// The request method ([`method_label`]).
+    pub method: &'static str,
+    /// The response status class ([`status_class`]).
+    pub status: &'static str,
+}
+
+/// Labels of `rbee_catalog_http_request_duration_seconds`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The route template, e.g. `/v1/workers/{id}`, or `unmatched`.
+    pub route: String,
+}
+
+/// A request method as a label value. Methods outside this list become
+/// `OTHER`, since HTTP lets clients invent any number of them.
+pub fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// A response status as a label value: the class rather than the code
+/// keeps the number of series small, and the class is what alerts use.
+pub fn status_class(s: StatusCode) -> &'static str {
+    match s.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// How the upstream cache answered one lookup; each lookup counts once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// A fresh cached value; the registry was not asked.
+    Hit,
+    /// The registry was asked (and answered, or failed with nothing cached
+    /// to stand in).
+    Miss,
+    /// Old data served because the registry was down or rate-limiting.
+    Stale,
+}
+
+impl CacheOutcome {
+    const ALL: [CacheOutcome; 3] = [CacheOutcome::Hit, CacheOutcome::Miss, CacheOutcome::Stale];
+
+    fn label(self) -> CacheLabels {
+        CacheLabels {
+            outcome: match self {
+                CacheOutcome::Hit => "hit",
+                CacheOutcome::Miss => "miss",
+                CacheOutcome::Stale => "stale",
+            },
+        }
+    }
+}
+
+/// Labels of `rbee_catalog_cache_lookups_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// `hit`, `miss` or `stale` ([`CacheOutcome`]).
+    pub outcome: &'static str,
+}
+
+/// The cache's counters, shared with the requests that use the cache.
+#[derive(Debug, Default)]
+pub struct CacheMetrics {
+    lookups: Family<CacheLabels, Counter>,
+}
+
+impl CacheMetrics {
+    /// Counts one lookup.
+    pub fn record(&self, outcome: CacheOutcome) {
+        self.lookups.get_or_create(&outcome.label()).inc();
+    }
+}
+
+tokio::task_local! {
+    /// The cache metrics of the server whose request this task is serving.
+    ///
+    /// The caches are built deep inside `Catalog`, which knows nothing of
+    /// metrics; rather than threading a handle through every constructor,
+    /// the metrics middleware scopes each request with its server's
+    /// counters, and [`crate::cache::Cache::get`] counts into whatever scope
+    /// it runs in. Lookups outside a request (unit tests) count nowhere,
+    /// and so would lookups in a task a handler spawns, since task-locals
+    /// are not inherited; handlers today fetch concurrently with streams
+    /// polled in their own task, which the scope covers.
+    static CACHE_METRICS: Arc<CacheMetrics>;
+}
+
+/// Counts a cache lookup made while serving a request.
+pub(crate) fn record_cache(outcome: CacheOutcome) {
+    let _ = CACHE_METRICS.try_with(|m| m.record(outcome));
+}
+
+/// Runs `fut` with `metrics` as the place cache lookups are counted.
+pub(crate) async fn with_cache_metrics<F: Future>(metrics: Arc<CacheMetrics>, fut: F) -> F::Output {
+    CACHE_METRICS.scope(metrics, fut).await
+}
+
+/// Request durations are recorded in buckets from 0.5 ms to about 4 s:
+/// cached answers take well under a millisecond, upstream fetches tens to
+/// hundreds.
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 14))
+}
+
+/// The metrics of one catalog server.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<HttpLabels, Counter>,
+    durations: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    cache: Arc<CacheMetrics>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Empty metrics, registered under the `rbee_catalog` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("rbee_catalog");
+        let requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route template, method and status class",
+            requests.clone(),
+        );
+        let durations = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            duration_histogram,
+        );
+        registry.register_with_unit(
+            "http_request_duration",
+            "Time from request to response headers, by route template",
+            Unit::Seconds,
+            durations.clone(),
+        );
+        let cache = Arc::new(CacheMetrics::default());
+        // Every outcome is present from the start, so that dashboards and
+        // rate() see a zero rather than a missing series.
+        for outcome in CacheOutcome::ALL {
+            let _ = cache.lookups.get_or_create(&outcome.label());
+        }
+        registry.register(
+            "cache_lookups",
+            "Upstream cache lookups by outcome: hit (fresh), miss (asked the registry), stale (served old data because the registry failed)",
+            cache.lookups.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            durations,
+            cache,
+        }
+    }
+
+    /// Counts one answered request.
+    pub fn record_request(&self, route: &str, method: &Method, status: StatusCode, seconds: f64) {
+        self.requests
+            .get_or_create(&HttpLabels {
+                route: route.to_owned(),
+                method: method_label(method),
+                status: status_class(status),
+            })
+            .inc();
+        self.durations
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// The counters the cache records into.
+    pub fn cache(&self) -> &Arc<CacheMetrics> {
+        &self.cache
+    }
+
+    /// Everything, in the OpenMetrics text format ([`CONTENT_TYPE`]).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Middleware recording every request under its route template. It must be
+/// added with `Router::layer`, which runs it after routing, so that
+/// [`MatchedPath`] is known.
+pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(UNMATCHED, MatchedPath::as_str)
+        .to_owned();
+    let method = req.method().clone();
+    let resp = with_cache_metrics(metrics.cache.clone(), next.run(req)).await;
+    metrics.record_request(
+        &route,
+        &method,
+        resp.status(),
+        started.elapsed().as_secs_f64(),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_template_and_status_class() {
+        let m = Metrics::new();
+        m.record_request("/workers/{id}", &Method::GET, StatusCode::NOT_FOUND, 0.001);
+        m.record_request("/workers/{id}", &Method::GET, StatusCode::OK, 0.001);
+        m.record_request("/workers/{id}", &Method::GET, StatusCode::OK, 0.001);
+        m.record_request(
+            UNMATCHED,
+            &Method::from_bytes(b"BREW").unwrap(),
+            StatusCode::NOT_FOUND,
+            0.001,
+        );
+        let text = m.encode();
+        assert!(text.contains(
+            r#"rbee_catalog_http_requests_total{route="/workers/{id}",method="GET",status="2xx"} 2"#
+        ));
+        assert!(text.contains(
+            r#"rbee_catalog_http_requests_total{route="/workers/{id}",method="GET",status="4xx"} 1"#
+        ));
+        assert!(text.contains(
+            r#"rbee_catalog_http_requests_total{route="unmatched",method="OTHER",status="4xx"} 1"#
+        ));
+        assert!(text.contains(
+            r#"rbee_catalog_http_request_duration_seconds_count{route="/workers/{id}"} 3"#
+        ));
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[tokio::test]
+    async fn cache_lookups_count_only_inside_a_scope() {
+        let m = Metrics::new();
+        record_cache(CacheOutcome::Hit);
+        with_cache_metrics(m.cache().clone(), async {
+            record_cache(CacheOutcome::Miss);
+            record_cache(CacheOutcome::Hit);
+            record_cache(CacheOutcome::Hit);
+        })
+        .await;
+        let text = m.encode();
+        assert!(text.contains(r#"rbee_catalog_cache_lookups_total{outcome="hit"} 2"#));
+        assert!(text.contains(r#"rbee_catalog_cache_lookups_total{outcome="miss"} 1"#));
+        assert!(text.contains(r#"rbee_catalog_cache_lookups_total{outcome="stale"} 0"#));
+    }
+}

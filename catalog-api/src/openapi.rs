@@ -1,0 +1,392 @@
+//! The OpenAPI 3.1 document of the catalog routes, served at
+//! `/openapi.json`, generated from the handlers' `#[utoipa::path]`
+//! attributes and the wire types' `ToSchema` derives, so that it cannot
+//! drift from the code. The embedded registry's `/v2` routes are not in it:
+//! they are the OCI Distribution Spec's.
+//!
+//! A snapshot test keeps the whole document under review: any change to a
+//! route, a parameter or a JSON shape shows up as a snapshot diff.
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{OpenApi as Document, RefOr, Required};
+use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToSchema};
+
+use crate::routes::{legacy, ops, v1, webhook};
+
+/// The schema of an rbee platform name (`linux-x86_64`, ...), as a string
+/// enum built from [`rbee_schemas::Platform::names`]. It stands in for
+/// `rbee_schemas::Platform`, which lives in a crate without utoipa.
+#[derive(Debug)]
+pub struct PlatformName;
+
+impl PartialSchema for PlatformName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .description(Some(
+                "An rbee platform name: `<os>-<arch>`, mapped one-to-one to an OCI platform \
+                 (`linux-x86_64` is `linux/amd64`, `macos-aarch64` is `darwin/arm64`).",
+            ))
+            .enum_values(Some(rbee_schemas::Platform::names()))
+            .into()
+    }
+}
+
+impl ToSchema for PlatformName {
+    fn name() -> Cow<'static, str> {
+        "Platform".into()
+    }
+}
+
+/// The schema of `rbee_schemas::WorkerMetadata`. The schemas crate already
+/// has the authoritative JSON Schema (draft 2020-12, the dialect of
+/// OpenAPI 3.1) and tests that keep it in agreement with the Rust reader,
+/// so [`document`] puts that schema in place of this placeholder rather
+/// than describing the document a second time.
+#[derive(Debug)]
+pub struct WorkerMetadataSchema;
+
+impl PartialSchema for WorkerMetadataSchema {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Object))
+            .into()
+    }
+}
+
+impl ToSchema for WorkerMetadataSchema {
+    fn name() -> Cow<'static, str> {
+        "WorkerMetadata".into()
+    }
+}
+
+/// The `{id}` of worker routes. Parameter descriptions live in these
+/// doc-only structs because the handlers take plain `Path<String>`s.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct WorkerIdPath {
+    /// Worker id: lowercase letters, digits and `-`, at most 100 characters;
+    /// anything else is 400 `Invalid worker id`.
+    #[param(
+        pattern = "^[a-z0-9-]+$",
+        max_length = 100,
+        example = "llm-worker-rbee-cpu"
+    )]
+    pub id: String,
+}
+
+/// The `{id}` and `{version}` of release routes.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ReleasePath {
+    /// Worker id: lowercase letters, digits and `-`, at most 100 characters.
+    #[param(
+        pattern = "^[a-z0-9-]+$",
+        max_length = 100,
+        example = "llm-worker-rbee-cpu"
+    )]
+    pub id: String,
+    /// A semver version such as `0.1.0`, or `latest` for the highest
+    /// stable one.
+    #[param(example = "latest")]
+    pub version: String,
+}
+
+/// The query of `GET /v1/workers`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only workers of this backend; another value is 400.
+    #[param(value_type = Option<BackendName>)]
+    pub backend: Option<String>,
+    /// Only workers whose latest version was built for this platform; an
+    /// unknown name is 400 `Unknown platform`.
+    #[param(value_type = Option<PlatformName>)]
+    pub platform: Option<String>,
+}
+
+/// The query of download and blob routes.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PlatformQuery {
+    /// The platform to download; missing is 400 `Bad request`, an unknown
+    /// name 400 `Unknown platform` (with `valid_platforms`), a platform
+    /// this version was not built for 404 `Platform not available` (with
+    /// `available_platforms`).
+    #[param(value_type = PlatformName, example = "linux-x86_64")]
+    pub platform: String,
+}
+
+/// The schema of a backend name (`cpu`, `cuda`, ...), as a string enum
+/// built from [`rbee_schemas::Backend::ALL`].
+#[derive(Debug)]
+pub struct BackendName;
+
+impl PartialSchema for BackendName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .description(Some("A worker backend."))
+            .enum_values(Some(rbee_schemas::Backend::ALL.map(|b| b.as_str())))
+            .into()
+    }
+}
+
+impl ToSchema for BackendName {
+    fn name() -> Cow<'static, str> {
+        "Backend".into()
+    }
+}
+
+/// The schema of a streamed tar.gz: raw bytes, not JSON.
+#[derive(Debug)]
+pub struct GzipFile;
+
+impl PartialSchema for GzipFile {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .content_media_type("application/gzip")
+            .into()
+    }
+}
+
+impl ToSchema for GzipFile {}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "rbee catalog API",
+        description = "The rbee-facing worker catalog: the legacy `/workers` routes today's \
+            rbee-hive and the marketplace read, the `/v1` routes with versions and downloads, \
+            and operational routes. Errors are JSON `{\"error\", \"message\"}`. The embedded \
+            OCI registry under `/v2/` follows the OCI Distribution Spec and is not described \
+            here. Human-readable reference: docs/api.md."
+    ),
+    paths(
+        legacy::list,
+        legacy::get,
+        legacy::pkgbuild,
+        v1::list,
+        v1::get,
+        v1::versions,
+        v1::download,
+        v1::blob,
+        webhook::registry_events,
+        ops::health,
+        ops::ready,
+        ops::metrics,
+        ops::openapi,
+    ),
+    components(schemas(crate::error::ErrorBody, BackendName, PlatformName)),
+    tags(
+        (name = "legacy", description = "Routes kept compatible with today's rbee-hive and marketplace."),
+        (name = "v1", description = "Workers, versions and downloads (snake_case JSON)."),
+        (name = "ops", description = "Health, readiness, metrics, this document, and the registry webhook."),
+    ),
+    modifiers(&CachingHeaders, &WebhookSecret),
+)]
+struct ApiDoc;
+
+/// Every route answered through `respond.rs` carries the same caching
+/// headers and honours `If-None-Match`. Those routes are the ones that
+/// document a 304; this adds the headers to them once instead of repeating
+/// them in each attribute.
+struct CachingHeaders;
+
+impl Modify for CachingHeaders {
+    fn modify(&self, doc: &mut Document) {
+        let string = || ObjectBuilder::new().schema_type(SchemaType::Type(Type::String));
+        let header = |description: &str| {
+            HeaderBuilder::new()
+                .schema(string())
+                .description(Some(description))
+                .build()
+        };
+        for item in doc.paths.paths.values_mut() {
+            let Some(op) = item.get.as_mut() else {
+                continue;
+            };
+            if !op.responses.responses.contains_key("304") {
+                continue;
+            }
+            op.parameters.get_or_insert_with(Vec::new).push(
+                ParameterBuilder::new()
+                    .name("If-None-Match")
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::False)
+                    .description(Some(
+                        "An ETag from an earlier answer; 304 with no body when it still matches.",
+                    ))
+                    .schema(Some(string()))
+                    .build(),
+            );
+            for (status, response) in op.responses.responses.iter_mut() {
+                let RefOr::T(response) = response else {
+                    continue;
+                };
+                if status != "200" && status != "304" {
+                    continue;
+                }
+                response.headers.insert(
+                    "ETag".into(),
+                    header("Strong validator of the body (a hash of it)."),
+                );
+                response.headers.insert(
+                    "Cache-Control".into(),
+                    header(
+                        "`public, max-age=N` with N the route's lifetime; `public, max-age=10` \
+                         when the data is stale.",
+                    ),
+                );
+                if status == "200" {
+                    response.headers.insert(
+                        "Warning".into(),
+                        header(
+                            "`110 - \"Response is Stale\"` when the registry failed and cached \
+                             data was served; absent otherwise.",
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The registry webhook's shared secret, as a bearer token.
+struct WebhookSecret;
+
+impl Modify for WebhookSecret {
+    fn modify(&self, doc: &mut Document) {
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+            "webhook_secret",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The secret set with `--webhook-secret` / `RBEE_CATALOG_WEBHOOK_SECRET`.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document as JSON.
+pub fn document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    if let Some(slot) = doc.pointer_mut("/components/schemas/WorkerMetadata") {
+        *slot = worker_metadata_schema();
+    }
+    doc
+}
+
+/// The serialised document, built once: it depends only on the code.
+pub fn document_bytes() -> &'static [u8] {
+    static BYTES: LazyLock<Vec<u8>> =
+        LazyLock::new(|| serde_json::to_vec(&document()).unwrap_or_default());
+    &BYTES
+}
+
+/// The schemas crate's JSON Schema of the worker metadata document, made
+/// to live at `#/components/schemas/WorkerMetadata`: its `$id` and
+/// `$schema` go (the document's dialect is already 2020-12, and a `$id`
+/// would change how tools resolve references), and its internal
+/// `#/$defs/...` references are rewritten to point into that location.
+fn worker_metadata_schema() -> serde_json::Value {
+    const HERE: &str = "#/components/schemas/WorkerMetadata/$defs/";
+    fn rewrite(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map.iter_mut() {
+                    if key == "$ref"
+                        && let Some(r) = value.as_str()
+                        && let Some(rest) = r.strip_prefix("#/$defs/")
+                    {
+                        *value = serde_json::Value::String(format!("{HERE}{rest}"));
+                    } else {
+                        rewrite(value);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(rewrite),
+            _ => {}
+        }
+    }
+    let mut schema: serde_json::Value =
+        serde_json::from_str(rbee_schemas::WORKER_METADATA_SCHEMA).unwrap_or_default();
+    if let Some(map) = schema.as_object_mut() {
+        map.remove("$id");
+        map.remove("$schema");
+    }
+    rewrite(&mut schema);
+    schema
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openapi_document_snapshot() {
+        // The version changes with every release and says nothing about
+        // the API's shape.
+        insta::assert_json_snapshot!("openapi", document(), {
+            ".info.version" => "[version]",
+        });
+    }
+
+    #[test]
+    fn worker_metadata_is_the_schemas_crate_json_schema() {
+        let doc = document();
+        let meta = &doc["components"]["schemas"]["WorkerMetadata"];
+        assert_eq!(meta["title"], "rbee worker metadata");
+        assert!(meta.get("$id").is_none());
+        let text = meta.to_string();
+        assert!(!text.contains("\"#/$defs/"), "every $ref is rewritten");
+        // Every rewritten reference resolves inside the document.
+        fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    for (k, x) in m {
+                        if k == "$ref" {
+                            out.push(x.as_str().unwrap_or_default().to_owned());
+                        } else {
+                            refs(x, out);
+                        }
+                    }
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+                _ => {}
+            }
+        }
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        assert!(!all.is_empty());
+        for r in all {
+            let pointer = r.strip_prefix('#').expect("local reference");
+            assert!(doc.pointer(pointer).is_some(), "{r} does not resolve");
+        }
+    }
+
+    #[test]
+    fn the_document_is_openapi_3_1() {
+        let doc = document();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+        assert!(
+            doc["paths"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .all(|p| !p.starts_with("/v2"))
+        );
+    }
+}
