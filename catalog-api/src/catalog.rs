@@ -277,6 +277,36 @@ impl Catalog {
         })
     }
 
+    /// The latest release of every listed worker that has one, in catalog
+    /// order (by id), with its catalog entry.
+    pub async fn latest_releases(
+        &self,
+    ) -> Result<Fetched<Vec<(CatalogEntry, Arc<Release>)>>, ApiError> {
+        let index = self.index().await?;
+        let entries: Vec<CatalogEntry> = index
+            .value
+            .workers
+            .iter()
+            .filter(|w| w.latest.is_some())
+            .cloned()
+            .collect();
+        let fetched: Vec<(CatalogEntry, Fetched<Arc<Release>>)> = futures_util::stream::iter(
+            entries,
+        )
+        .map(|entry| async move { self.release(&entry.id, "latest").await.map(|r| (entry, r)) })
+        .buffered(8)
+        .try_collect()
+        .await?;
+        let stale = index.stale || fetched.iter().any(|(_, (_, s))| *s);
+        Ok((
+            fetched
+                .into_iter()
+                .map(|(entry, (release, _))| (entry, release))
+                .collect(),
+            stale,
+        ))
+    }
+
     /// Every release of worker `id`, newest first.
     pub async fn releases(&self, id: &str) -> Result<Fetched<Vec<Arc<Release>>>, ApiError> {
         let (entry, stale) = self.entry(id).await?;

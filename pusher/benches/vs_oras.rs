@@ -4,7 +4,7 @@
 //! Target: the pusher at least 2x faster. Results: docs/benchmarks.md.
 //!
 //! Each timed run gets a fresh registry (new data dir, free port), waits
-//! for a quiet machine (1-minute load), then times the whole client
+//! for a quiet machine (1-minute load, CPU idle), then times the whole client
 //! command. The pusher validates, packages (tar + gzip + sha256), uploads
 //! and writes manifests, index, `latest`, the PKGBUILD referrer and the
 //! catalog; oras-py only hashes and uploads the raw files (plus
@@ -294,16 +294,23 @@ fn load1() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// Waits until the 1-minute load is under `max` (at most `wait`); returns it.
+/// Waits (at most `wait`) until the 1-minute load is under `max` AND the
+/// CPUs were at least 85% idle over the last second: the load average lags
+/// by a minute, so a neighbour's compile that just started is only seen by
+/// the idle check. Returns the load.
 fn wait_quiet(max: f64, wait: Duration) -> f64 {
+    let nproc = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let start = Instant::now();
     let mut said = false;
     loop {
+        let busy = machine_busy_s();
+        std::thread::sleep(Duration::from_secs(1));
+        let busy_pct = 100.0 * (machine_busy_s() - busy) / nproc;
         let load = load1();
-        if load < max || start.elapsed() >= wait {
+        if (load < max && busy_pct <= 15.0) || start.elapsed() >= wait {
             if said {
                 say(format!(
-                    "    (waited {:.0} s for the load)",
+                    "    (waited {:.0} s for a quiet machine)",
                     start.elapsed().as_secs_f64()
                 ));
             }
@@ -311,12 +318,12 @@ fn wait_quiet(max: f64, wait: Duration) -> f64 {
         }
         if !said {
             say(format!(
-                "    load {load:.2} >= {max}: waiting up to {} s",
+                "    load {load:.2} (max {max}), CPUs {busy_pct:.0}% busy (max 15%): waiting up to {} s",
                 wait.as_secs()
             ));
             said = true;
         }
-        std::thread::sleep(Duration::from_secs(5));
+        std::thread::sleep(Duration::from_secs(2));
     }
 }
 
@@ -571,7 +578,7 @@ fn bench(pusher: &Path, registry: &Path, python: &str) -> Result<()> {
         registry.display()
     ));
     say(format!(
-        "  {reps} repetitions; each run on a fresh registry; load1 < {} wanted",
+        "  {reps} repetitions; each run on a fresh registry; load1 < {} and CPUs >= 85% idle wanted",
         bench.max_load
     ));
 

@@ -46,17 +46,10 @@ struct ServeArgs {
 }
 
 fn main() -> anyhow::Result<()> {
-    rbee_registry::server::limit_malloc_arenas();
-    tokio::runtime::Runtime::new()?.block_on(run())
+    rbee_registry::server::run_binary(run())
 }
 
 async fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RBEE_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let Command::Serve(args) = Cli::parse().command;
     let mut config = RegistryConfig::new(&args.data_dir);
     config.delete_enabled = !args.disable_delete;

@@ -31,7 +31,7 @@ impl RepoName {
             return Err(invalid(&format!("longer than {MAX_NAME_LEN} characters")));
         }
         for component in s.split('/') {
-            if !is_name_component(component) {
+            if !rbee_schemas::is_repository_name_component(component) {
                 return Err(invalid(
                     "each `/`-separated component must be lower-case letters and digits, \
                      joined by `.`, `_`, `__` or runs of `-`",
@@ -45,38 +45,6 @@ impl RepoName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
-
-fn is_name_component(c: &str) -> bool {
-    let b = c.as_bytes();
-    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
-    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        // A separator run: `.`, `_`, `__` or one or more `-`.
-        let start = i;
-        let sep = b[i];
-        while i < b.len() && b[i] == sep {
-            i += 1;
-        }
-        let run = i - start;
-        let ok = match sep {
-            b'.' => run == 1,
-            b'_' => run <= 2,
-            b'-' => true,
-            _ => false,
-        };
-        if !ok || i >= b.len() || !alnum(b[i]) {
-            return false;
-        }
-    }
-    true
 }
 
 impl fmt::Display for RepoName {

@@ -128,6 +128,23 @@ pub fn limit_malloc_arenas() {
     }
 }
 
+/// The `main` of every server binary: caps malloc arenas before any thread
+/// exists, logs to stderr filtered by `RBEE_LOG` (default `info`), and runs
+/// `body` on a multi-threaded runtime.
+pub fn run_binary<F>(body: F) -> anyhow::Result<()>
+where
+    F: Future<Output = anyhow::Result<()>>,
+{
+    limit_malloc_arenas();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RBEE_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    tokio::runtime::Runtime::new()?.block_on(body)
+}
+
 /// Completes on Ctrl-C or SIGTERM, for graceful shutdown of a binary.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

@@ -255,7 +255,10 @@ pub(crate) fn oci_repository(s: &str) -> Result<(), String> {
     }
 }
 
-fn is_name_component(c: &str) -> bool {
+/// True when `c` is one `/`-separated component of an OCI repository name:
+/// lower-case letters and digits joined by `.`, `_`, `__` or runs of `-`
+/// (distribution-spec). The registry checks names with it too.
+pub fn is_name_component(c: &str) -> bool {
     let b = c.as_bytes();
     let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
     if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {

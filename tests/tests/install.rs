@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use common::install::*;
-use common::publishing::{Fixture, PLATFORMS, host_platform};
+use common::publishing::{Fixture, PLATFORMS, binaries, host_platform};
 use common::{Output, pseudo_random, run_expecting, sha256_digest};
 use rbee_registry::{Action, Target};
 use rbee_worker_client::{
@@ -104,7 +104,7 @@ fn assert_nothing_installed(dest: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn published_worker_installs_runs_lists_and_uninstalls() {
-    let bins = worker_binaries().await;
+    let bins = binaries().await;
     let catalog = CatalogServer::start().await;
     let hello = std::fs::read(&bins.hello_worker).unwrap();
     let summary = catalog
@@ -556,7 +556,7 @@ async fn hostile_archives_are_refused_and_nothing_is_written() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_registry_fallback_installs_when_the_catalog_is_down() {
-    let bins = worker_binaries().await;
+    let bins = binaries().await;
     let catalog = CatalogServer::start().await;
     let hello = std::fs::read(&bins.hello_worker).unwrap();
     let summary = catalog

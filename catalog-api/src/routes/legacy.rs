@@ -6,7 +6,6 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use futures_util::{StreamExt, TryStreamExt};
 
 use crate::error::{ApiError, ErrorBody, check_worker_id};
 use crate::extract::Path;
@@ -35,24 +34,10 @@ pub async fn list(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let index = state.catalog.index().await?;
-    let ids: Vec<String> = index
-        .value
-        .workers
+    let (latest, stale) = state.catalog.latest_releases().await?;
+    let workers: Vec<LegacyWorker> = latest
         .iter()
-        .filter(|w| w.latest.is_some())
-        .map(|w| w.id.clone())
-        .collect();
-    let catalog = &state.catalog;
-    let fetched: Vec<_> = futures_util::stream::iter(ids)
-        .map(|id| async move { catalog.release(&id, "latest").await })
-        .buffered(8)
-        .try_collect()
-        .await?;
-    let stale = index.stale || fetched.iter().any(|(_, s)| *s);
-    let workers: Vec<LegacyWorker> = fetched
-        .iter()
-        .map(|(r, _)| LegacyWorker::new(&r.metadata))
+        .map(|(_, r)| LegacyWorker::new(&r.metadata))
         .collect();
     Ok(respond::json(
         &headers,

@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::TryStreamExt;
 use rbee_schemas::{Backend, Platform};
 use serde::Deserialize;
 use serde_json::json;
@@ -83,31 +83,12 @@ pub async fn list(
         Some(p) => Some(parse_platform(Some(p))?),
         None => None,
     };
-    let index = state.catalog.index().await?;
-    let catalog = &state.catalog;
-    let entries: Vec<_> = index
-        .value
-        .workers
+    let (latest, stale) = state.catalog.latest_releases().await?;
+    let workers: Vec<Worker> = latest
         .iter()
-        .filter(|w| w.latest.is_some())
-        .cloned()
-        .collect();
-    let fetched: Vec<_> = futures_util::stream::iter(entries)
-        .map(|entry| async move {
-            catalog
-                .release(&entry.id, "latest")
-                .await
-                .map(|r| (entry, r))
-        })
-        .buffered(8)
-        .try_collect()
-        .await?;
-    let stale = index.stale || fetched.iter().any(|(_, (_, s))| *s);
-    let workers: Vec<Worker> = fetched
-        .iter()
-        .filter(|(_, (r, _))| backend.is_none_or(|b| r.metadata.backend == b))
-        .filter(|(_, (r, _))| platform.is_none_or(|p| r.builds.iter().any(|b| b.platform == p)))
-        .map(|(entry, (r, _))| Worker::new(r, entry.versions.clone()))
+        .filter(|(_, r)| backend.is_none_or(|b| r.metadata.backend == b))
+        .filter(|(_, r)| platform.is_none_or(|p| r.builds.iter().any(|b| b.platform == p)))
+        .map(|(entry, r)| Worker::new(r, entry.versions.clone()))
         .collect();
     Ok(respond::json(
         &headers,

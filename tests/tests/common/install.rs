@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rbee_catalog::{CatalogConfig, RunningCatalog};
@@ -133,63 +133,6 @@ pub fn release_with_host_build(version: &str, host_binary: &[u8]) -> Fixture {
 }
 
 // ---- the binaries --------------------------------------------------------
-
-/// The real binaries the install tests run.
-#[derive(Debug)]
-pub struct WorkerBinaries {
-    /// `rbee-worker`, the client's CLI.
-    pub rbee_worker: PathBuf,
-    /// `hello-worker-rbee`, the example worker.
-    pub hello_worker: PathBuf,
-}
-
-/// Builds `rbee-worker` and `hello-worker-rbee` once per test binary, the
-/// way [`super::publishing::binaries`] builds the pusher: `cargo build`
-/// with JSON messages, whose `executable` paths honour `CARGO_TARGET_DIR`.
-pub async fn worker_binaries() -> &'static WorkerBinaries {
-    static BINARIES: OnceLock<WorkerBinaries> = OnceLock::new();
-    tokio::task::spawn_blocking(|| BINARIES.get_or_init(build_worker_binaries))
-        .await
-        .expect("building the binaries")
-}
-
-fn build_worker_binaries() -> WorkerBinaries {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let manifest = example_dir().join("../../Cargo.toml");
-    let out = std::process::Command::new(cargo)
-        .arg("build")
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .args([
-            "-p",
-            "rbee-worker-client",
-            "-p",
-            "hello-worker-rbee",
-            "--bins",
-        ])
-        .arg("--message-format=json-render-diagnostics")
-        .stdin(Stdio::null())
-        .output()
-        .expect("cargo runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "cargo build failed\n{}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let executable = |name: &str| -> PathBuf {
-        stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .unwrap_or_else(|| panic!("cargo built no executable named {name}"))
-    };
-    WorkerBinaries {
-        rbee_worker: executable("rbee-worker"),
-        hello_worker: executable("hello-worker-rbee"),
-    }
-}
 
 /// Runs an installed binary and returns what it printed.
 pub async fn run_installed(binary: &Path) -> String {

@@ -64,11 +64,14 @@ pub fn host_platform() -> Option<&'static str> {
 pub struct Binaries {
     /// `rbee-pusher`.
     pub pusher: PathBuf,
+    /// `rbee-worker`, the client's CLI.
+    pub rbee_worker: PathBuf,
     /// `hello-worker-rbee`, the example worker.
     pub hello_worker: PathBuf,
 }
 
-/// Builds `rbee-pusher` and `hello-worker-rbee` once per test binary.
+/// Builds `rbee-pusher`, `rbee-worker` and `hello-worker-rbee` once per
+/// test binary.
 ///
 /// A test crate cannot see another package's `CARGO_BIN_EXE_*`, so this
 /// runs `cargo build` and reads the `executable` paths from its JSON
@@ -90,7 +93,15 @@ fn build_binaries() -> Binaries {
         .arg("build")
         .arg("--manifest-path")
         .arg(&manifest)
-        .args(["-p", "rbee-pusher", "-p", "hello-worker-rbee", "--bins"])
+        .args([
+            "-p",
+            "rbee-pusher",
+            "-p",
+            "rbee-worker-client",
+            "-p",
+            "hello-worker-rbee",
+            "--bins",
+        ])
         .arg("--message-format=json-render-diagnostics")
         .stdin(Stdio::null())
         .output()
@@ -111,6 +122,7 @@ fn build_binaries() -> Binaries {
     };
     Binaries {
         pusher: executable("rbee-pusher"),
+        rbee_worker: executable("rbee-worker"),
         hello_worker: executable("hello-worker-rbee"),
     }
 }
