@@ -56,6 +56,9 @@ pub struct RegistryClient {
     base: Url,
     credentials: Credentials,
     retry: RetryPolicy,
+    /// Blobs above this size are uploaded in chunks of `chunk_size`.
+    chunked_threshold: u64,
+    chunk_size: u64,
     /// The `Authorization` value to send, by token scope (a Bearer token,
     /// or Basic credentials when the registry asked for those). A std
     /// mutex: it is never held across an await.
@@ -98,8 +101,19 @@ impl RegistryClient {
             base,
             credentials,
             retry,
+            chunked_threshold: CHUNKED_THRESHOLD,
+            chunk_size: CHUNK_SIZE,
             auth: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Uploads blobs larger than `threshold` in chunks of `chunk_size`
+    /// bytes (defaults: [`CHUNKED_THRESHOLD`], [`CHUNK_SIZE`]). Smaller
+    /// chunks cost more requests but less to resend after a failure.
+    pub fn with_chunking(mut self, threshold: u64, chunk_size: u64) -> Self {
+        self.chunked_threshold = threshold;
+        self.chunk_size = chunk_size.max(1);
+        self
     }
 
     /// The registry's host (and port), as used in references.

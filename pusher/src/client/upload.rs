@@ -32,7 +32,7 @@ impl RegistryClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = if size > CHUNKED_THRESHOLD {
+            let result = if size > self.chunked_threshold {
                 self.upload_chunked(repo, path, digest, size, &progress)
                     .await
             } else {
@@ -103,7 +103,7 @@ impl RegistryClient {
         Ok(())
     }
 
-    /// Chunked upload: PATCH `CHUNK_SIZE` pieces with `Content-Range`; when a
+    /// Chunked upload: PATCH `chunk_size` pieces with `Content-Range`; when a
     /// chunk fails, ask the registry where the upload stands and go on from
     /// there.
     async fn upload_chunked(
@@ -118,7 +118,7 @@ impl RegistryClient {
         let mut offset = 0u64;
         let mut failures = 0;
         while offset < size {
-            let len = CHUNK_SIZE.min(size - offset);
+            let len = self.chunk_size.min(size - offset);
             let mut file = tokio::fs::File::open(path).await?;
             file.seek(std::io::SeekFrom::Start(offset)).await?;
             let body = reqwest::Body::wrap_stream(counted(file.take(len), progress.clone()));

@@ -10,6 +10,7 @@
 
 pub mod catalog;
 pub mod distribution;
+pub mod faults;
 pub mod install;
 pub mod publishing;
 
