@@ -2,8 +2,8 @@
 //! `127.0.0.1:0` (embedded registry, or an external one such as CNCF
 //! Distribution), publishing releases of the example worker to it, plain
 //! HTTP calls that keep status, headers and body together (and a raw one
-//! that sends a path byte for byte), and the normalisation that makes its
-//! JSON snapshot-stable.
+//! that sends a path byte for byte), reading the lists in a body, and the
+//! normalisation that makes its JSON snapshot-stable.
 
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use super::publishing::{CATALOG_REPO, Fixture};
+use super::publishing::{CATALOG_REPO, Fixture, PLATFORMS};
 
 /// The example worker's id.
 pub const WORKER: &str = "hello-worker-rbee-cpu";
@@ -206,6 +206,11 @@ pub fn other_worker(id: &str, version: &str, with_pkgbuild: bool) -> (Fixture, R
         files.pkgbuild = None;
     }
     (fixture, files)
+}
+
+/// The example worker's platforms, in the catalog's (and the fixture's) order.
+pub fn platform_names() -> Vec<&'static str> {
+    PLATFORMS.iter().map(|p| p.0).collect()
 }
 
 // ---- replies --------------------------------------------------------------
@@ -402,6 +407,18 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
         data = &data[size + 2..];
     }
     out
+}
+
+// ---- reading bodies -------------------------------------------------------
+
+/// The versions listed by `/v1/workers/:id/versions`, in order.
+pub fn listed_versions(body: &Value) -> Vec<String> {
+    body["versions"]
+        .as_array()
+        .expect("a versions array")
+        .iter()
+        .map(|v| v["version"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 // ---- snapshots --------------------------------------------------------------

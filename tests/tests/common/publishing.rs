@@ -1,8 +1,9 @@
 //! Helpers for the publishing tests: building the real `rbee-pusher` and
 //! `hello-worker-rbee` binaries, a release fixture made from the example
 //! worker, running the pusher (as a process or through its library), the
-//! registry a test body runs against (ours or CNCF Distribution), reading
-//! what was published over plain HTTP, and unpacking the tar.gz.
+//! registry a test body runs against (ours or CNCF Distribution) and the
+//! macro that runs a body on both, reading what was published over plain
+//! HTTP, and unpacking the tar.gz.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -382,6 +383,33 @@ pub async fn publish_with_library(
 }
 
 // ---- the registry under test ---------------------------------------------
+
+/// Generates `mod <body> { fn ours(); fn distribution(); }`, two tests
+/// that run the async fn `<body>(UnderTest)` against each registry.
+/// Distribution is skipped locally (and fails the test in CI) when it is
+/// not installed.
+// Only the publishing tests run bodies on both registries; the other test
+// binaries compile this module without using the macro or its `use`.
+#[allow(unused_macros)]
+macro_rules! on_both_registries {
+    ($($body:ident),* $(,)?) => {$(
+        mod $body {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn ours() {
+                super::$body($crate::common::publishing::UnderTest::ours().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn distribution() {
+                if let Some(reg) = $crate::common::publishing::UnderTest::distribution().await {
+                    super::$body(reg).await;
+                }
+            }
+        }
+    )*};
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_registries;
 
 /// The registry a shared test body runs against.
 #[derive(Debug)]
