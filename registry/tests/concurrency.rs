@@ -152,16 +152,7 @@ async fn racing_chunks_for_the_same_offset_one_wins() {
         StatusCode::CREATED,
         "the content is exactly the winning chunk"
     );
-    assert_eq!(
-        reg.get(&format!("/v2/rbee/w/blobs/{digest}"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-        winner[..]
-    );
+    assert_eq!(reg.blob_bytes("rbee/w", &digest).await, winner[..]);
     reg.stop().await;
 }
 
@@ -199,16 +190,7 @@ async fn racing_streamed_patches_append_one_after_another() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::CREATED);
-    assert_eq!(
-        reg.get(&format!("/v2/rbee/w/blobs/{digest}"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-        content
-    );
+    assert_eq!(reg.blob_bytes("rbee/w", &digest).await, content);
     reg.stop().await;
 }
 
@@ -250,16 +232,7 @@ async fn racing_finishes_of_one_session_complete_it_once() {
         "nothing of the session is left: {:?}",
         reg.files_in("uploads")
     );
-    assert_eq!(
-        reg.get(&format!("/v2/rbee/w/blobs/{digest}"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-        data
-    );
+    assert_eq!(reg.blob_bytes("rbee/w", &digest).await, data);
     reg.stop().await;
 }
 

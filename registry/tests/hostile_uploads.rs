@@ -199,16 +199,7 @@ async fn upload_sessions_are_bound_to_their_repository() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::CREATED);
-    assert_eq!(
-        reg.get(&format!("/v2/rbee/a/blobs/{digest}"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-        data
-    );
+    assert_eq!(reg.blob_bytes("rbee/a", &digest).await, data);
     expect_error(
         reg.get(&format!("/v2/rbee/b/blobs/{digest}"))
             .send()

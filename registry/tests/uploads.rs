@@ -195,14 +195,7 @@ async fn chunked_upload_in_three_chunks_with_out_of_order_and_repeated_chunks_re
         .unwrap();
     assert_eq!(resp.status(), StatusCode::CREATED);
     assert_eq!(header(&resp, "docker-content-digest"), Some(digest.clone()));
-    let got = reg
-        .get(&format!("/v2/rbee/w/blobs/{digest}"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let got = reg.blob_bytes("rbee/w", &digest).await;
     assert_eq!(got, data);
     reg.stop().await;
 }
@@ -229,16 +222,7 @@ async fn final_put_may_carry_the_last_chunk() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::CREATED);
-    assert_eq!(
-        reg.get(&format!("/v2/rbee/w/blobs/{digest}"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-        data
-    );
+    assert_eq!(reg.blob_bytes("rbee/w", &digest).await, data);
     reg.stop().await;
 }
 
@@ -268,16 +252,7 @@ async fn streamed_patches_without_content_range_append() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::CREATED);
-    assert_eq!(
-        reg.get(&format!("/v2/rbee/w/blobs/{digest}"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-        data
-    );
+    assert_eq!(reg.blob_bytes("rbee/w", &digest).await, data);
     reg.stop().await;
 }
 
@@ -482,16 +457,7 @@ async fn sha512_digests_are_verified_and_served() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::CREATED);
-    assert_eq!(
-        reg.get(&format!("/v2/rbee/x/blobs/{digest}"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-        data
-    );
+    assert_eq!(reg.blob_bytes("rbee/x", &digest).await, data);
     reg.stop().await;
 }
 
@@ -524,15 +490,6 @@ async fn a_client_that_drops_mid_patch_can_resume() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::CREATED);
-    assert_eq!(
-        reg.get(&format!("/v2/rbee/w/blobs/{digest}"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-        data
-    );
+    assert_eq!(reg.blob_bytes("rbee/w", &digest).await, data);
     reg.stop().await;
 }

@@ -124,6 +124,17 @@ impl TestRegistry {
     }
 
     /// Opens an upload session in `repo` and returns its `Location`.
+    /// The body of `GET /v2/<repo>/blobs/<digest>`, whatever the status.
+    pub async fn blob_bytes(&self, repo: &str, digest: &str) -> bytes::Bytes {
+        self.get(&format!("/v2/{repo}/blobs/{digest}"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+    }
+
     pub async fn start_upload(&self, repo: &str) -> String {
         let resp = self
             .post(&format!("/v2/{repo}/blobs/uploads/"))
