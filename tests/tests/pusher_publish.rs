@@ -25,6 +25,7 @@ on_both_registries!(
     release_reads_back_with_oci_clients,
     re_push_is_a_no_op,
     conflicting_re_push_is_refused_unless_forced,
+    a_different_pkgbuild_is_a_conflict_too,
     latest_follows_the_highest_stable_version,
 );
 
@@ -470,6 +471,50 @@ async fn conflicting_re_push_is_refused_unless_forced(reg: UnderTest) {
     assert_eq!(untar_gz(&tar_gz)[2].bytes, stand_in("linux-aarch64", 1));
     let referrers = pkgbuild_referrers(&reg, new_index).await;
     assert_eq!(referrers.len(), 1, "the new index has its PKGBUILD");
+    reg.stop().await;
+}
+
+/// The PKGBUILD belongs to the version: the same builds with another
+/// PKGBUILD are refused like other content, and `--force` replaces the
+/// attached PKGBUILD rather than adding a second one.
+async fn a_different_pkgbuild_is_a_conflict_too(reg: UnderTest) {
+    let fixture = Fixture::new(VERSION);
+    let first = publish_with_library(reg.url(), &fixture, false)
+        .await
+        .expect("first publish");
+    let mut events = reg.subscribe();
+    let text = std::fs::read_to_string(&fixture.pkgbuild).unwrap();
+    std::fs::write(&fixture.pkgbuild, text.replace("pkgrel=1", "pkgrel=2")).unwrap();
+    let mut args = vec!["push", "--registry", reg.url()];
+    let release_args = fixture.args();
+    args.extend(release_args.iter().map(String::as_str));
+    let refused = pusher(&args, &[]).await.expect_code(4);
+    assert!(
+        refused.stderr.contains("different PKGBUILD"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(writes(&mut events), [], "a refused push writes nothing");
+
+    let mut forced_args = release_args.clone();
+    forced_args.push("--force".to_owned());
+    let forced = push_json(reg.url(), &forced_args).await;
+    assert_eq!(
+        forced["index_digest"],
+        first.index_digest.as_str(),
+        "the builds did not change"
+    );
+    let referrers = pkgbuild_referrers(&reg, &first.index_digest).await;
+    assert_eq!(
+        referrers.len(),
+        1,
+        "the PKGBUILD was replaced, not added: {referrers:?}"
+    );
+    assert_eq!(referrers[0]["digest"], forced["pkgbuild_digest"]);
+    assert_ne!(
+        Some(referrers[0]["digest"].as_str().unwrap()),
+        first.pkgbuild_digest.as_deref()
+    );
     reg.stop().await;
 }
 
