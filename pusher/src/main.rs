@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use rbee_pusher::PushError;
 use rbee_pusher::auth::Credentials;
-use rbee_pusher::client::{RegistryClient, RetryPolicy};
+use rbee_pusher::client::{RegistryClient, RetryPolicy, host_of};
 use rbee_pusher::progress::Reporter;
 use rbee_pusher::publish::{self, PublishOptions};
 use rbee_pusher::release::{Release, ReleaseFiles};
@@ -136,10 +136,7 @@ async fn run(cli: Cli) -> Result<(), PushError> {
         Command::Push(args) => {
             let release = Release::load(&files(&args.release)?)?;
             let url = registry_url(&args.registry)?;
-            let host = match url.port() {
-                Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
-                None => url.host_str().unwrap_or_default().to_owned(),
-            };
+            let host = host_of(&url);
             let credentials = Credentials::resolve(&host, args.username, args.password);
             let client = RegistryClient::new(url, credentials, RetryPolicy::default())?;
             let opts = PublishOptions {

@@ -414,12 +414,8 @@ async fn upload_blob(
     match blob {
         Blob::Memory { bytes } => {
             let size = bytes.len() as u64;
-            let digest = documents::sha256_digest(&bytes);
-            if client.blob_exists(repo, &digest).await? {
-                return Ok(0);
-            }
-            client.ensure_small_blob(repo, bytes).await?;
-            Ok(size)
+            let blob = client.ensure_small_blob(repo, bytes).await?;
+            Ok(if blob.uploaded { size } else { 0 })
         }
         Blob::File {
             path,

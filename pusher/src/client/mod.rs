@@ -13,7 +13,7 @@
 mod http;
 mod upload;
 
-pub use upload::{CHUNK_SIZE, CHUNKED_THRESHOLD};
+pub use upload::{CHUNK_SIZE, CHUNKED_THRESHOLD, SmallBlob};
 
 use http::{parse_challenge, retry_after, status_error, upload_status_error};
 
@@ -46,6 +46,15 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(60),
         }
+    }
+}
+
+/// `host[:port]` of a registry URL, as references and docker's
+/// `config.json` name registries.
+pub fn host_of(url: &Url) -> String {
+    match url.port() {
+        Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_owned(),
     }
 }
 
@@ -118,10 +127,7 @@ impl RegistryClient {
 
     /// The registry's host (and port), as used in references.
     pub fn host(&self) -> String {
-        match self.base.port() {
-            Some(p) => format!("{}:{p}", self.base.host_str().unwrap_or_default()),
-            None => self.base.host_str().unwrap_or_default().to_owned(),
-        }
+        host_of(&self.base)
     }
 
     fn url(&self, path: &str) -> Result<Url, PushError> {

@@ -197,10 +197,17 @@ impl RegistryClient {
     }
 
     /// Uploads a small in-memory blob unless the repository has it.
-    pub async fn ensure_small_blob(&self, repo: &str, bytes: Bytes) -> Result<String, PushError> {
+    pub async fn ensure_small_blob(
+        &self,
+        repo: &str,
+        bytes: Bytes,
+    ) -> Result<SmallBlob, PushError> {
         let digest = rbee_schemas::oci::sha256_digest(&bytes);
         if self.blob_exists(repo, &digest).await? {
-            return Ok(digest);
+            return Ok(SmallBlob {
+                digest,
+                uploaded: false,
+            });
         }
         let location = self.start_upload(repo).await?;
         let mut url = location.clone();
@@ -215,8 +222,20 @@ impl RegistryClient {
         if resp.status() != StatusCode::CREATED {
             return Err(upload_status_error(resp).await);
         }
-        Ok(digest)
+        Ok(SmallBlob {
+            digest,
+            uploaded: true,
+        })
     }
+}
+
+/// A small blob the registry now holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmallBlob {
+    /// Its `sha256:` digest.
+    pub digest: String,
+    /// False when the registry had it already and nothing was sent.
+    pub uploaded: bool,
 }
 
 /// Streams `reader` in 1 MiB pieces, reporting each piece to `progress`.

@@ -257,11 +257,11 @@ pub async fn publish_by_hand(url: &str, releases: &[(&str, Vec<u8>)]) -> Vec<Str
 }
 
 async fn push_blob(client: &RegistryClient, repo: &str, blob: &Blob) {
-    let digest = client
+    let stored = client
         .ensure_small_blob(repo, blob.bytes.clone().into())
         .await
         .unwrap_or_else(|e| panic!("pushing {} to {repo}: {e}", blob.digest));
-    assert_eq!(digest, blob.digest);
+    assert_eq!(stored.digest, blob.digest);
 }
 
 async fn put_manifest(client: &RegistryClient, repo: &str, reference: &str, manifest: &Blob) {
