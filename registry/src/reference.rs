@@ -116,6 +116,51 @@ impl Algorithm {
     }
 }
 
+/// A running hash of one of the algorithms this registry verifies.
+#[derive(Debug, Clone)]
+pub enum Hasher {
+    /// SHA-256.
+    Sha256(sha2::Sha256),
+    /// SHA-512.
+    Sha512(sha2::Sha512),
+}
+
+impl Hasher {
+    /// A fresh hash of `algorithm`.
+    pub fn new(algorithm: Algorithm) -> Self {
+        use sha2::Digest as _;
+        match algorithm {
+            Algorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
+            Algorithm::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
+        }
+    }
+
+    /// Adds `data`.
+    pub fn update(&mut self, data: &[u8]) {
+        use sha2::Digest as _;
+        match self {
+            Hasher::Sha256(h) => h.update(data),
+            Hasher::Sha512(h) => h.update(data),
+        }
+    }
+
+    /// The digest of everything added.
+    pub fn finish(self) -> Digest {
+        use sha2::Digest as _;
+        match self {
+            Hasher::Sha256(h) => Digest::from_bytes(Algorithm::Sha256, &h.finalize()),
+            Hasher::Sha512(h) => Digest::from_bytes(Algorithm::Sha512, &h.finalize()),
+        }
+    }
+
+    /// The digest of `data`.
+    pub fn digest(algorithm: Algorithm, data: &[u8]) -> Digest {
+        let mut h = Hasher::new(algorithm);
+        h.update(data);
+        h.finish()
+    }
+}
+
 /// A validated content digest such as `sha256:<64 lower-case hex digits>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::Utc;
-use sha2::Digest as _;
 
 use crate::cache::{ManifestBodies, ManifestCache, ManifestInfo};
 use crate::config::RegistryConfig;
@@ -15,7 +14,7 @@ use crate::error::{RegistryError, Result};
 use crate::events::{Action, Event, EventBus, Target};
 use crate::layout;
 use crate::manifest::{self, Descriptor, MAX_MANIFEST_BYTES};
-use crate::reference::{Algorithm, Digest, Reference, RepoName, Tag};
+use crate::reference::{Algorithm, Digest, Hasher, Reference, RepoName, Tag};
 use crate::storage::{self, ByteStream, Storage};
 use crate::uploads::UploadSessions;
 
@@ -251,7 +250,7 @@ impl Registry {
             Reference::Digest(d) => d.algorithm(),
             Reference::Tag(_) => Algorithm::Sha256,
         };
-        let digest = digest_of(algorithm, &body);
+        let digest = Hasher::digest(algorithm, &body);
         if let Reference::Digest(expected) = reference
             && *expected != digest
         {
@@ -443,13 +442,5 @@ impl Registry {
         }
         found.sort_by(|a, b| a.digest.cmp(&b.digest));
         Ok(found)
-    }
-}
-
-/// The digest of in-memory content.
-pub(crate) fn digest_of(algorithm: Algorithm, data: &[u8]) -> Digest {
-    match algorithm {
-        Algorithm::Sha256 => Digest::from_bytes(algorithm, &sha2::Sha256::digest(data)),
-        Algorithm::Sha512 => Digest::from_bytes(algorithm, &sha2::Sha512::digest(data)),
     }
 }

@@ -21,7 +21,7 @@ use sha2::Digest as _;
 use crate::error::{RegistryError, Result};
 use crate::events::{Action, Target};
 use crate::layout;
-use crate::reference::{Algorithm, Digest, RepoName};
+use crate::reference::{Algorithm, Digest, Hasher, RepoName};
 use crate::registry::Registry;
 use crate::storage::{self, ByteStream, StorageError};
 
@@ -324,23 +324,15 @@ impl Registry {
         algorithm: Algorithm,
         size: u64,
     ) -> Result<Digest> {
-        if size == 0 {
-            return Ok(crate::registry::digest_of(algorithm, b""));
-        }
-        let mut stream = self.storage.get(key, None).await?;
-        let mut sha256 = sha2::Sha256::new();
-        let mut sha512 = sha2::Sha512::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk: Bytes = chunk.map_err(StorageError::Io)?;
-            match algorithm {
-                Algorithm::Sha256 => sha256.update(&chunk),
-                Algorithm::Sha512 => sha512.update(&chunk),
+        let mut hasher = Hasher::new(algorithm);
+        if size > 0 {
+            let mut stream = self.storage.get(key, None).await?;
+            while let Some(chunk) = stream.next().await {
+                let chunk: Bytes = chunk.map_err(StorageError::Io)?;
+                hasher.update(&chunk);
             }
         }
-        Ok(match algorithm {
-            Algorithm::Sha256 => Digest::from_bytes(algorithm, &sha256.finalize()),
-            Algorithm::Sha512 => Digest::from_bytes(algorithm, &sha512.finalize()),
-        })
+        Ok(hasher.finish())
     }
 
     /// Deletes sessions older than the configured TTL, and any session
