@@ -1,20 +1,30 @@
 //! The catalog's view of the registry: workers (from the catalog index
 //! artifact), their releases (image index -> platform manifests -> layer
 //! and metadata config) and PKGBUILDs (referrers), all through the cache.
+//!
+//! Registry content is untrusted: `fetch.rs` reads and checks it (sizes,
+//! counts, duplicates, file names), parsing large documents off the async
+//! threads. Lists read the catalog index once, fan out with bounded
+//! concurrency and a deadline, and leave out what cannot be read rather
+//! than fail for everyone.
 
-use std::sync::Arc;
+mod fetch;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{StreamExt, TryStreamExt};
-use rbee_schemas::oci::{ImageIndex, ImageManifest};
-use rbee_schemas::{
-    CatalogEntry, CatalogIndex, Platform, WorkerMetadata, annotations as ann, media_types as mt,
-};
+use futures_util::StreamExt;
+use rbee_schemas::{CatalogEntry, CatalogIndex, Platform, WorkerMetadata};
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use crate::cache::{Cache, Cached};
 use crate::error::ApiError;
+use crate::metrics::{SkipReason, record_skipped};
 use crate::upstream::{Upstream, UpstreamError};
+
+pub use fetch::{MAX_PLATFORMS, SMALL_BLOB_LIMIT};
 
 /// One platform build of a release.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -67,8 +77,17 @@ impl Default for CacheTtls {
     }
 }
 
-/// Largest metadata document, catalog index or PKGBUILD read.
-const SMALL_BLOB_LIMIT: usize = 4 << 20;
+/// At most this many workers are listed by `/workers` and `/v1/workers`,
+/// and at most this many versions by `/v1/workers/:id/versions` (the
+/// newest): each costs a few upstream reads when it is not cached.
+pub const MAX_LISTED: usize = 500;
+
+/// Releases read at once for one list.
+pub const LIST_CONCURRENCY: usize = 8;
+
+/// Past this many, the set of unreadable releases (kept to log each once)
+/// starts over.
+const MAX_UNREADABLE: usize = 10_000;
 
 /// Reads workers from one registry.
 #[derive(Debug)]
@@ -78,6 +97,11 @@ pub struct Catalog {
     index: Cache<CatalogIndex>,
     releases: Cache<Release>,
     pkgbuilds: Cache<Option<String>>,
+    /// Ends every running upstream fetch ([`Catalog::shutdown`]).
+    cancel: CancellationToken,
+    /// `repository@version` of releases left out of lists, so that each
+    /// is logged once, not on every request.
+    unreadable: Mutex<HashSet<String>>,
 }
 
 /// A value and whether any part of it was stale.
@@ -87,18 +111,30 @@ impl Catalog {
     /// A catalog over `upstream`, whose catalog index artifact is
     /// `<catalog_repository>:latest`.
     pub fn new(upstream: Upstream, catalog_repository: String, ttls: CacheTtls) -> Self {
+        let cancel = CancellationToken::new();
+        let deadline = upstream.options().deadline;
         Catalog {
             upstream,
             catalog_repository,
-            index: Cache::new(ttls.index),
-            releases: Cache::new(ttls.metadata),
-            pkgbuilds: Cache::new(ttls.metadata),
+            index: Cache::new(ttls.index, deadline, cancel.clone()),
+            releases: Cache::new(ttls.metadata, deadline, cancel.clone()),
+            pkgbuilds: Cache::new(ttls.metadata, deadline, cancel.clone()),
+            cancel,
+            unreadable: Mutex::new(HashSet::new()),
         }
     }
 
     /// The registry read from.
     pub fn upstream(&self) -> &Upstream {
         &self.upstream
+    }
+
+    /// Ends every running upstream fetch at once (its callers get
+    /// `Registry unavailable` or their stale copy), so that a graceful
+    /// shutdown does not wait for a slow registry. Later fetches end at
+    /// once too.
+    pub fn shutdown(&self) {
+        self.cancel.cancel();
     }
 
     /// Forgets everything cached (after a push event).
@@ -117,31 +153,11 @@ impl Catalog {
 
     /// The catalog index: every worker and its versions.
     pub async fn index(&self) -> Result<Cached<CatalogIndex>, ApiError> {
-        let repo = self.catalog_repository.clone();
-        let result =
-            self.index
-                .get("index", || async {
-                    let (bytes, _) = match self.upstream.manifest(&repo, "latest").await {
-                        Ok(m) => m,
-                        // No catalog yet: an empty registry has no workers.
-                        Err(UpstreamError::NotFound) => return Ok(CatalogIndex::default()),
-                        Err(e) => return Err(e),
-                    };
-                    let manifest: ImageManifest = serde_json::from_slice(&bytes)
-                        .map_err(|e| UpstreamError::Invalid(e.to_string()))?;
-                    let layer = manifest.layers.first().ok_or_else(|| {
-                        UpstreamError::Invalid(format!("{repo}:latest has no layer"))
-                    })?;
-                    let doc = self
-                        .upstream
-                        .small_blob(&repo, &layer.digest, SMALL_BLOB_LIMIT)
-                        .await?;
-                    let text = std::str::from_utf8(&doc)
-                        .map_err(|e| UpstreamError::Invalid(e.to_string()))?;
-                    CatalogIndex::from_json(text).map_err(|e| UpstreamError::Invalid(e.to_string()))
-                })
-                .await?;
-        Ok(result)
+        let (upstream, repo) = (self.upstream.clone(), self.catalog_repository.clone());
+        Ok(self
+            .index
+            .get("index", || fetch::index(upstream, repo))
+            .await?)
     }
 
     /// The catalog entry of worker `id`.
@@ -162,6 +178,17 @@ impl Catalog {
         version: &str,
     ) -> Result<Fetched<Arc<Release>>, ApiError> {
         let (entry, stale) = self.entry(id).await?;
+        let (release, release_stale) = self.release_of(&entry, version).await?;
+        Ok((release, stale || release_stale))
+    }
+
+    /// Resolves `version` (`latest` or a semver string) of the worker of
+    /// `entry`, read from the catalog index by the caller.
+    pub async fn release_of(
+        &self,
+        entry: &CatalogEntry,
+        version: &str,
+    ) -> Result<Fetched<Arc<Release>>, ApiError> {
         let version = if version == "latest" {
             entry
                 .latest
@@ -178,177 +205,167 @@ impl Catalog {
             v
         };
         let key = format!("{}@{version}", entry.repository);
-        let repo = entry.repository.clone();
+        let (upstream, repo) = (self.upstream.clone(), entry.repository.clone());
+        let fetch_version = version.clone();
         let release = self
             .releases
-            .get(&key, || self.fetch_release(repo, version.clone()))
+            .get(&key, || fetch::release(upstream, repo, fetch_version))
             .await
             .map_err(|e| match e {
                 UpstreamError::NotFound => ApiError::VersionNotFound(version.clone()),
                 other => other.into(),
             })?;
-        Ok((release.value, stale || release.stale))
+        Ok((release.value, release.stale))
     }
 
-    async fn fetch_release(&self, repo: String, version: String) -> Result<Release, UpstreamError> {
-        let (bytes, index_digest) = self.upstream.manifest(&repo, &version).await?;
-        let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| {
-            UpstreamError::Invalid(format!("{repo}:{version} is not an image index: {e}"))
-        })?;
-        let published_at = index
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(ann::CREATED).cloned());
-        let entries: Vec<_> = index
-            .manifests
-            .iter()
-            .filter_map(|d| {
-                let by_annotation = d
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(ann::WORKER_PLATFORM))
-                    .and_then(|p| p.parse::<Platform>().ok());
-                let by_oci = d
-                    .platform
-                    .as_ref()
-                    .and_then(|p| Platform::from_oci(&p.os, &p.architecture));
-                by_annotation.or(by_oci).map(|p| (p, d.digest.clone()))
-            })
-            .collect();
-        let manifests: Vec<(Platform, String, ImageManifest)> = futures_util::stream::iter(entries)
-            .map(|(platform, digest)| {
-                let repo = &repo;
-                async move {
-                    let (bytes, _) = self.upstream.manifest(repo, &digest).await?;
-                    let m: ImageManifest = serde_json::from_slice(&bytes)
-                        .map_err(|e| UpstreamError::Invalid(format!("{repo}@{digest}: {e}")))?;
-                    Ok::<_, UpstreamError>((platform, digest, m))
-                }
-            })
-            .buffer_unordered(4)
-            .try_collect()
-            .await?;
-        let config = manifests
-            .first()
-            .map(|(_, _, m)| m.config.digest.clone())
-            .ok_or_else(|| {
-                UpstreamError::Invalid(format!("{repo}:{version} has no platform build"))
-            })?;
-        let doc = self
-            .upstream
-            .small_blob(&repo, &config, SMALL_BLOB_LIMIT)
-            .await?;
-        let text = std::str::from_utf8(&doc).map_err(|e| UpstreamError::Invalid(e.to_string()))?;
-        let metadata = WorkerMetadata::from_json(text)
-            .map_err(|e| UpstreamError::Invalid(format!("{repo}:{version} metadata: {e}")))?;
-        let mut builds: Vec<PlatformBuild> = manifests
-            .into_iter()
-            .filter_map(|(platform, manifest_digest, m)| {
-                let layer = m
-                    .layers
-                    .into_iter()
-                    .find(|l| l.media_type == mt::WORKER_LAYER)?;
-                let filename = layer
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(ann::TITLE).cloned())
-                    .unwrap_or_else(|| {
-                        format!("{}-{}-{platform}.tar.gz", metadata.id, metadata.version)
-                    });
-                Some(PlatformBuild {
-                    platform,
-                    manifest_digest,
-                    layer_digest: layer.digest,
-                    size: layer.size,
-                    filename,
-                })
-            })
-            .collect();
-        builds.sort_by_key(|b| b.platform);
-        let version =
-            semver::Version::parse(&version).map_err(|e| UpstreamError::Invalid(e.to_string()))?;
-        Ok(Release {
-            repository: repo,
-            version,
-            index_digest,
-            published_at,
-            metadata,
-            builds,
-        })
-    }
-
-    /// The latest release of every listed worker that has one, in catalog
-    /// order (by id), with its catalog entry.
+    /// The latest release of every listed worker that has one and can be
+    /// read, in catalog order (by id), with its catalog entry.
     pub async fn latest_releases(
         &self,
     ) -> Result<Fetched<Vec<(CatalogEntry, Arc<Release>)>>, ApiError> {
         let index = self.index().await?;
-        let entries: Vec<CatalogEntry> = index
+        let mut jobs: Vec<(CatalogEntry, String)> = index
             .value
             .workers
             .iter()
-            .filter(|w| w.latest.is_some())
-            .cloned()
+            .filter_map(|w| Some((w.clone(), w.latest.clone()?)))
             .collect();
-        let fetched: Vec<(CatalogEntry, Fetched<Arc<Release>>)> = futures_util::stream::iter(
-            entries,
-        )
-        .map(|entry| async move { self.release(&entry.id, "latest").await.map(|r| (entry, r)) })
-        .buffered(8)
-        .try_collect()
-        .await?;
-        let stale = index.stale || fetched.iter().any(|(_, (_, s))| *s);
+        self.cap(&mut jobs, "workers");
+        let (releases, stale) = self.gather(jobs).await?;
+        Ok((releases, stale || index.stale))
+    }
+
+    /// The catalog entry of worker `id` and its releases, newest first;
+    /// versions that cannot be read are left out.
+    pub async fn releases(
+        &self,
+        id: &str,
+    ) -> Result<Fetched<(CatalogEntry, Vec<Arc<Release>>)>, ApiError> {
+        let (entry, index_stale) = self.entry(id).await?;
+        let mut versions: Vec<semver::Version> = entry
+            .versions
+            .iter()
+            .filter_map(|v| semver::Version::parse(v).ok())
+            .collect();
+        versions.sort_by(|a, b| b.cmp(a));
+        let mut jobs: Vec<(CatalogEntry, String)> = versions
+            .into_iter()
+            .map(|v| (entry.clone(), v.to_string()))
+            .collect();
+        self.cap(&mut jobs, "versions");
+        let (releases, stale) = self.gather(jobs).await?;
         Ok((
-            fetched
-                .into_iter()
-                .map(|(entry, (release, _))| (entry, release))
-                .collect(),
-            stale,
+            (entry, releases.into_iter().map(|(_, r)| r).collect()),
+            stale || index_stale,
         ))
     }
 
-    /// Every release of worker `id`, newest first.
-    pub async fn releases(&self, id: &str) -> Result<Fetched<Vec<Arc<Release>>>, ApiError> {
-        let (entry, stale) = self.entry(id).await?;
-        let fetched: Vec<Fetched<Arc<Release>>> =
-            futures_util::stream::iter(entry.versions.clone())
-                .map(|v| async move { self.release(id, &v).await })
-                .buffer_unordered(8)
-                .try_collect()
-                .await?;
-        let any_stale = stale || fetched.iter().any(|(_, s)| *s);
-        let mut releases: Vec<Arc<Release>> = fetched.into_iter().map(|(r, _)| r).collect();
-        releases.sort_by(|a, b| b.version.cmp(&a.version));
-        Ok((releases, any_stale))
+    /// Keeps the first [`MAX_LISTED`] jobs of a list.
+    fn cap(&self, jobs: &mut Vec<(CatalogEntry, String)>, what: &str) {
+        if jobs.len() > MAX_LISTED {
+            let left_out = jobs.len() - MAX_LISTED;
+            tracing::warn!(left_out, "list of {what} capped at {MAX_LISTED}");
+            record_skipped(SkipReason::OverLimit, left_out as u64);
+            jobs.truncate(MAX_LISTED);
+        }
+    }
+
+    /// Reads the release of each `(entry, version)`, [`LIST_CONCURRENCY`]
+    /// at once, in order, for at most the upstream deadline. What cannot
+    /// be read (gone, invalid, unavailable, too slow) is left out, logged
+    /// once and counted; the answer is then marked stale (served briefly),
+    /// except when nothing could be read because the registry failed:
+    /// that is the registry's error.
+    async fn gather(
+        &self,
+        jobs: Vec<(CatalogEntry, String)>,
+    ) -> Result<Fetched<Vec<(CatalogEntry, Arc<Release>)>>, ApiError> {
+        let deadline = tokio::time::Instant::now() + self.upstream.options().deadline;
+        let total = jobs.len();
+        let mut results = futures_util::stream::iter(jobs)
+            .map(|(entry, version)| async move {
+                let result = self.release_of(&entry, &version).await;
+                (entry, version, result)
+            })
+            .buffered(LIST_CONCURRENCY);
+        let (mut out, mut stale, mut failure) = (Vec::new(), false, None::<ApiError>);
+        let mut done = 0;
+        loop {
+            let next = match tokio::time::timeout_at(deadline, results.next()).await {
+                Ok(Some(next)) => next,
+                Ok(None) => break,
+                Err(_) => {
+                    let left_out = total - done;
+                    tracing::warn!(left_out, "list deadline passed; leaving the rest out");
+                    record_skipped(SkipReason::Timeout, left_out as u64);
+                    stale = true;
+                    failure.get_or_insert(ApiError::Upstream(UpstreamError::Unavailable(
+                        "the list deadline passed".into(),
+                    )));
+                    break;
+                }
+            };
+            done += 1;
+            let (entry, version, result) = next;
+            let key = format!("{}@{version}", entry.repository);
+            match result {
+                Ok((release, release_stale)) => {
+                    self.readable_again(&key);
+                    stale |= release_stale;
+                    out.push((entry, release));
+                }
+                Err(e) => {
+                    let reason = match &e {
+                        ApiError::Upstream(
+                            UpstreamError::Unavailable(_) | UpstreamError::RateLimited { .. },
+                        ) => SkipReason::Unavailable,
+                        _ => SkipReason::Unreadable,
+                    };
+                    self.left_out(&key, &entry.id, &e, reason);
+                    if reason == SkipReason::Unavailable {
+                        stale = true;
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        match failure {
+            Some(e) if out.is_empty() => Err(e),
+            _ => Ok((out, stale)),
+        }
+    }
+
+    /// Counts a release left out of a list, and logs it the first time.
+    fn left_out(&self, key: &str, id: &str, error: &ApiError, reason: SkipReason) {
+        record_skipped(reason, 1);
+        let mut unreadable = self.unreadable.lock().unwrap_or_else(|e| e.into_inner());
+        if unreadable.len() >= MAX_UNREADABLE {
+            unreadable.clear();
+        }
+        if unreadable.insert(key.to_owned()) {
+            tracing::warn!(worker = id, release = key, %error, "left out of lists: cannot read it");
+        }
+    }
+
+    fn readable_again(&self, key: &str) {
+        let mut unreadable = self.unreadable.lock().unwrap_or_else(|e| e.into_inner());
+        if !unreadable.is_empty() && unreadable.remove(key) {
+            tracing::info!(release = key, "readable again; listed");
+        }
     }
 
     /// The PKGBUILD attached to the latest release of worker `id`.
     pub async fn pkgbuild(&self, id: &str) -> Result<Fetched<Option<String>>, ApiError> {
         let (release, stale) = self.release(id, "latest").await?;
         let key = format!("{}@{}", release.repository, release.version);
-        let (repo, subject) = (release.repository.clone(), release.index_digest.clone());
+        let (upstream, repo, subject) = (
+            self.upstream.clone(),
+            release.repository.clone(),
+            release.index_digest.clone(),
+        );
         let text = self
             .pkgbuilds
-            .get(&key, || async {
-                let referrers = self
-                    .upstream
-                    .referrers(&repo, &subject, mt::PKGBUILD_ARTIFACT_TYPE)
-                    .await?;
-                let Some((digest, _)) = referrers.into_iter().next() else {
-                    return Ok(None);
-                };
-                let (bytes, _) = self.upstream.manifest(&repo, &digest).await?;
-                let m: ImageManifest = serde_json::from_slice(&bytes)
-                    .map_err(|e| UpstreamError::Invalid(e.to_string()))?;
-                let Some(layer) = m.layers.iter().find(|l| l.media_type == mt::PKGBUILD) else {
-                    return Ok(None);
-                };
-                let blob = self
-                    .upstream
-                    .small_blob(&repo, &layer.digest, SMALL_BLOB_LIMIT)
-                    .await?;
-                Ok(Some(String::from_utf8_lossy(&blob).into_owned()))
-            })
+            .get(&key, || fetch::pkgbuild(upstream, repo, subject))
             .await?;
         Ok(((*text.value).clone(), stale || text.stale))
     }

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::catalog::CacheTtls;
+use crate::upstream::UpstreamOptions;
 
 /// How the catalog server runs.
 #[derive(Debug, Clone)]
@@ -24,6 +25,8 @@ pub struct CatalogConfig {
     pub catalog_repository: String,
     /// Cache lifetimes.
     pub ttls: CacheTtls,
+    /// Deadlines of reads from the registry.
+    pub upstream: UpstreamOptions,
     /// Origins allowed by CORS (e.g. the marketplace site). Empty: none.
     pub cors_origins: Vec<String>,
     /// Shared secret for `POST /v1/webhooks/registry`; unset disables it.
@@ -43,6 +46,7 @@ impl CatalogConfig {
             public_url: None,
             catalog_repository: "rbee/catalog".into(),
             ttls: CacheTtls::default(),
+            upstream: UpstreamOptions::default(),
             cors_origins: Vec::new(),
             webhook_secret: None,
             demo: false,

@@ -58,6 +58,10 @@ struct ServeArgs {
     /// Seconds worker metadata and releases are cached.
     #[arg(long, env = "RBEE_CATALOG_METADATA_TTL", default_value_t = 600)]
     metadata_ttl: u64,
+    /// Seconds one read from the registry (a manifest, a small blob, a
+    /// token) may take in all; also the deadline of one list.
+    #[arg(long, env = "RBEE_CATALOG_UPSTREAM_TIMEOUT", default_value_t = 10)]
+    upstream_timeout: u64,
     /// Origins allowed by CORS, comma-separated (e.g. https://rbee.dev).
     #[arg(long, env = "RBEE_CATALOG_CORS_ORIGINS", value_delimiter = ',')]
     cors_origins: Vec<String>,
@@ -85,6 +89,7 @@ async fn run() -> anyhow::Result<()> {
         index: Duration::from_secs(args.index_ttl),
         metadata: Duration::from_secs(args.metadata_ttl),
     };
+    config.upstream.deadline = Duration::from_secs(args.upstream_timeout.max(1));
     config.cors_origins = args.cors_origins;
     config.webhook_secret = args.webhook_secret;
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -1,6 +1,6 @@
 //! Prometheus metrics of one catalog server: requests by route template,
-//! method and status class, request durations by route, and how the
-//! upstream cache answered.
+//! method and status class, request durations by route, how the upstream
+//! cache answered, and releases left out of lists.
 //!
 //! Each server owns its own [`Registry`] instead of a process-wide recorder,
 //! because several servers run in one process in the tests (and could in an
@@ -106,16 +106,63 @@ pub struct CacheLabels {
     pub outcome: &'static str,
 }
 
-/// The cache's counters, shared with the requests that use the cache.
+/// Why a release was left out of a list (`/workers`, `/v1/workers`,
+/// `/v1/workers/:id/versions`) while the rest was served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// Gone or invalid in the registry (e.g. its tag deleted).
+    Unreadable,
+    /// The registry failed or rate-limited, with nothing cached for it.
+    Unavailable,
+    /// Not read before the list's deadline.
+    Timeout,
+    /// Past the list's cap ([`crate::catalog::MAX_LISTED`]).
+    OverLimit,
+}
+
+impl SkipReason {
+    const ALL: [SkipReason; 4] = [
+        SkipReason::Unreadable,
+        SkipReason::Unavailable,
+        SkipReason::Timeout,
+        SkipReason::OverLimit,
+    ];
+
+    fn label(self) -> SkipLabels {
+        SkipLabels {
+            reason: match self {
+                SkipReason::Unreadable => "unreadable",
+                SkipReason::Unavailable => "unavailable",
+                SkipReason::Timeout => "timeout",
+                SkipReason::OverLimit => "over_limit",
+            },
+        }
+    }
+}
+
+/// Labels of `rbee_catalog_list_skipped_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SkipLabels {
+    /// `unreadable`, `unavailable`, `timeout` or `over_limit` ([`SkipReason`]).
+    pub reason: &'static str,
+}
+
+/// The counters catalog lookups record into while serving a request.
 #[derive(Debug, Default)]
 pub struct CacheMetrics {
     lookups: Family<CacheLabels, Counter>,
+    skipped: Family<SkipLabels, Counter>,
 }
 
 impl CacheMetrics {
     /// Counts one lookup.
     pub fn record(&self, outcome: CacheOutcome) {
         self.lookups.get_or_create(&outcome.label()).inc();
+    }
+
+    /// Counts `n` releases left out of a list.
+    pub fn record_skipped(&self, reason: SkipReason, n: u64) {
+        self.skipped.get_or_create(&reason.label()).inc_by(n);
     }
 }
 
@@ -136,6 +183,11 @@ tokio::task_local! {
 /// Counts a cache lookup made while serving a request.
 pub(crate) fn record_cache(outcome: CacheOutcome) {
     let _ = CACHE_METRICS.try_with(|m| m.record(outcome));
+}
+
+/// Counts `n` releases left out of a list while serving a request.
+pub(crate) fn record_skipped(reason: SkipReason, n: u64) {
+    let _ = CACHE_METRICS.try_with(|m| m.record_skipped(reason, n));
 }
 
 /// Runs `fut` with `metrics` as the place cache lookups are counted.
@@ -194,6 +246,14 @@ impl Metrics {
             "cache_lookups",
             "Upstream cache lookups by outcome: hit (fresh), miss (asked the registry), stale (served old data because the registry failed)",
             cache.lookups.clone(),
+        );
+        for reason in SkipReason::ALL {
+            let _ = cache.skipped.get_or_create(&reason.label());
+        }
+        registry.register(
+            "list_skipped",
+            "Releases left out of a worker or version list while the rest was served, by reason: unreadable (gone or invalid upstream), unavailable (registry failed, nothing cached), timeout (list deadline), over_limit (list cap)",
+            cache.skipped.clone(),
         );
         Metrics {
             registry,
@@ -300,5 +360,12 @@ mod tests {
         assert!(text.contains(r#"rbee_catalog_cache_lookups_total{outcome="hit"} 2"#));
         assert!(text.contains(r#"rbee_catalog_cache_lookups_total{outcome="miss"} 1"#));
         assert!(text.contains(r#"rbee_catalog_cache_lookups_total{outcome="stale"} 0"#));
+        with_cache_metrics(m.cache().clone(), async {
+            record_skipped(SkipReason::Unreadable, 2);
+        })
+        .await;
+        let text = m.encode();
+        assert!(text.contains(r#"rbee_catalog_list_skipped_total{reason="unreadable"} 2"#));
+        assert!(text.contains(r#"rbee_catalog_list_skipped_total{reason="timeout"} 0"#));
     }
 }

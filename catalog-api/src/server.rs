@@ -48,6 +48,8 @@ impl RunningCatalog {
 
     /// Stops serving and waits for open requests to finish.
     pub async fn stop(mut self) -> io::Result<()> {
+        // Open requests waiting on the registry get their answer now.
+        self.state.catalog.shutdown();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -57,6 +59,7 @@ impl RunningCatalog {
     /// Serves until `shutdown` completes.
     pub async fn wait(mut self, shutdown: impl std::future::Future<Output = ()>) -> io::Result<()> {
         shutdown.await;
+        self.state.catalog.shutdown();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -138,7 +141,11 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
             (Some(registry), format!("http://{addr}"), public_url.clone())
         }
     };
-    let upstream = Upstream::new(&upstream_url, config.registry_credentials.clone())
+    let upstream = Upstream::new(
+        &upstream_url,
+        config.registry_credentials.clone(),
+        config.upstream.clone(),
+    )
         .map_err(io::Error::other)?;
     let state = Arc::new(AppState {
         catalog: Catalog::new(

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
-use futures_util::TryStreamExt;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use rbee_schemas::{Backend, Platform};
 use serde::Deserialize;
 use serde_json::json;
@@ -16,6 +16,7 @@ use crate::error::{ApiError, check_worker_id};
 use crate::extract::{Path, Query};
 use crate::respond::{self, Caching};
 use crate::state::AppState;
+use crate::upstream::UpstreamError;
 use crate::wire::{Download, Version, Versions, Worker};
 
 /// Filters of `GET /v1/workers`.
@@ -124,7 +125,7 @@ pub async fn get(
     let (entry, entry_stale) = state.catalog.entry(&id).await?;
     let (release, stale) = state
         .catalog
-        .release(&id, "latest")
+        .release_of(&entry, "latest")
         .await
         .map_err(|e| match e {
             ApiError::VersionNotFound(_) => ApiError::WorkerNotFound,
@@ -162,8 +163,7 @@ pub async fn versions(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     check_worker_id(&id)?;
-    let (entry, _) = state.catalog.entry(&id).await?;
-    let (releases, stale) = state.catalog.releases(&id).await?;
+    let ((entry, releases), stale) = state.catalog.releases(&id).await?;
     let body = Versions {
         versions: releases.iter().map(|r| Version::new(r)).collect(),
         latest: entry.latest,
@@ -319,17 +319,79 @@ pub async fn blob(
     let stream = state
         .catalog
         .upstream()
-        .blob_stream(&release.repository, &build.layer_digest)
+        .blob_stream(&release.repository, &build.layer_digest, build.size)
         .await?;
-    let resp = Response::builder()
-        .header(header::CONTENT_TYPE, "application/gzip")
-        .header(header::CONTENT_LENGTH, build.size)
-        .header(
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{}\"", build.filename),
-        )
-        .header("docker-content-digest", &build.layer_digest)
-        .body(Body::from_stream(stream.map_err(std::io::Error::other)))
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let digest = HeaderValue::from_str(&build.layer_digest)
+        .map_err(|_| UpstreamError::Invalid("a layer digest is not a header value".into()))?;
+    let mut resp = Response::new(Body::from_stream(stream));
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/gzip"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(build.size));
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        content_disposition(&build.filename),
+    );
+    headers.insert("docker-content-digest", digest);
     Ok(resp)
+}
+
+/// Characters left as they are in an RFC 5987 `ext-value` (`attr-char`).
+const ATTR_CHAR_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+/// `attachment` with the file name per RFC 6266: `filename*=UTF-8''…`
+/// percent-encoded (exact, for current clients), and an ASCII `filename=`
+/// fallback in which anything but letters, digits and `.-_+()~` became
+/// `_`. The name comes from a registry annotation, so neither form can end
+/// the parameter early (`x"; filename="evil.sh` stays one name).
+pub fn content_disposition(filename: &str) -> HeaderValue {
+    let fallback: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_+()~".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded = utf8_percent_encode(filename, ATTR_CHAR_ESCAPES);
+    HeaderValue::from_str(&format!(
+        "attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
+    ))
+    // Both forms are visible ASCII by construction.
+    .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_disposition_keeps_a_hostile_title_one_file_name() {
+        let v = content_disposition(r#"x"; filename="evil.sh"#);
+        assert_eq!(
+            v.to_str().unwrap(),
+            r#"attachment; filename="x___filename__evil.sh"; filename*=UTF-8''x%22%3B%20filename%3D%22evil.sh"#
+        );
+        let v = content_disposition("wörker 1.tar.gz");
+        assert_eq!(
+            v.to_str().unwrap(),
+            r#"attachment; filename="w_rker_1.tar.gz"; filename*=UTF-8''w%C3%B6rker%201.tar.gz"#
+        );
+    }
 }
