@@ -387,7 +387,11 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
-        assert_eq!(calls.load(Ordering::SeqCst), 1, "asked once, then left alone");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "asked once, then left alone"
+        );
     }
 
     #[tokio::test]

@@ -146,7 +146,7 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
         config.registry_credentials.clone(),
         config.upstream.clone(),
     )
-        .map_err(io::Error::other)?;
+    .map_err(io::Error::other)?;
     let state = Arc::new(AppState {
         catalog: Catalog::new(
             upstream,

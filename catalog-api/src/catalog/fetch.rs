@@ -117,7 +117,9 @@ fn check_filename(title: &str, what: &str) -> Result<(), UpstreamError> {
         && title.len() <= MAX_FILENAME_BYTES
         && title != "."
         && title != ".."
-        && !title.chars().any(|c| c.is_control() || c == '/' || c == '\\');
+        && !title
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c == '\\');
     if plain {
         Ok(())
     } else {
@@ -245,11 +247,24 @@ mod tests {
 
     #[test]
     fn titles_must_be_plain_file_names() {
-        for ok in ["w-0.1.0-linux-x86_64.tar.gz", r#"x"; filename="evil.sh"#, "ü.tar.gz"] {
+        for ok in [
+            "w-0.1.0-linux-x86_64.tar.gz",
+            r#"x"; filename="evil.sh"#,
+            "ü.tar.gz",
+        ] {
             assert!(check_filename(ok, "t").is_ok(), "{ok}");
         }
         let long = "a".repeat(256);
-        for bad in ["", ".", "..", "a/b", "a\\b", "a\r\nSet-Cookie: x", "a\0", &long] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a\\b",
+            "a\r\nSet-Cookie: x",
+            "a\0",
+            &long,
+        ] {
             assert!(
                 matches!(check_filename(bad, "t"), Err(UpstreamError::Invalid(_))),
                 "{bad:?}"

@@ -123,14 +123,15 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     check_worker_id(&id)?;
     let (entry, entry_stale) = state.catalog.entry(&id).await?;
-    let (release, stale) = state
-        .catalog
-        .release_of(&entry, "latest")
-        .await
-        .map_err(|e| match e {
-            ApiError::VersionNotFound(_) => ApiError::WorkerNotFound,
-            other => other,
-        })?;
+    let (release, stale) =
+        state
+            .catalog
+            .release_of(&entry, "latest")
+            .await
+            .map_err(|e| match e {
+                ApiError::VersionNotFound(_) => ApiError::WorkerNotFound,
+                other => other,
+            })?;
     let worker = Worker::new(&release, entry.versions);
     Ok(respond::json(
         &headers,

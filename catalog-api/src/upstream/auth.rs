@@ -154,7 +154,11 @@ fn parse_challenge(header: &str) -> (String, HashMap<String, String>) {
     let mut params = HashMap::new();
     let mut rest = rest.trim();
     while let Some((key, after)) = rest.split_once('=') {
-        let key = key.trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
         let (value, remainder) = match after.strip_prefix('"') {
             Some(quoted) => match quoted.find('"') {
                 Some(end) => (&quoted[..end], &quoted[end + 1..]),

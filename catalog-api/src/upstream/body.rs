@@ -226,7 +226,10 @@ mod tests {
     #[test]
     fn digests_are_checked() {
         let d = Digest::parse(&Algorithm::Sha256.of(b"x")).unwrap();
-        assert_eq!(d.fallback_tag(), Algorithm::Sha256.of(b"x").replace(':', "-"));
+        assert_eq!(
+            d.fallback_tag(),
+            Algorithm::Sha256.of(b"x").replace(':', "-")
+        );
         assert!(Digest::parse(&Algorithm::Sha512.of(b"x")).is_ok());
         for bad in [
             "sha256:",
