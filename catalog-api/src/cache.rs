@@ -445,7 +445,7 @@ mod tests {
         ));
         let started = Instant::now();
         let got = cache
-            .get("k", || std::future::pending::<Result<u32, UpstreamError>>())
+            .get("k", std::future::pending::<Result<u32, UpstreamError>>)
             .await;
         assert!(matches!(got, Err(UpstreamError::Unavailable(_))), "{got:?}");
         assert_eq!(started.elapsed(), Duration::from_secs(5));
@@ -453,7 +453,7 @@ mod tests {
             let cache = cache.clone();
             tokio::spawn(async move {
                 cache
-                    .get("k", || std::future::pending::<Result<u32, UpstreamError>>())
+                    .get("k", std::future::pending::<Result<u32, UpstreamError>>)
                     .await
             })
         };

@@ -74,8 +74,8 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
 /// Prometheus metrics of this server.
 ///
 /// In the OpenMetrics text format: requests by route template, method and
-/// status class, request durations by route template, and upstream cache
-/// lookups by outcome.
+/// status class, request durations by route template, upstream cache
+/// lookups by outcome, and releases left out of lists by reason.
 #[utoipa::path(
     get,
     path = "/metrics",

@@ -204,10 +204,7 @@ pub fn verified_stream(
                         let e = format!("{} has digest {actual}", st.what);
                         return Some((Err(invalid(e)), None));
                     }
-                    return match st.held.take() {
-                        Some(last) => Some((Ok(last), Some(st))),
-                        None => None,
-                    };
+                    return st.held.take().map(|last| (Ok(last), Some(st)));
                 }
             }
         }
