@@ -206,8 +206,13 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             resp
         }
         Some(Act::Status(status, retry_after)) => {
+            let code = match status {
+                404 => "MANIFEST_UNKNOWN",
+                429 => "TOOMANYREQUESTS",
+                _ => "UNAVAILABLE",
+            };
             let mut resp = Response::new(Body::from(
-                r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}"#,
+                json!({ "errors": [{ "code": code, "message": "hostile" }] }).to_string(),
             ));
             *resp.status_mut() = StatusCode::from_u16(status).unwrap();
             if let Some(secs) = retry_after {
@@ -752,4 +757,44 @@ async fn auth_is_answered_once_per_scope_and_never_probed() {
     );
     // One token for the catalog's repository, one for the worker's.
     assert_eq!(hostile.count("GET /token"), 2, "{seen:#?}");
+}
+
+// ---- CPU -------------------------------------------------------------------------
+
+/// On a single-threaded runtime, anything heavy done on the async thread
+/// would stall every other request: a large catalog index must be parsed
+/// and validated elsewhere.
+#[tokio::test(flavor = "current_thread")]
+async fn parsing_a_large_index_holds_up_no_other_request() {
+    let (origin, hostile, catalog) = setup(None, |c| {
+        c.upstream.deadline = Duration::from_secs(60);
+    })
+    .await;
+    let mut index = catalog_index(&origin).await;
+    let versions = index["workers"][0]["versions"].as_array_mut().unwrap();
+    versions.extend((0..10_000).map(|n| Value::from(format!("0.0.{n}"))));
+    forge_catalog_index(&origin, &hostile, &index).await;
+    let url = format!("{}/v1/workers", catalog.url);
+    let http = catalog.http.clone();
+    let started = Instant::now();
+    let list = tokio::spawn(async move { http.get(url).send().await.map(|r| r.status()) });
+    hostile.wait_for("/v2/rbee/catalog/blobs/").await;
+    let mut slowest = Duration::ZERO;
+    while !list.is_finished() && started.elapsed() < Duration::from_secs(60) {
+        let asked = Instant::now();
+        catalog.get("/health").await.expect(200);
+        slowest = slowest.max(asked.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = list.await.unwrap().unwrap();
+    eprintln!(
+        "list of a {}-version index: {status} after {:?}; slowest /health meanwhile {slowest:?}",
+        10_001,
+        started.elapsed()
+    );
+    assert_eq!(status, 200);
+    assert!(
+        slowest < Duration::from_millis(500),
+        "/health took {slowest:?}"
+    );
 }
