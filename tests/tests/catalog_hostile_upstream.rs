@@ -226,7 +226,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             let mut out = shared
                 .http
                 .get(format!("{}{path_and_query}", shared.origin));
-            if let Some(accept) = req.headers().get(header::ACCEPT) {
+            for accept in req.headers().get_all(header::ACCEPT) {
                 out = out.header(header::ACCEPT, accept);
             }
             let upstream = match out.send().await {
@@ -774,27 +774,31 @@ async fn parsing_a_large_index_holds_up_no_other_request() {
     let versions = index["workers"][0]["versions"].as_array_mut().unwrap();
     versions.extend((0..10_000).map(|n| Value::from(format!("0.0.{n}"))));
     forge_catalog_index(&origin, &hostile, &index).await;
-    let url = format!("{}/v1/workers", catalog.url);
-    let http = catalog.http.clone();
+    // A heartbeat on the (only) async thread: any stall shows as a late tick.
+    let beating = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let heartbeat = {
+        let beating = beating.clone();
+        tokio::spawn(async move {
+            let mut slowest = Duration::ZERO;
+            while beating.load(Ordering::SeqCst) {
+                let tick = Instant::now();
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                slowest = slowest.max(tick.elapsed());
+            }
+            slowest
+        })
+    };
     let started = Instant::now();
-    let list = tokio::spawn(async move { http.get(url).send().await.map(|r| r.status()) });
-    hostile.wait_for("/v2/rbee/catalog/blobs/").await;
-    let mut slowest = Duration::ZERO;
-    while !list.is_finished() && started.elapsed() < Duration::from_secs(60) {
-        let asked = Instant::now();
-        catalog.get("/health").await.expect(200);
-        slowest = slowest.max(asked.elapsed());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let status = list.await.unwrap().unwrap();
+    let status = catalog.get("/v1/workers").await.status;
+    let took = started.elapsed();
+    beating.store(false, Ordering::SeqCst);
+    let slowest = heartbeat.await.unwrap();
     eprintln!(
-        "list of a {}-version index: {status} after {:?}; slowest /health meanwhile {slowest:?}",
-        10_001,
-        started.elapsed()
+        "list of a 10,001-version index: {status} after {took:?}; longest stall of the async thread {slowest:?}"
     );
     assert_eq!(status, 200);
     assert!(
-        slowest < Duration::from_millis(500),
-        "/health took {slowest:?}"
+        slowest < Duration::from_millis(300),
+        "the async thread stalled for {slowest:?}"
     );
 }
