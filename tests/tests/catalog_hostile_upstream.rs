@@ -641,6 +641,32 @@ async fn an_unreadable_worker_is_left_out_and_a_huge_list_is_capped() {
     assert_eq!(over as usize, listed - 500);
 }
 
+/// With the index always expired, each read of it is an upstream fetch:
+/// a list must read it once, not once more per worker (which also made a
+/// list answer 404 when the index changed between two reads).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_reads_the_catalog_index_once() {
+    let (origin, hostile, catalog) = setup(None, |c| {
+        c.ttls = ttls(0.0, 600.0);
+    })
+    .await;
+    for id in ["second-cpu", "third-cpu"] {
+        let (_fixture, files) = other_worker(id, "0.1.0", false);
+        publish_files(&origin.registry_url, &files).await;
+    }
+    for path in [
+        "/workers".to_owned(),
+        "/v1/workers".to_owned(),
+        format!("/v1/workers/{WORKER}"),
+        format!("/v1/workers/{WORKER}/versions"),
+    ] {
+        let before = hostile.count(&format!("GET {LATEST_MANIFEST}"));
+        catalog.get(&path).await.ok_json();
+        let reads = hostile.count(&format!("GET {LATEST_MANIFEST}")) - before;
+        assert_eq!(reads, 1, "{path} read the catalog index {reads} times");
+    }
+}
+
 // ---- the blob proxy and file names --------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
