@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use rbee_registry::limits::ServerLimits;
+
 use crate::catalog::CacheTtls;
 use crate::upstream::UpstreamOptions;
 
@@ -33,6 +35,10 @@ pub struct CatalogConfig {
     pub webhook_secret: Option<String>,
     /// Publish the example worker on first start.
     pub demo: bool,
+    /// What clients may hold: connections, time to send headers and
+    /// bodies, memory for buffered bodies (webhook payloads and the
+    /// embedded registry's manifests share one budget).
+    pub limits: ServerLimits,
 }
 
 impl CatalogConfig {
@@ -50,6 +56,7 @@ impl CatalogConfig {
             cors_origins: Vec::new(),
             webhook_secret: None,
             demo: false,
+            limits: ServerLimits::default(),
         }
     }
 }

@@ -87,6 +87,13 @@ pub enum ApiError {
     /// The route exists, but not for this method.
     #[error("this route does not accept this method; see the `Allow` header")]
     MethodNotAllowed,
+    /// The request body is larger than the route accepts.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The server holds as much as its limits allow; retry after
+    /// `Retry-After`.
+    #[error("{0}")]
+    Busy(String),
     /// The webhook secret is missing or wrong.
     #[error("{0}")]
     Unauthorized(String),
@@ -110,6 +117,8 @@ impl ApiError {
             ApiError::NotFound => (StatusCode::NOT_FOUND, "Not found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "Unauthorized"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
+            ApiError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "Server busy"),
             ApiError::Upstream(UpstreamError::NotFound) => (StatusCode::NOT_FOUND, "Not found"),
             ApiError::Upstream(UpstreamError::RateLimited { .. }) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "Registry rate-limited")
@@ -147,6 +156,12 @@ impl IntoResponse for ApiError {
             body.purchase_url = purchase_url.clone();
         }
         let mut resp = (status, Json(body)).into_response();
+        if let ApiError::Busy(_) = &self {
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(rbee_registry::limits::RETRY_AFTER_SECS),
+            );
+        }
         if let ApiError::Upstream(UpstreamError::RateLimited { retry_after }) = &self
             && let Ok(v) = HeaderValue::from_str(&retry_after.as_secs().to_string())
         {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use rbee_registry::limits::ServerLimits;
 use rbee_catalog::CatalogConfig;
 use rbee_catalog::catalog::CacheTtls;
 
@@ -71,6 +72,35 @@ struct ServeArgs {
     /// Publish the example worker on first start.
     #[arg(long, env = "RBEE_CATALOG_DEMO")]
     demo: bool,
+    /// Connections served at once; more wait in the listen queue.
+    #[arg(long, env = "RBEE_CATALOG_MAX_CONNECTIONS", default_value_t = 512,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// Seconds a client has to send a request's headers before the
+    /// connection is closed (also the keep-alive idle time).
+    #[arg(long, env = "RBEE_CATALOG_HEADER_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout: u64,
+    /// Seconds a request body may send nothing before it is aborted.
+    #[arg(long, env = "RBEE_CATALOG_BODY_IDLE_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    body_idle_timeout: u64,
+    /// MiB that request bodies read into memory may hold in total; past it
+    /// such requests get 503 with Retry-After. At least 4 (one manifest).
+    #[arg(long, env = "RBEE_CATALOG_BODY_MEMORY_MIB", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(4..))]
+    body_memory_mib: u32,
+}
+
+impl ServeArgs {
+    fn limits(&self) -> ServerLimits {
+        ServerLimits {
+            max_connections: self.max_connections as usize,
+            header_read_timeout: Duration::from_secs(self.header_timeout),
+            body_idle_timeout: Duration::from_secs(self.body_idle_timeout),
+            buffered_body_bytes: (self.body_memory_mib as usize) << 20,
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -80,6 +110,7 @@ fn main() -> anyhow::Result<()> {
 async fn run() -> anyhow::Result<()> {
     let Command::Serve(args) = Cli::parse().command;
     let mut config = CatalogConfig::new(&args.data_dir);
+    config.limits = args.limits();
     config.listen = args.listen;
     config.registry_url = args.registry_url;
     config.registry_credentials = args.registry_username.zip(args.registry_password);

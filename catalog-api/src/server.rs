@@ -12,7 +12,8 @@ use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
+use rbee_registry::limits::BodyBudget;
+use rbee_registry::server::serve_router;
 use rbee_registry::{Action, Registry, RegistryConfig, Target};
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -36,6 +37,9 @@ pub struct RunningCatalog {
     pub registry: Option<Arc<Registry>>,
     /// The shared state (the catalog and its caches).
     pub state: Arc<AppState>,
+    /// The memory budget of buffered request bodies (webhook payloads and
+    /// the embedded registry's manifests), to watch it drain and refill.
+    pub body_budget: BodyBudget,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<io::Result<()>>,
 }
@@ -136,8 +140,9 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
     let (registry, upstream_url, registry_public_url) = match &config.registry_url {
         Some(url) => (None, url.clone(), url.trim_end_matches('/').to_owned()),
         None => {
-            let registry =
-                Registry::open(RegistryConfig::new(config.data_dir.join("registry"))).await?;
+            let mut registry_config = RegistryConfig::new(config.data_dir.join("registry"));
+            registry_config.limits = config.limits.clone();
+            let registry = Registry::open(registry_config).await?;
             (Some(registry), format!("http://{addr}"), public_url.clone())
         }
     };
@@ -179,16 +184,15 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
     let purge = registry
         .as_ref()
         .map(rbee_registry::server::spawn_upload_purge);
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let limits = config.limits.clone();
+    let body_budget = BodyBudget::new(limits.buffered_body_bytes);
+    let budget = body_budget.clone();
     let task = tokio::spawn(async move {
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await;
+        let result = serve_router(listener, app, &limits, budget, async move {
+            let _ = stopped.await;
+        })
+        .await;
         if let Some(purge) = purge {
             purge.abort();
         }
@@ -198,6 +202,7 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
         addr,
         registry,
         state,
+        body_budget,
         stop: Some(stop),
         task,
     })

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::limits::ServerLimits;
+
 /// How the registry behaves.
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
@@ -18,6 +20,9 @@ pub struct RegistryConfig {
     /// served from memory. Writes through this process invalidate at once;
     /// the TTL only matters when another process writes the same storage.
     pub manifest_cache_ttl: Duration,
+    /// What clients may hold: connections, time to send headers and
+    /// bodies, memory for buffered manifests.
+    pub limits: ServerLimits,
 }
 
 impl RegistryConfig {
@@ -28,6 +33,7 @@ impl RegistryConfig {
             delete_enabled: true,
             upload_ttl: Duration::from_secs(24 * 3600),
             manifest_cache_ttl: Duration::from_secs(30),
+            limits: ServerLimits::default(),
         }
     }
 }

@@ -66,6 +66,10 @@ pub enum RegistryError {
     /// The operation is switched off on this registry (e.g. deletes).
     #[error("operation unsupported: {0}")]
     Unsupported(String),
+    /// The server holds as much as its limits allow (e.g. the memory for
+    /// buffered manifests); the client should retry after `Retry-After`.
+    #[error("the registry is busy: {0}")]
+    Busy(String),
     /// The route does not exist.
     #[error("not found")]
     NotFound,
@@ -96,6 +100,8 @@ impl RegistryError {
             SizeInvalid(_) => ("SIZE_INVALID", StatusCode::BAD_REQUEST),
             PaginationInvalid(_) => ("PAGINATION_NUMBER_INVALID", StatusCode::BAD_REQUEST),
             Unsupported(_) => ("UNSUPPORTED", StatusCode::METHOD_NOT_ALLOWED),
+            // CNCF Distribution's code for a 503.
+            Busy(_) => ("UNAVAILABLE", StatusCode::SERVICE_UNAVAILABLE),
             NotFound => ("NOT_FOUND", StatusCode::NOT_FOUND),
             MethodNotAllowed => ("UNSUPPORTED", StatusCode::METHOD_NOT_ALLOWED),
             Storage(StorageError::NotFound(_)) => ("NOT_FOUND", StatusCode::NOT_FOUND),
@@ -144,6 +150,12 @@ impl IntoResponse for RegistryError {
                 if let Ok(v) = HeaderValue::from_str(&format!("0-{}", end.saturating_sub(1))) {
                     headers.insert(header::RANGE, v);
                 }
+            }
+            RegistryError::Busy(_) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(crate::limits::RETRY_AFTER_SECS),
+                );
             }
             _ => {}
         }

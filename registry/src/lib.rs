@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 mod layout;
+pub mod limits;
 pub mod manifest;
 pub mod reference;
 mod registry;

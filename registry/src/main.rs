@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use rbee_registry::limits::ServerLimits;
 use rbee_registry::RegistryConfig;
 use rbee_registry::server::shutdown_signal;
 
@@ -43,6 +44,35 @@ struct ServeArgs {
     /// Seconds an unfinished upload session is kept before it is purged.
     #[arg(long, env = "RBEE_REGISTRY_UPLOAD_TTL", default_value_t = 24 * 3600)]
     upload_ttl: u64,
+    /// Connections served at once; more wait in the listen queue.
+    #[arg(long, env = "RBEE_REGISTRY_MAX_CONNECTIONS", default_value_t = 512,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// Seconds a client has to send a request's headers before the
+    /// connection is closed (also the keep-alive idle time).
+    #[arg(long, env = "RBEE_REGISTRY_HEADER_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout: u64,
+    /// Seconds a request body may send nothing before it is aborted.
+    #[arg(long, env = "RBEE_REGISTRY_BODY_IDLE_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    body_idle_timeout: u64,
+    /// MiB that request bodies read into memory may hold in total; past it
+    /// such requests get 503 with Retry-After. At least 4 (one manifest).
+    #[arg(long, env = "RBEE_REGISTRY_BODY_MEMORY_MIB", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(4..))]
+    body_memory_mib: u32,
+}
+
+impl ServeArgs {
+    fn limits(&self) -> ServerLimits {
+        ServerLimits {
+            max_connections: self.max_connections as usize,
+            header_read_timeout: Duration::from_secs(self.header_timeout),
+            body_idle_timeout: Duration::from_secs(self.body_idle_timeout),
+            buffered_body_bytes: (self.body_memory_mib as usize) << 20,
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -54,6 +84,7 @@ async fn run() -> anyhow::Result<()> {
     let mut config = RegistryConfig::new(&args.data_dir);
     config.delete_enabled = !args.disable_delete;
     config.upload_ttl = Duration::from_secs(args.upload_ttl);
+    config.limits = args.limits();
     let registry = rbee_registry::Registry::open(config)
         .await
         .with_context(|| format!("opening storage in {}", args.data_dir.display()))?;

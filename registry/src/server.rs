@@ -1,15 +1,25 @@
 //! Running the registry: opening storage, the start-up clean-up, the
-//! periodic purge of stale uploads, and serving HTTP until shutdown.
+//! periodic purge of stale uploads, and serving HTTP until shutdown, with
+//! the [`ServerLimits`] every server of this workspace applies.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::serve::ListenerExt;
+use axum::Router;
+use axum::extract::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower_service::Service;
 
 use crate::config::RegistryConfig;
+use crate::limits::{BodyBudget, IdleTimeoutBody, ServerLimits};
 use crate::registry::Registry;
 use crate::storage::FsStorage;
 use crate::uploads::purge_interval;
@@ -55,18 +65,99 @@ pub async fn serve(
     registry: Arc<Registry>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    let budget = BodyBudget::new(registry.config().limits.buffered_body_bytes);
+    serve_with_budget(listener, registry, budget, shutdown).await
+}
+
+async fn serve_with_budget(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    budget: BodyBudget,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
     let purge = spawn_upload_purge(&registry);
-    // Small responses (HEAD, upload acknowledgements) must not wait for
-    // Nagle's algorithm.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
+    let limits = registry.config().limits.clone();
     let app = crate::api::router(registry);
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = serve_router(listener, app, &limits, budget, shutdown).await;
     purge.abort();
     result
+}
+
+/// Serves `app` on `listener` over HTTP/1.1 within `limits` until
+/// `shutdown` completes, then waits for open requests to finish.
+///
+/// This is `axum::serve` plus what it lacks: a cap on connections (past
+/// it, accepting pauses and new connections wait in the listen queue), a
+/// header read timeout (hyper's, which needs a timer), an idle timeout on
+/// every request body, and the shared [`BodyBudget`] in every request's
+/// extensions (`budget`, normally `limits.buffered_body_bytes` large).
+pub async fn serve_router(
+    listener: TcpListener,
+    app: Router,
+    limits: &ServerLimits,
+    budget: BodyBudget,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => permit.map_err(io::Error::other)?,
+            () = &mut shutdown => break,
+        };
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Small responses (HEAD, upload acknowledgements) must not wait for
+        // Nagle's algorithm.
+        let _ = tcp.set_nodelay(true);
+        let app = app.clone();
+        let budget = budget.clone();
+        let idle = limits.body_idle_timeout;
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let mut req: Request<_> = req.map(|body| IdleTimeoutBody::new(body, idle));
+            req.extensions_mut().insert(budget.clone());
+            let mut app = app.clone();
+            async move { Ok::<_, Infallible>(app.call(req).await.unwrap_or_else(|e| match e {})) }
+        });
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Handles a failed `accept`. Errors of one connection are skipped; others
+/// (such as running out of file descriptors) are logged and accepting
+/// pauses briefly, as `axum::serve` does, instead of spinning.
+async fn accept_failed(e: io::Error) {
+    if matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "accept failed");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// A registry serving on a background task, for tests and embedding.
@@ -76,6 +167,9 @@ pub struct RunningRegistry {
     pub addr: SocketAddr,
     /// The registry itself (subscribe to its events here).
     pub registry: Arc<Registry>,
+    /// The memory budget of buffered request bodies, to watch it drain
+    /// and refill.
+    pub body_budget: BodyBudget,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<io::Result<()>>,
 }
@@ -87,12 +181,19 @@ impl RunningRegistry {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, registry.clone(), async move {
-            let _ = stopped.await;
-        }));
+        let body_budget = BodyBudget::new(registry.config().limits.buffered_body_bytes);
+        let task = tokio::spawn(serve_with_budget(
+            listener,
+            registry.clone(),
+            body_budget.clone(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         Ok(RunningRegistry {
             addr,
             registry,
+            body_budget,
             stop: Some(stop),
             task,
         })

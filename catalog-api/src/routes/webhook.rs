@@ -14,10 +14,10 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use rbee_registry::limits::{BodyBudget, BufferError, declared_length};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -55,6 +55,10 @@ struct NotificationTarget {
     repository: String,
 }
 
+/// The largest notification envelope accepted. CNCF Distribution sends a
+/// few events per request (its default threshold is 10), a few KiB.
+pub const MAX_WEBHOOK_BYTES: usize = 1 << 20;
+
 /// Compares secrets in time independent of where they differ.
 fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -81,17 +85,19 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
         (status = 400, description = "`Bad request`: not a notification envelope", body = ErrorBody),
         (status = 401, description = "`Unauthorized`: missing or wrong secret", body = ErrorBody),
         (status = 404, description = "`Not found`: the webhook is disabled (no secret configured)", body = ErrorBody),
+        (status = 413, description = "`Payload too large`: the body is over 1 MiB", body = ErrorBody),
+        (status = 503, description = "`Server busy`: buffered request bodies hold the server's whole memory budget; retry after `Retry-After` seconds", body = ErrorBody),
     ),
 )]
 pub async fn registry_events(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> Result<Response, ApiError> {
     let Some(secret) = &state.webhook_secret else {
         return Err(ApiError::NotFound);
     };
-    let given = headers
+    let given = request
+        .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
@@ -101,7 +107,21 @@ pub async fn registry_events(
             "missing or wrong webhook secret".into(),
         ));
     }
-    let envelope: Envelope = serde_json::from_slice(&body)
+    // Only an authenticated sender gets to hold memory, and only within the
+    // server's budget.
+    let declared = declared_length(request.headers());
+    let budget = BodyBudget::of(request.extensions());
+    let body = budget
+        .buffer(request.into_body(), declared, MAX_WEBHOOK_BYTES)
+        .await
+        .map_err(|e| match e {
+            BufferError::TooLarge { limit } => {
+                ApiError::TooLarge(format!("webhook bodies are limited to {limit} bytes"))
+            }
+            BufferError::Busy => ApiError::Busy(e.to_string()),
+            BufferError::Body(_) => ApiError::BadRequest(e.to_string()),
+        })?;
+    let envelope: Envelope = serde_json::from_slice(&body.bytes)
         .map_err(|e| ApiError::BadRequest(format!("not a notification envelope: {e}")))?;
     let mut invalidated = 0;
     for event in envelope.events {

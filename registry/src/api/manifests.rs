@@ -7,6 +7,7 @@ use axum::response::Response;
 
 use crate::error::{RegistryError, Result};
 use crate::events::{Action, Target};
+use crate::limits::{BodyBudget, BufferError, declared_length};
 use crate::manifest::MAX_MANIFEST_BYTES;
 use crate::reference::{Reference, RepoName};
 use crate::registry::Registry;
@@ -46,31 +47,27 @@ pub async fn put(
     reference: &Reference,
     req: Request,
 ) -> Result<Response> {
-    let too_large = || {
-        RegistryError::TooLarge(format!(
-            "manifests are limited to {MAX_MANIFEST_BYTES} bytes"
-        ))
-    };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_MANIFEST_BYTES as u64) {
-        return Err(too_large());
-    }
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    // Reading stops one byte past the limit, so an oversized chunked body
-    // costs at most 4 MiB of memory before it is refused.
-    let body = axum::body::to_bytes(req.into_body(), MAX_MANIFEST_BYTES)
+    let declared = declared_length(req.headers());
+    let budget = BodyBudget::of(req.extensions());
+    // The body is held against the server-wide budget until this request
+    // is answered; reading stops one chunk past the limit.
+    let body = budget
+        .buffer(req.into_body(), declared, MAX_MANIFEST_BYTES)
         .await
-        .map_err(|_| too_large())?;
+        .map_err(|e| match e {
+            BufferError::TooLarge { limit } => {
+                RegistryError::TooLarge(format!("manifests are limited to {limit} bytes"))
+            }
+            BufferError::Busy => RegistryError::Busy(e.to_string()),
+            BufferError::Body(_) => RegistryError::ManifestInvalid(e.to_string()),
+        })?;
     let stored = reg
-        .put_manifest(name, reference, content_type.as_deref(), body)
+        .put_manifest(name, reference, content_type.as_deref(), body.bytes.clone())
         .await?;
     let mut headers = vec![
         (

@@ -39,6 +39,8 @@ pub fn routes(registry: Arc<Registry>) -> Router {
         .route("/v2", get(base))
         .route("/v2/", get(base))
         .route("/v2/{*path}", any(dispatch))
+        // `/v2/` is GET-only; other methods get an OCI body, not axum's empty 405.
+        .method_not_allowed_fallback(|| async { RegistryError::MethodNotAllowed })
         .route_layer(middleware::from_fn(api_version_header))
         .with_state(registry)
 }
