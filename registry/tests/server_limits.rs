@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::*;
+use futures_util::StreamExt;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -174,6 +175,47 @@ async fn a_client_dribbling_its_headers_is_cut_off_at_the_header_timeout() {
     };
     assert!(closed, "the server did not close the dribbling connection");
     assert!(started.elapsed() >= timeout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_that_pause_longer_than_the_header_timeout_are_not_cut_off() {
+    let timeout = Duration::from_millis(200);
+    let pause = timeout * 4;
+    let reg = TestRegistry::start_with(|c| c.limits.header_read_timeout = timeout).await;
+    // An upload whose body pauses mid-way (the body idle timeout is 30 s).
+    let data = pseudo_random(16 << 20, 3);
+    let digest = sha256(&data);
+    let (first, second) = data.split_at(data.len() / 2);
+    let (first, second) = (first.to_vec(), second.to_vec());
+    let body = futures_util::stream::once(async move { Ok::<_, std::io::Error>(first) }).chain(
+        futures_util::stream::once(async move {
+            tokio::time::sleep(pause).await;
+            Ok(second)
+        }),
+    );
+    let resp = reg
+        .post(&format!("/v2/pause/blobs/uploads/?digest={digest}"))
+        .header("content-type", "application/octet-stream")
+        .header("content-length", data.len())
+        .body(reqwest::Body::wrap_stream(body))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+
+    // A download whose reader pauses while the server waits to write.
+    let mut resp = reg
+        .get(&format!("/v2/pause/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut got = resp.chunk().await.unwrap().expect("a first chunk").to_vec();
+    tokio::time::sleep(pause).await;
+    while let Some(chunk) = resp.chunk().await.unwrap() {
+        got.extend_from_slice(&chunk);
+    }
+    assert!(got == data, "the download is complete and intact");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
