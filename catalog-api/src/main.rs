@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use rbee_registry::limits::ServerLimits;
 use rbee_catalog::CatalogConfig;
 use rbee_catalog::catalog::CacheTtls;
+use rbee_registry::limits::ServerLimits;
 
 #[derive(Parser)]
 #[command(

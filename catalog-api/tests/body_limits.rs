@@ -120,10 +120,12 @@ async fn an_oversized_webhook_body_gets_a_json_413() {
 #[tokio::test]
 async fn a_webhook_without_the_secret_is_answered_before_its_body_is_read() {
     let (catalog, _data) = start(|_| {}).await;
-    let mut stream = send_partial(catalog.addr, webhook_head(catalog.addr, MIB, false).as_bytes()).await;
-    let answer = answer_within(&mut stream, BOUND)
-        .await
-        .expect("an answer");
+    let mut stream = send_partial(
+        catalog.addr,
+        webhook_head(catalog.addr, MIB, false).as_bytes(),
+    )
+    .await;
+    let answer = answer_within(&mut stream, BOUND).await.expect("an answer");
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     assert_eq!(catalog.body_budget.available(), catalog.body_budget.total());
 }
@@ -137,8 +139,11 @@ async fn webhooks_and_manifests_share_the_memory_budget_and_get_503_past_it() {
     let mut held = Vec::new();
     let mut refused = 0;
     for _ in 0..10 {
-        let mut stream =
-            send_partial(catalog.addr, webhook_head(catalog.addr, MIB, true).as_bytes()).await;
+        let mut stream = send_partial(
+            catalog.addr,
+            webhook_head(catalog.addr, MIB, true).as_bytes(),
+        )
+        .await;
         match answer_within(&mut stream, Duration::from_millis(500)).await {
             None => held.push(stream),
             Some(answer) => {
@@ -187,12 +192,13 @@ async fn webhooks_and_manifests_share_the_memory_budget_and_get_503_past_it() {
 async fn a_webhook_body_that_stops_sending_is_aborted() {
     let idle = Duration::from_millis(300);
     let (catalog, _data) = start(|c| c.limits.body_idle_timeout = idle).await;
-    let mut stream =
-        send_partial(catalog.addr, webhook_head(catalog.addr, 1000, true).as_bytes()).await;
+    let mut stream = send_partial(
+        catalog.addr,
+        webhook_head(catalog.addr, 1000, true).as_bytes(),
+    )
+    .await;
     let started = Instant::now();
-    let answer = answer_within(&mut stream, BOUND)
-        .await
-        .expect("an answer");
+    let answer = answer_within(&mut stream, BOUND).await.expect("an answer");
     assert!(started.elapsed() >= idle);
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(answer.contains("sent nothing"), "{answer}");

@@ -188,11 +188,7 @@ pub struct BodyIdleTimeout(pub Duration);
 
 impl fmt::Display for BodyIdleTimeout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "the client sent nothing for {} s",
-            self.0.as_secs_f64()
-        )
+        write!(f, "the client sent nothing for {} s", self.0.as_secs_f64())
     }
 }
 

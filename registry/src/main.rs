@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use rbee_registry::limits::ServerLimits;
 use rbee_registry::RegistryConfig;
+use rbee_registry::limits::ServerLimits;
 use rbee_registry::server::shutdown_signal;
 
 #[derive(Parser)]

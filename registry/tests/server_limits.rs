@@ -260,7 +260,9 @@ async fn manifest_bodies_past_the_memory_budget_get_503_and_the_memory_returns()
         descriptor("application/vnd.oci.image.config.v1+json", config),
         vec![],
     ));
-    let resp = reg.put_manifest("busy", "v1", OCI_MANIFEST, &manifest).await;
+    let resp = reg
+        .put_manifest("busy", "v1", OCI_MANIFEST, &manifest)
+        .await;
     assert_eq!(header(&resp, "retry-after").as_deref(), Some("1"));
     expect_error(resp, 503, "UNAVAILABLE").await;
 
