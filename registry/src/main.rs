@@ -45,21 +45,21 @@ struct ServeArgs {
     #[arg(long, env = "RBEE_REGISTRY_UPLOAD_TTL", default_value_t = 24 * 3600)]
     upload_ttl: u64,
     /// Connections served at once; more wait in the listen queue.
-    #[arg(long, env = "RBEE_REGISTRY_MAX_CONNECTIONS", default_value_t = 512,
+    #[arg(long, env = "RBEE_REGISTRY_MAX_CONNECTIONS", default_value_t = ServerLimits::default().max_connections as u32,
           value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
     /// Seconds a client has to send a request's headers before the
     /// connection is closed (also the keep-alive idle time).
-    #[arg(long, env = "RBEE_REGISTRY_HEADER_TIMEOUT", default_value_t = 10,
+    #[arg(long, env = "RBEE_REGISTRY_HEADER_TIMEOUT", default_value_t = ServerLimits::default().header_read_timeout.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..))]
     header_timeout: u64,
     /// Seconds a request body may send nothing before it is aborted.
-    #[arg(long, env = "RBEE_REGISTRY_BODY_IDLE_TIMEOUT", default_value_t = 30,
+    #[arg(long, env = "RBEE_REGISTRY_BODY_IDLE_TIMEOUT", default_value_t = ServerLimits::default().body_idle_timeout.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..))]
     body_idle_timeout: u64,
     /// MiB that request bodies read into memory may hold in total; past it
     /// such requests get 503 with Retry-After. At least 4 (one manifest).
-    #[arg(long, env = "RBEE_REGISTRY_BODY_MEMORY_MIB", default_value_t = 64,
+    #[arg(long, env = "RBEE_REGISTRY_BODY_MEMORY_MIB", default_value_t = (ServerLimits::default().buffered_body_bytes >> 20) as u32,
           value_parser = clap::value_parser!(u32).range(4..))]
     body_memory_mib: u32,
 }
