@@ -43,6 +43,11 @@ pub struct ServerLimits {
     /// it is refused with 503 and `Retry-After`. Streamed bodies (blob
     /// uploads) do not count: they never sit in memory whole.
     pub buffered_body_bytes: usize,
+    /// Time open requests get to finish once shutdown starts. Past it the
+    /// server stops waiting and the remaining connections are dropped, so
+    /// a stalled download (or a client that never reads) cannot keep a
+    /// SIGTERM from stopping the process.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ServerLimits {
@@ -52,6 +57,7 @@ impl Default for ServerLimits {
             header_read_timeout: Duration::from_secs(10),
             body_idle_timeout: Duration::from_secs(30),
             buffered_body_bytes: 64 << 20,
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }

@@ -62,6 +62,10 @@ struct ServeArgs {
     #[arg(long, env = "RBEE_REGISTRY_BODY_MEMORY_MIB", default_value_t = (ServerLimits::default().buffered_body_bytes >> 20) as u32,
           value_parser = clap::value_parser!(u32).range(4..))]
     body_memory_mib: u32,
+    /// Seconds open requests get to finish after SIGTERM or Ctrl-C before
+    /// they are dropped.
+    #[arg(long, env = "RBEE_REGISTRY_SHUTDOWN_GRACE", default_value_t = ServerLimits::default().shutdown_grace.as_secs())]
+    shutdown_grace: u64,
 }
 
 impl ServeArgs {
@@ -71,6 +75,7 @@ impl ServeArgs {
             header_read_timeout: Duration::from_secs(self.header_timeout),
             body_idle_timeout: Duration::from_secs(self.body_idle_timeout),
             buffered_body_bytes: (self.body_memory_mib as usize) << 20,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace),
         }
     }
 }

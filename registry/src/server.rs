@@ -84,7 +84,8 @@ async fn serve_with_budget(
 }
 
 /// Serves `app` on `listener` over HTTP/1.1 within `limits` until
-/// `shutdown` completes, then waits for open requests to finish.
+/// `shutdown` completes, then waits for open requests to finish, at most
+/// `limits.shutdown_grace`.
 ///
 /// This is `axum::serve` plus what it lacks: a cap on connections (past
 /// it, accepting pauses and new connections wait in the listen queue), a
@@ -141,7 +142,15 @@ pub async fn serve_router(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_secs = limits.shutdown_grace.as_secs_f64(),
+            "open requests did not finish within the shutdown grace; dropping them"
+        );
+    }
     Ok(())
 }
 

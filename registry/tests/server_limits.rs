@@ -3,7 +3,8 @@
 //! connections past the cap are queued, buffered manifest bodies share one
 //! memory budget (503 + `Retry-After` past it, all of it back once the
 //! clients leave), and a body that stops sending is aborted without
-//! leaving an upload session inconsistent.
+//! leaving an upload session inconsistent; and shutdown waits for open
+//! requests no longer than its grace.
 
 mod common;
 
@@ -362,4 +363,32 @@ async fn other_methods_on_the_base_route_get_an_oci_error() {
     let reg = TestRegistry::start().await;
     let resp = reg.post("/v2/").json(&json!({})).send().await.unwrap();
     expect_error(resp, 405, "UNSUPPORTED").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_does_not_wait_past_its_grace_for_a_client_that_stops_reading() {
+    let grace = Duration::from_millis(300);
+    let reg = TestRegistry::start_with(|c| c.limits.shutdown_grace = grace).await;
+    // Larger than the socket buffers, so the server is stuck writing while
+    // the client reads nothing after the first chunk.
+    let data = pseudo_random(32 << 20, 7);
+    let digest = reg.push_blob("stall", &data).await;
+    let mut resp = reg
+        .get(&format!("/v2/stall/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let _first = resp.chunk().await.unwrap().expect("a first chunk");
+
+    let started = Instant::now();
+    tokio::time::timeout(BOUND, reg.server.stop())
+        .await
+        .expect("stop returns although a download is stalled")
+        .unwrap();
+    assert!(
+        started.elapsed() >= grace,
+        "open requests were given their grace"
+    );
+    drop(resp);
 }
