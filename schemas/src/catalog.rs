@@ -9,9 +9,12 @@
 //! optional field. A change that old readers must not ignore raises
 //! `schema_version`, which they refuse.
 
+use std::collections::{HashMap, HashSet};
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::limits;
 use crate::rules;
 use crate::validation::{self, Issues, Object, ValidationErrors};
 use crate::worker_id::validate_worker_id;
@@ -84,15 +87,27 @@ impl CatalogIndex {
 
     /// Parses and validates an index, reporting every problem with its JSON
     /// path. Entries come back sorted by id.
+    ///
+    /// A document larger than [`limits::CATALOG_MAX_BYTES`], more than
+    /// [`limits::CATALOG_MAX_WORKERS`] workers or more than
+    /// [`limits::CATALOG_MAX_VERSIONS`] versions of one worker are refused
+    /// before the rest is read, so reading costs time linear in a bounded
+    /// size.
     pub fn from_json(text: &str) -> Result<CatalogIndex, ValidationErrors> {
+        validation::check_size(text, limits::CATALOG_MAX_BYTES)?;
         Self::from_value(&validation::parse_json(text)?)
     }
 
     /// Checks a value built in code against the rules of
-    /// [`from_json`](Self::from_json).
+    /// [`from_json`](Self::from_json), its size as
+    /// [`to_json_pretty`](Self::to_json_pretty) writes it included: what
+    /// passes is what a reader accepts.
     pub fn validate(&self) -> Result<(), ValidationErrors> {
         match serde_json::to_value(self) {
-            Ok(value) => Self::from_value(&value).map(drop),
+            Ok(value) => {
+                Self::from_value(&value)?;
+                validation::check_size(&self.to_json_pretty(), limits::CATALOG_MAX_BYTES)
+            }
             Err(err) => {
                 let mut issues = Issues::default();
                 issues.push("$", format!("cannot be serialized: {err}"));
@@ -123,12 +138,16 @@ impl CatalogIndex {
             );
         }
         let updated_at = doc.string("updated_at", &mut iss, rules::rfc3339);
-        let workers = doc.required("workers", &mut iss).and_then(|v| {
-            validation::array(v, &doc.path_of("workers"), &mut iss, CatalogEntry::read)
-        });
+        let workers_path = doc.path_of("workers");
+        let workers = doc
+            .required("workers", &mut iss)
+            .filter(|v| validation::within(v, limits::CATALOG_MAX_WORKERS, &workers_path, &mut iss))
+            .and_then(|v| validation::array(v, &workers_path, &mut iss, CatalogEntry::read));
         if let Some(workers) = &workers {
+            // Where each id was first listed: a linear duplicate check.
+            let mut first_at: HashMap<&str, usize> = HashMap::with_capacity(workers.len());
             for (i, entry) in workers.iter().enumerate() {
-                if let Some(first) = workers[..i].iter().position(|e| e.id == entry.id) {
+                if let Some(&first) = first_at.get(entry.id.as_str()) {
                     iss.push(
                         &format!("$.workers[{i}].id"),
                         format!(
@@ -136,6 +155,8 @@ impl CatalogIndex {
                             entry.id
                         ),
                     );
+                } else {
+                    first_at.insert(&entry.id, i);
                 }
             }
         }
@@ -178,23 +199,36 @@ impl CatalogEntry {
     /// pre-release) version, the rule the `latest` tag follows; `latest` is
     /// `None` while only pre-releases exist.
     pub fn insert_version(&mut self, version: &semver::Version) {
-        let version = version.to_string();
-        if !self.versions.contains(&version) {
-            self.versions.push(version);
+        self.insert_versions([version]);
+    }
+
+    /// [`insert_version`](Self::insert_version) for many versions at once:
+    /// one sort, each string parsed once, so adding a whole tag list costs
+    /// `O(n log n)` rather than a sort per version.
+    pub fn insert_versions<'a>(&mut self, versions: impl IntoIterator<Item = &'a semver::Version>) {
+        let mut seen: HashSet<String> = self.versions.iter().cloned().collect();
+        for v in versions {
+            let v = v.to_string();
+            if seen.insert(v.clone()) {
+                self.versions.push(v);
+            }
         }
         // Strings that are not semver can only come from values built in
         // code (`from_json` refuses them); they sort last and are never
         // `latest`.
-        let parse = |s: &String| semver::Version::parse(s).ok();
-        self.versions.sort_by(|a, b| match (parse(a), parse(b)) {
-            (Some(a), Some(b)) => b.cmp(&a),
+        let mut parsed: Vec<(Option<semver::Version>, String)> = std::mem::take(&mut self.versions)
+            .into_iter()
+            .map(|s| (semver::Version::parse(&s).ok(), s))
+            .collect();
+        parsed.sort_by(|(a, _), (b, _)| match (a, b) {
+            (Some(a), Some(b)) => b.cmp(a),
             (a, b) => b.is_some().cmp(&a.is_some()),
         });
-        self.latest = self
-            .versions
+        self.latest = parsed
             .iter()
-            .find(|s| parse(s).is_some_and(|v| v.pre.is_empty()))
-            .cloned();
+            .find(|(v, _)| v.as_ref().is_some_and(|v| v.pre.is_empty()))
+            .map(|(_, s)| s.clone());
+        self.versions = parsed.into_iter().map(|(_, s)| s).collect();
     }
 
     fn read(value: &Value, path: &str, iss: &mut Issues) -> Option<CatalogEntry> {
@@ -202,18 +236,28 @@ impl CatalogEntry {
         let id = obj.string("id", iss, validate_worker_id);
         let repository = obj.string("repository", iss, rules::oci_repository);
         let latest = obj.optional_string("latest", iss, rules::semver);
-        let versions = obj.strings("versions", true, iss, rules::semver);
+        let versions = obj.strings(
+            "versions",
+            true,
+            limits::CATALOG_MAX_VERSIONS,
+            iss,
+            rules::semver,
+        );
         if let Some(versions) = &versions {
+            // Where each version was first listed: a linear duplicate check.
+            let mut first_at: HashMap<&str, usize> = HashMap::with_capacity(versions.len());
             for (i, v) in versions.iter().enumerate() {
-                if let Some(first) = versions[..i].iter().position(|earlier| earlier == v) {
+                if let Some(&first) = first_at.get(v.as_str()) {
                     iss.push(
                         &validation::element_path(&obj.path_of("versions"), i),
                         format!("`{v}` is listed twice (first at index {first})"),
                     );
+                } else {
+                    first_at.insert(v, i);
                 }
             }
             if let Some(Some(latest)) = &latest
-                && !versions.contains(latest)
+                && !first_at.contains_key(latest.as_str())
             {
                 iss.push(
                     &obj.path_of("latest"),

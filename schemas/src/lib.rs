@@ -9,6 +9,7 @@
 
 pub mod annotations;
 pub mod catalog;
+pub mod limits;
 pub mod media_types;
 pub mod metadata;
 pub mod oci;

@@ -8,11 +8,14 @@
 //! ([`WORKER_METADATA_SCHEMA`](crate::WORKER_METADATA_SCHEMA)); the tests
 //! run both over the same samples and expect the same verdict.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::limits;
 use crate::platform::Platform;
 use crate::rules;
 use crate::validation::{self, Issues, Object, ValidationErrors};
@@ -155,7 +158,12 @@ impl WorkerMetadata {
     /// Parses and validates a metadata document, reporting every problem
     /// found (syntax, missing or unknown fields, wrong types, rule
     /// violations), each with its JSON path.
+    ///
+    /// A document larger than [`limits::METADATA_MAX_BYTES`] is refused
+    /// before it is parsed; text fields and lists have the limits of
+    /// [`limits`].
     pub fn from_json(text: &str) -> Result<WorkerMetadata, ValidationErrors> {
+        validation::check_size(text, limits::METADATA_MAX_BYTES)?;
         Self::from_value(&validation::parse_json(text)?)
     }
 
@@ -166,7 +174,10 @@ impl WorkerMetadata {
         // returns is exactly what `from_json` would say about the JSON the
         // pusher is about to publish.
         match serde_json::to_value(self) {
-            Ok(value) => Self::from_value(&value).map(drop),
+            Ok(value) => {
+                Self::from_value(&value)?;
+                validation::check_size(&self.to_json_pretty(), limits::METADATA_MAX_BYTES)
+            }
             Err(err) => {
                 let mut issues = Issues::default();
                 issues.push("$", format!("cannot be serialized: {err}"));
@@ -190,12 +201,21 @@ impl WorkerMetadata {
         let id = doc.string("id", &mut iss, validate_worker_id);
         let family = doc.string("family", &mut iss, validate_worker_id);
         let backend = doc.value::<Backend>("backend", &mut iss);
-        let name = doc.string("name", &mut iss, rules::non_blank);
-        let description = doc.string("description", &mut iss, rules::non_blank);
-        let version = doc.value::<semver::Version>("version", &mut iss);
+        let name = doc.string("name", &mut iss, rules::name);
+        let description = doc.string("description", &mut iss, rules::description);
+        let version = match doc.required("version", &mut iss) {
+            Some(Value::String(v)) if rules::version_length(v).is_err() => {
+                iss.check(&doc.path_of("version"), rules::version_length(v));
+                None
+            }
+            Some(v) => {
+                validation::deserialize::<semver::Version>(v, &doc.path_of("version"), &mut iss)
+            }
+            None => None,
+        };
         let license = doc.string("license", &mut iss, rules::license_expression);
-        let implementation = doc.string("implementation", &mut iss, rules::non_blank);
-        let build_system = doc.string("build_system", &mut iss, rules::non_blank);
+        let implementation = doc.string("implementation", &mut iss, rules::short_text);
+        let build_system = doc.string("build_system", &mut iss, rules::short_text);
         let source = doc
             .required("source", &mut iss)
             .and_then(|v| Source::read(v, &doc.path_of("source"), &mut iss));
@@ -205,10 +225,22 @@ impl WorkerMetadata {
         let capabilities = doc
             .required("capabilities", &mut iss)
             .and_then(|v| Capabilities::read(v, &doc.path_of("capabilities"), &mut iss));
-        let depends = doc.strings("depends", false, &mut iss, rules::word);
-        let makedepends = doc.strings("makedepends", false, &mut iss, rules::word);
+        let depends = doc.strings(
+            "depends",
+            false,
+            limits::LIST_MAX_ITEMS,
+            &mut iss,
+            rules::word,
+        );
+        let makedepends = doc.strings(
+            "makedepends",
+            false,
+            limits::LIST_MAX_ITEMS,
+            &mut iss,
+            rules::word,
+        );
         let binary_name = doc.string("binary_name", &mut iss, rules::file_name);
-        let install_path = doc.string("install_path", &mut iss, rules::non_blank);
+        let install_path = doc.string("install_path", &mut iss, rules::install_path);
         let distribution = doc
             .required("distribution", &mut iss)
             .and_then(|v| Distribution::read(v, &doc.path_of("distribution"), &mut iss));
@@ -331,10 +363,10 @@ impl fmt::Display for Backend {
 impl Source {
     fn read(value: &Value, path: &str, iss: &mut Issues) -> Option<Source> {
         let mut obj = Object::new(value, path, iss)?;
-        let kind = obj.string("type", iss, rules::non_blank);
-        let url = obj.string("url", iss, rules::url);
-        let tag = obj.optional_string("tag", iss, rules::non_blank);
-        let branch = obj.optional_string("branch", iss, rules::non_blank);
+        let kind = obj.string("type", iss, rules::short_text);
+        let url = obj.string("url", iss, rules::source_url);
+        let tag = obj.optional_string("tag", iss, rules::git_ref);
+        let branch = obj.optional_string("branch", iss, rules::git_ref);
         if let (Some(Some(_)), Some(Some(_))) = (&tag, &branch) {
             iss.push(path, "give either `tag` or `branch`, not both");
         }
@@ -351,7 +383,13 @@ impl Source {
 impl Capabilities {
     fn read(value: &Value, path: &str, iss: &mut Issues) -> Option<Capabilities> {
         let mut obj = Object::new(value, path, iss)?;
-        let supported_formats = obj.strings("supported_formats", true, iss, rules::word);
+        let supported_formats = obj.strings(
+            "supported_formats",
+            true,
+            limits::LIST_MAX_ITEMS,
+            iss,
+            rules::word,
+        );
         let max_context_length = match obj.optional("max_context_length") {
             None => Some(None),
             Some(v) => {
@@ -453,6 +491,8 @@ fn read_platforms(value: &Value, path: &str, iss: &mut Issues) -> Option<Vec<Pla
         );
     }
     let mut platforms = Vec::with_capacity(items.len());
+    // Where each platform was first listed: a linear duplicate check.
+    let mut first_at = HashMap::new();
     let mut all_ok = true;
     for (i, item) in items.iter().enumerate() {
         let item_path = validation::element_path(path, i);
@@ -460,7 +500,8 @@ fn read_platforms(value: &Value, path: &str, iss: &mut Issues) -> Option<Vec<Pla
             all_ok = false;
             continue;
         };
-        if let Some(first) = items[..i].iter().position(|earlier| earlier == item) {
+        if let Entry::Occupied(first) = first_at.entry(platform) {
+            let first = *first.get();
             iss.push(
                 &item_path,
                 format!(
@@ -469,6 +510,7 @@ fn read_platforms(value: &Value, path: &str, iss: &mut Issues) -> Option<Vec<Pla
                 ),
             );
         }
+        first_at.entry(platform).or_insert(i);
         platforms.push(platform);
     }
     all_ok.then_some(platforms)

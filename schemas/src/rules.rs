@@ -1,63 +1,174 @@
-//! Rules for single string values (URLs, SPDX expressions, dates, names).
+//! Rules for single string values (text, URLs, SPDX expressions, dates,
+//! names), with the limits of [`crate::limits`].
 //!
 //! Each rule mirrors a `pattern` in the JSON Schema files as closely as a
 //! regular expression allows; where Rust checks more (balanced parentheses
 //! in a license expression, for one), the rule says so and the agreement
 //! tests list the case.
 
-/// Not empty and not only whitespace. Schema: `"pattern": "\\S"`.
-pub(crate) fn non_blank(s: &str) -> Result<(), String> {
-    if s.trim().is_empty() {
-        Err("must not be empty or blank".to_owned())
-    } else {
-        Ok(())
+use crate::limits;
+
+/// True for the characters no text field may hold: control characters
+/// (Unicode category Cc: U+0000–U+001F, U+007F–U+009F; a `multiline`
+/// field may hold `\n` and `\t`) and the bidirectional overrides and
+/// isolates (U+202A–U+202E, U+2066–U+2069). Control characters rewrite a
+/// terminal (ANSI escapes) or end a C string early (NUL); bidi overrides
+/// make text read differently from what it is (`exe.txt` shown for
+/// `txt.exe`). Schema: the character class `BAD` below, in each pattern:
+/// `\u0000-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069`.
+fn forbidden(c: char, multiline: bool) -> bool {
+    (c.is_control() && !(multiline && matches!(c, '\n' | '\t')))
+        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A value as an error message may show it: control and bidi characters
+/// escaped (`\u{1b}`), so that the message cannot rewrite the terminal or
+/// log line that prints it, and long values shortened.
+pub(crate) fn shown(s: &str) -> String {
+    const MAX: usize = 120;
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i == MAX {
+            out.push('…');
+            break;
+        }
+        if forbidden(c, false) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The first forbidden character of `s` and its position, as a message.
+fn check_characters(s: &str, multiline: bool) -> Result<(), String> {
+    match s
+        .chars()
+        .enumerate()
+        .find(|&(_, c)| forbidden(c, multiline))
+    {
+        None => Ok(()),
+        Some((i, c)) => Err(format!(
+            "character {} is U+{:04X}: control characters{} and bidirectional overrides (U+202A–U+202E, U+2066–U+2069) are not allowed",
+            i + 1,
+            u32::from(c),
+            if multiline {
+                " other than newline and tab"
+            } else {
+                ""
+            }
+        )),
     }
 }
 
-/// One word: not empty, no whitespace. Schema: `"pattern": "^\\S+$"`.
-/// Package names in `depends` are single words such as `cuda>=12`.
-pub(crate) fn word(s: &str) -> Result<(), String> {
-    if s.is_empty() || s.chars().any(char::is_whitespace) {
-        Err(format!("`{s}` must be one word without spaces"))
-    } else {
-        Ok(())
-    }
-}
-
-/// A URL with a scheme, e.g. `https://github.com/rbee/llm-worker-rbee.git`
-/// or `git+ssh://...`. Schema: `^[A-Za-z][A-Za-z0-9+.-]*://\S+$`. The
-/// scp-like `git@host:path` form is refused because the catalog shows the
-/// URL as a link.
-pub(crate) fn url(s: &str) -> Result<(), String> {
-    let fail = || {
+/// At most `max` characters.
+fn check_length(s: &str, max: usize) -> Result<(), String> {
+    let n = s.chars().count();
+    if n > max {
         Err(format!(
-            "`{s}` is not a URL such as `https://example.org/repo.git`"
+            "must be at most {max} characters; this one has {n}"
         ))
-    };
-    let Some((scheme, rest)) = s.split_once("://") else {
-        return fail();
-    };
-    let mut scheme_chars = scheme.chars();
-    let scheme_ok = scheme_chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && scheme_chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-'));
-    if !scheme_ok || rest.is_empty() || s.chars().any(char::is_whitespace) {
-        return fail();
+    } else {
+        Ok(())
+    }
+}
+
+/// Text shown to people: allowed characters only, at most `max`
+/// characters, not empty or blank. Schema: `$defs/line` (or
+/// `$defs/paragraph` when `multiline`) with `maxLength`.
+fn text(s: &str, max: usize, multiline: bool) -> Result<(), String> {
+    check_characters(s, multiline)?;
+    check_length(s, max)?;
+    if s.trim().is_empty() {
+        return Err("must not be empty or blank".to_owned());
     }
     Ok(())
 }
 
-/// An `https://` URL with a host, for where users are sent to pay.
-/// Schema: `^https://[^\s/?#]+\S*$`.
-pub(crate) fn https_url(s: &str) -> Result<(), String> {
-    let host_ok = s
+/// `name`: one line of at most [`limits::NAME_MAX_CHARS`].
+pub(crate) fn name(s: &str) -> Result<(), String> {
+    text(s, limits::NAME_MAX_CHARS, false)
+}
+
+/// `description`: at most [`limits::DESCRIPTION_MAX_CHARS`]; newlines
+/// and tabs allowed.
+pub(crate) fn description(s: &str) -> Result<(), String> {
+    text(s, limits::DESCRIPTION_MAX_CHARS, true)
+}
+
+/// `implementation`, `build_system`, `source.type`: one line of at most
+/// [`limits::SHORT_TEXT_MAX_CHARS`].
+pub(crate) fn short_text(s: &str) -> Result<(), String> {
+    text(s, limits::SHORT_TEXT_MAX_CHARS, false)
+}
+
+/// `source.tag`, `source.branch`: one line of at most
+/// [`limits::REF_MAX_CHARS`].
+pub(crate) fn git_ref(s: &str) -> Result<(), String> {
+    text(s, limits::REF_MAX_CHARS, false)
+}
+
+/// `install_path`: one line of at most [`limits::PATH_MAX_CHARS`].
+pub(crate) fn install_path(s: &str) -> Result<(), String> {
+    text(s, limits::PATH_MAX_CHARS, false)
+}
+
+/// One word: not empty, no whitespace, allowed characters only, at most
+/// [`limits::WORD_MAX_CHARS`]. Schema: `$defs/word`. Package names in
+/// `depends` are single words such as `cuda>=12`.
+pub(crate) fn word(s: &str) -> Result<(), String> {
+    check_characters(s, false)?;
+    check_length(s, limits::WORD_MAX_CHARS)?;
+    if s.is_empty() || s.chars().any(char::is_whitespace) {
+        Err(format!("`{}` must be one word without spaces", shown(s)))
+    } else {
+        Ok(())
+    }
+}
+
+/// Where the source is: an `https://` or `git+https://` URL with a host,
+/// e.g. `https://github.com/rbee/llm-worker-rbee.git`. The catalog and the
+/// marketplace show it as a link, so any other scheme (`javascript:`,
+/// `data:`, `file:`, plain `http:`, `git+ssh:`) is refused. Schema:
+/// `^(https|git\+https)://[^\s/?#BAD]+[^\sBAD]*$`, `maxLength` 2048.
+pub(crate) fn source_url(s: &str) -> Result<(), String> {
+    let rest = s
         .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("git+https://"));
+    link(
+        s,
+        rest,
+        "an https:// or git+https:// URL with a host, such as `https://example.org/repo.git`",
+    )
+}
+
+/// An `https://` URL with a host, for where users are sent to pay.
+/// Schema: `^https://[^\s/?#BAD]+[^\sBAD]*$`, `maxLength` 2048.
+pub(crate) fn https_url(s: &str) -> Result<(), String> {
+    link(s, s.strip_prefix("https://"), "an https:// URL with a host")
+}
+
+/// The shared part of the URL rules: `rest` is what follows an allowed
+/// scheme (`None`: the scheme is not allowed); it starts with a host and
+/// no part of the URL holds whitespace or a forbidden character.
+fn link(s: &str, rest: Option<&str>, expected: &str) -> Result<(), String> {
+    check_characters(s, false)?;
+    check_length(s, limits::URL_MAX_CHARS)?;
+    let host_ok = rest
         .and_then(|rest| rest.chars().next())
         .is_some_and(|c| !c.is_whitespace() && !matches!(c, '/' | '?' | '#'));
     if host_ok && !s.chars().any(char::is_whitespace) {
         Ok(())
     } else {
-        Err(format!("`{s}` is not an https:// URL with a host"))
+        Err(format!("`{}` is not {expected}", shown(s)))
     }
+}
+
+/// The raw `version` string: at most [`limits::VERSION_MAX_CHARS`], the
+/// longest OCI tag. Its grammar is checked by `semver`.
+pub(crate) fn version_length(s: &str) -> Result<(), String> {
+    check_length(s, limits::VERSION_MAX_CHARS)
 }
 
 /// An ISO 4217 currency code: three upper-case letters. Schema:
@@ -67,7 +178,8 @@ pub(crate) fn currency(s: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{s}` is not an ISO 4217 currency code (three upper-case letters such as `EUR`)"
+            "`{}` is not an ISO 4217 currency code (three upper-case letters such as `EUR`)",
+            shown(s)
         ))
     }
 }
@@ -86,16 +198,20 @@ pub(crate) fn file_name(s: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{s}` is not a plain file name: start with a letter or digit, then use letters, digits, `.`, `_`, `+` and `-` (at most 255)"
+            "`{}` is not a plain file name: start with a letter or digit, then use letters, digits, `.`, `_`, `+` and `-` (at most 255)",
+            shown(s)
         ))
     }
 }
 
 /// A semantic version such as `0.1.0` or `1.0.0-rc.1` (no leading `v`).
 pub(crate) fn semver(s: &str) -> Result<(), String> {
-    semver::Version::parse(s)
-        .map(|_| ())
-        .map_err(|err| format!("`{s}` is not a semantic version such as `0.1.0`: {err}"))
+    semver::Version::parse(s).map(|_| ()).map_err(|err| {
+        format!(
+            "`{}` is not a semantic version such as `0.1.0`: {err}",
+            shown(s)
+        )
+    })
 }
 
 const LICENSE_HINT: &str =
@@ -112,7 +228,8 @@ const LICENSE_HINT: &str =
 /// word is not a license id, and `WITH` sits between a plain license id and
 /// an exception id.
 pub(crate) fn license_expression(s: &str) -> Result<(), String> {
-    let fail = |why: String| Err(format!("`{s}`: {why}; expected {LICENSE_HINT}"));
+    let fail = |why: String| Err(format!("`{}`: {why}; expected {LICENSE_HINT}", shown(s)));
+    check_length(s, limits::LICENSE_MAX_CHARS)?;
     if s.is_empty() {
         return Err(format!("must not be empty; expected {LICENSE_HINT}"));
     }
@@ -175,7 +292,8 @@ pub(crate) fn rfc3339(s: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{s}` is not an RFC 3339 date-time such as `2025-01-31T12:00:00Z`"
+            "`{}` is not an RFC 3339 date-time such as `2025-01-31T12:00:00Z`",
+            shown(s)
         ))
     }
 }
@@ -250,7 +368,8 @@ pub(crate) fn oci_repository(s: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{s}` is not an OCI repository name: each `/`-separated part must be lower-case letters and digits joined by `.`, `_`, `__` or `-`"
+            "`{}` is not an OCI repository name: each `/`-separated part must be lower-case letters and digits joined by `.`, `_`, `__` or `-`",
+            shown(s)
         ))
     }
 }
@@ -371,16 +490,18 @@ mod tests {
         ] {
             assert!(oci_repository(bad).is_err(), "{bad}");
         }
-        assert!(url("https://github.com/rbee/x.git").is_ok());
-        assert!(url("git+ssh://git@github.com/rbee/x.git").is_ok());
+        assert!(source_url("https://github.com/rbee/x.git").is_ok());
+        assert!(source_url("git+https://github.com/rbee/x.git").is_ok());
         for bad in [
             "git@github.com:rbee/x.git",
+            "git+ssh://git@github.com/rbee/x.git",
             "https://",
             "://x",
             "1http://x",
             "https://a b",
+            "javascript://x/%0Aalert(1)",
         ] {
-            assert!(url(bad).is_err(), "{bad}");
+            assert!(source_url(bad).is_err(), "{bad}");
         }
         assert!(https_url("https://rbee.dev/buy?w=1").is_ok());
         for bad in ["http://rbee.dev", "https:///x", "https://", "https://a b"] {

@@ -172,6 +172,41 @@ pub(crate) fn array<'v, T>(
     all_ok.then_some(out)
 }
 
+/// False (with an issue at `path`) when `value` is an array of more than
+/// `max_items` elements. Checked before the elements are read, so that a
+/// reader's work stays bounded by the limit rather than by the document.
+pub(crate) fn within(value: &Value, max_items: usize, path: &str, issues: &mut Issues) -> bool {
+    match value {
+        Value::Array(items) if items.len() > max_items => {
+            issues.push(
+                path,
+                format!(
+                    "lists {} items; at most {max_items} are allowed",
+                    items.len()
+                ),
+            );
+            false
+        }
+        _ => true,
+    }
+}
+
+/// Refuses a document of more than `max_bytes` before it is parsed.
+pub(crate) fn check_size(text: &str, max_bytes: usize) -> Result<(), ValidationErrors> {
+    if text.len() <= max_bytes {
+        return Ok(());
+    }
+    let mut issues = Issues::default();
+    issues.push(
+        "$",
+        format!(
+            "the document is {} bytes; at most {max_bytes} are allowed",
+            text.len()
+        ),
+    );
+    Err(issues.into_errors())
+}
+
 /// Reads a string and applies `rule` to it. The string is returned even
 /// when the rule fails, so that checks spanning several fields still run.
 pub(crate) fn string(
@@ -298,12 +333,14 @@ impl<'v> Object<'v> {
         boolean(value, &self.path_of(key), issues)
     }
 
-    /// An array of strings that must each pass `rule`; absent or `null`
-    /// reads as empty when `required` is false.
+    /// An array of at most `max_items` strings that must each pass `rule`;
+    /// absent or `null` reads as empty when `required` is false. A longer
+    /// array is one issue, and its elements are not read.
     pub(crate) fn strings(
         &mut self,
         key: &'static str,
         required: bool,
+        max_items: usize,
         issues: &mut Issues,
         rule: fn(&str) -> Result<(), String>,
     ) -> Option<Vec<String>> {
@@ -315,7 +352,11 @@ impl<'v> Object<'v> {
                 Some(value) => value,
             }
         };
-        array(value, &self.path_of(key), issues, |item, path, issues| {
+        let path = self.path_of(key);
+        if !within(value, max_items, &path, issues) {
+            return None;
+        }
+        array(value, &path, issues, |item, path, issues| {
             string(item, path, issues, rule)
         })
     }

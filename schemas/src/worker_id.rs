@@ -20,8 +20,9 @@ pub fn validate_worker_id(id: &str) -> Result<(), String> {
         .find(|&c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
     {
         return Err(format!(
-            "`{}` is not a valid id: `{bad}` is not allowed; use lower-case letters, digits and `-` (^[a-z0-9-]+$)",
-            shorten(id)
+            "`{}` is not a valid id: `{}` is not allowed; use lower-case letters, digits and `-` (^[a-z0-9-]+$)",
+            crate::rules::shown(id),
+            crate::rules::shown(&bad.to_string())
         ));
     }
     if id.len() > WORKER_ID_MAX_LEN {
@@ -31,17 +32,6 @@ pub fn validate_worker_id(id: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// Keeps error messages readable when someone passes a whole paragraph.
-fn shorten(s: &str) -> String {
-    const MAX: usize = 120;
-    if s.chars().count() <= MAX {
-        s.to_owned()
-    } else {
-        let head: String = s.chars().take(MAX).collect();
-        format!("{head}…")
-    }
 }
 
 #[cfg(test)]

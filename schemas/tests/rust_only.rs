@@ -38,6 +38,18 @@ fn rust_only_rules() {
         );
         assert_eq!(rust_paths(&d.to_string()), ["$.license"], "{name}");
     }
+    // A JSON Schema cannot state a document's size in bytes: every field
+    // within its limits, the whole above 64 KiB.
+    let mut d = doc(FREE);
+    let long_word = "\u{1F980}".repeat(rbee_schemas::limits::WORD_MAX_CHARS);
+    d["depends"] = json!(vec![
+        long_word.as_str();
+        rbee_schemas::limits::LIST_MAX_ITEMS
+    ]);
+    d["makedepends"] = d["depends"].clone();
+    assert!(d.to_string().len() > rbee_schemas::limits::METADATA_MAX_BYTES);
+    assert!(validator.is_valid(&d));
+    assert_eq!(rust_paths(&d.to_string()), ["$"]);
     // JSON Schema counts 1.0 as an integer; serde reads only 1 as a u64.
     let mut d = doc(FREE);
     d["capabilities"]["max_context_length"] = json!(1.0);
