@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use rbee_pusher::PushError;
 use rbee_pusher::auth::Credentials;
-use rbee_pusher::client::{RegistryClient, RetryPolicy, host_of};
+use rbee_pusher::client::{RegistryClient, RetryPolicy, Timeouts, host_of};
 use rbee_pusher::progress::Reporter;
 use rbee_pusher::publish::{self, PublishOptions};
 use rbee_pusher::release::{Release, ReleaseFiles};
@@ -67,6 +68,27 @@ struct PushArgs {
     /// Registry password or token (prefer the environment variable).
     #[arg(long, env = "RBEE_REGISTRY_PASSWORD", hide_env_values = true)]
     password: Option<String>,
+    /// Token service host (`host` or `host:port`) on another origin that
+    /// may receive the credentials, e.g. auth.docker.io (repeat, or
+    /// comma-separate in the environment). The registry's own origin and
+    /// an https realm on its host are trusted without it.
+    #[arg(
+        long = "trust-token-realm",
+        env = "RBEE_TRUST_TOKEN_REALM",
+        value_delimiter = ','
+    )]
+    trust_token_realm: Vec<String>,
+    /// Seconds to wait for a connection to the registry.
+    #[arg(long, env = "RBEE_CONNECT_TIMEOUT", default_value_t = Timeouts::default().connect.as_secs())]
+    connect_timeout: u64,
+    /// Seconds a request may go without anything moved (no body sent, no
+    /// answer received) before it fails.
+    #[arg(long, env = "RBEE_READ_TIMEOUT", default_value_t = Timeouts::default().read_idle.as_secs())]
+    read_timeout: u64,
+    /// Total seconds allowed for a request with small bodies (manifests,
+    /// HEADs, tag lists, tokens); blob uploads have only the read timeout.
+    #[arg(long, env = "RBEE_REQUEST_TIMEOUT", default_value_t = Timeouts::default().request.as_secs())]
+    request_timeout: u64,
     /// Replace an existing version that has different content.
     #[arg(long)]
     force: bool,
@@ -138,7 +160,14 @@ async fn run(cli: Cli) -> Result<(), PushError> {
             let url = registry_url(&args.registry)?;
             let host = host_of(&url);
             let credentials = Credentials::resolve(&host, args.username, args.password);
-            let client = RegistryClient::new(url, credentials, RetryPolicy::default())?;
+            let timeouts = Timeouts {
+                connect: Duration::from_secs(args.connect_timeout),
+                read_idle: Duration::from_secs(args.read_timeout),
+                request: Duration::from_secs(args.request_timeout),
+            };
+            let client = RegistryClient::new(url, credentials, RetryPolicy::default())?
+                .with_timeouts(timeouts)?
+                .trust_token_realms(args.trust_token_realm);
             let opts = PublishOptions {
                 namespace: args.namespace,
                 catalog_repository: args.catalog_repository,

@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
-use rbee_schemas::{CatalogEntry, CatalogIndex, Platform, annotations as ann, media_types as mt};
+use rbee_schemas::{
+    CatalogEntry, CatalogIndex, Platform, annotations as ann, limits, media_types as mt,
+};
 use serde::Serialize;
 
-use crate::client::RegistryClient;
+use crate::client::{DOCUMENT_MAX_BYTES, RegistryClient};
 use crate::error::PushError;
 use crate::package::{self, Entry, EntrySource};
 use crate::progress::Reporter;
@@ -326,6 +328,20 @@ pub async fn publish(
         uploaded_bytes: 0,
     };
     let versions = semver_tags(client, &repo).await?;
+    // The catalog refuses an index listing more versions of one worker
+    // than its limit: refuse before anything is written, not after.
+    let known = versions
+        .iter()
+        .chain([&release.metadata.version])
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    if known > limits::CATALOG_MAX_VERSIONS {
+        return Err(PushError::Invalid(format!(
+            "{repo} would have {known} versions; the catalog index lists at most {} per worker \
+             (delete old versions first)",
+            limits::CATALOG_MAX_VERSIONS
+        )));
+    }
     let highest_stable = versions.iter().filter(|v| v.pre.is_empty()).max();
     summary.latest = release.metadata.version.pre.is_empty()
         && highest_stable.is_none_or(|h| *h <= release.metadata.version);
@@ -470,9 +486,10 @@ async fn semver_tags(
                     .and_then(|(_, rest)| rest.split_once('>'))
                     .map(|(url, _)| url.to_owned())
             });
-        let body: serde_json::Value = resp
-            .json()
-            .await
+        let body = client
+            .read_document(resp, DOCUMENT_MAX_BYTES, "a tag list")
+            .await?;
+        let body: serde_json::Value = serde_json::from_slice(&body)
             .map_err(|e| PushError::Registry(format!("tag list is not JSON: {e}")))?;
         let tags = body
             .get("tags")
@@ -484,6 +501,11 @@ async fn semver_tags(
                 .filter_map(|t| t.as_str())
                 .filter_map(|t| semver::Version::parse(t).ok()),
         );
+        // Past the catalog's limit the push is refused anyway: reading
+        // the remaining pages would only cost time.
+        if versions.len() > limits::CATALOG_MAX_VERSIONS {
+            break;
+        }
         match next {
             // The link may be absolute; only its path and query are ours to follow.
             Some(url) => {
@@ -516,9 +538,7 @@ async fn update_catalog(
         requires_license: release.metadata.distribution.requires_license,
         updated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     };
-    for v in versions.iter().chain([&release.metadata.version]) {
-        entry.insert_version(v);
-    }
+    entry.insert_versions(versions.iter().chain([&release.metadata.version]));
     let same = |a: &CatalogEntry, b: &CatalogEntry| {
         (
             &a.id,
@@ -543,6 +563,13 @@ async fn update_catalog(
         }
         catalog.upsert(entry.clone());
         catalog.updated_at = entry.updated_at.clone();
+        // Write only what the catalog will read back (its limits on
+        // workers, versions and size included).
+        catalog.validate().map_err(|e| {
+            PushError::Invalid(format!(
+                "the catalog index {catalog_repo}:latest would be refused by its readers: {e}"
+            ))
+        })?;
         let doc = Bytes::from(catalog.to_json_pretty().into_bytes());
         let empty = Bytes::from_static(b"{}");
         client
@@ -601,7 +628,7 @@ pub async fn read_catalog(
         .first()
         .ok_or_else(|| PushError::Registry(format!("{catalog_repo}:latest has no layer")))?;
     let doc = client
-        .get_blob(catalog_repo, &layer.digest, 16 << 20)
+        .get_blob(catalog_repo, &layer.digest, limits::CATALOG_MAX_BYTES)
         .await?;
     let text = std::str::from_utf8(&doc)
         .map_err(|e| PushError::Registry(format!("catalog is not UTF-8: {e}")))?;

@@ -168,18 +168,61 @@ impl Release {
             },
             None => None,
         };
+        // The version becomes the OCI tag, whose grammar has no `+`: a
+        // version with build metadata would upload every blob and then
+        // be refused at the tag.
+        if !metadata.version.build.is_empty() {
+            problems.push(format!(
+                "{shown}: $.version: `{}` cannot be an OCI tag: build metadata (`+{}`) is not allowed in tags; publish `{}`",
+                metadata.version,
+                metadata.version.build,
+                semver::Version {
+                    build: semver::BuildMetadata::EMPTY,
+                    ..metadata.version.clone()
+                }
+            ));
+        }
         if !problems.is_empty() {
             return Err(PushError::Invalid(problems.join("\n")));
         }
         let metadata_json = metadata.to_json_pretty().into_bytes();
-        Ok(Release {
+        let release = Release {
             metadata,
             metadata_json,
             builds,
             pkgbuild,
             license,
             readme,
-        })
+        };
+        release.check_published_forms(&shown.to_string())?;
+        Ok(release)
+    }
+
+    /// Checks what is derived from the metadata the way its readers will:
+    /// the config blob (pretty-printed, so larger than the file) exactly
+    /// as the catalog reads it, and each layer title as a plain file name
+    /// (`oras pull` and installers save the layer under it, so no quote,
+    /// `/`, CR/LF or control character may get in). The grammars of ids,
+    /// versions and platforms already ensure the latter; this keeps it
+    /// true if one of them changes.
+    fn check_published_forms(&self, shown: &str) -> Result<(), PushError> {
+        let mut problems = Vec::new();
+        let text = String::from_utf8_lossy(&self.metadata_json);
+        if let Err(e) = WorkerMetadata::from_json(&text) {
+            for i in e.issues {
+                problems.push(format!("{shown} as published: {}: {}", i.path, i.message));
+            }
+        }
+        for platform in self.builds.keys() {
+            if let Err(e) = rbee_schemas::validate_file_name(&self.archive_name(*platform)) {
+                problems.push(format!("layer title: {e}"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(PushError::Invalid(problems.join("\n")))
+        }
     }
 
     /// The archive name of one platform's build, e.g.

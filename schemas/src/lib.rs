@@ -21,6 +21,7 @@ pub mod worker_id;
 pub use catalog::{CatalogEntry, CatalogIndex};
 pub use metadata::{Backend, Capabilities, Distribution, Pricing, Source, WorkerMetadata};
 pub use platform::{OciPlatform, Platform, PlatformError};
+pub use rules::file_name as validate_file_name;
 pub use rules::is_name_component as is_repository_name_component;
 pub use validation::{ValidationErrors, ValidationIssue};
 pub use worker_id::{WORKER_ID_MAX_LEN, validate_worker_id};

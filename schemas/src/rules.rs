@@ -189,7 +189,7 @@ pub(crate) fn currency(s: &str) -> Result<(), String> {
 /// `^[A-Za-z0-9][A-Za-z0-9._+-]*$` with `maxLength: 255`. It becomes a
 /// path inside the tar.gz and on the user's disk, so `/`, `\` and `..`
 /// must never get through.
-pub(crate) fn file_name(s: &str) -> Result<(), String> {
+pub fn file_name(s: &str) -> Result<(), String> {
     let mut chars = s.chars();
     let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-'))

@@ -8,6 +8,7 @@ use std::time::Duration;
 use reqwest::header::{self, HeaderMap};
 use reqwest::{Response, StatusCode};
 
+use super::{ERROR_BODY_CAP, RegistryClient};
 use crate::error::PushError;
 
 /// Parses `Bearer realm="...",service="...",scope="..."`.
@@ -63,30 +64,43 @@ pub(super) fn status_error(what: &str, status: StatusCode) -> PushError {
     }
 }
 
-/// An error from a failed upload or manifest PUT, with the registry's OCI
-/// error message when it sent one.
-pub(super) async fn upload_status_error(resp: Response) -> PushError {
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    let detail = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| {
-            let e = v.get("errors")?.get(0)?.clone();
-            Some(format!(
-                "{}: {}",
-                e.get("code")?.as_str()?,
-                e.get("message").and_then(|m| m.as_str()).unwrap_or("")
-            ))
-        })
-        .unwrap_or_else(|| text.chars().take(200).collect());
-    match status {
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => PushError::Auth(format!(
-            "the registry refused the push ({status}): {detail}"
-        )),
-        s if s.is_client_error() => {
-            PushError::Rejected(format!("the registry refused ({status}): {detail}"))
+impl RegistryClient {
+    /// An error from a failed upload or manifest PUT, with the registry's
+    /// OCI error message when it sent one. At most [`ERROR_BODY_CAP`]
+    /// bytes of the body are read: a registry that answers a gigabyte
+    /// costs 64 KiB.
+    pub(super) async fn refusal(&self, resp: Response) -> PushError {
+        let status = resp.status();
+        let text = match self.read_capped(resp, ERROR_BODY_CAP).await {
+            Ok((bytes, _)) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) => e.to_string(),
+        };
+        let detail = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| {
+                let e = v.get("errors")?.get(0)?.clone();
+                Some(format!(
+                    "{}: {}",
+                    e.get("code")?.as_str()?,
+                    e.get("message").and_then(|m| m.as_str()).unwrap_or("")
+                ))
+            })
+            .unwrap_or(text);
+        // Shown on a terminal: no control characters, at most 200 of them.
+        let detail: String = detail
+            .chars()
+            .take(200)
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => PushError::Auth(format!(
+                "the registry refused the push ({status}): {detail}"
+            )),
+            s if s.is_client_error() => {
+                PushError::Rejected(format!("the registry refused ({status}): {detail}"))
+            }
+            _ => PushError::Registry(format!("the registry answered {status}: {detail}")),
         }
-        _ => PushError::Registry(format!("the registry answered {status}: {detail}")),
     }
 }
 

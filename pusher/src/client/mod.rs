@@ -8,14 +8,18 @@
 //! a chunked upload from the offset the registry reports after a failed
 //! chunk, and byte-level progress. Auth follows the same docker token spec.
 //! Uploads live in `upload.rs`, header parsing and error shaping in
-//! `http.rs`.
+//! `http.rs`, token auth in `token.rs`, and how a request travels (where
+//! credentials go, redirects, timeouts, capped bodies) in `transport.rs`.
 
 mod http;
+mod token;
+mod transport;
 mod upload;
 
+pub use transport::{ERROR_BODY_CAP, Timeouts};
 pub use upload::{CHUNK_SIZE, CHUNKED_THRESHOLD, SmallBlob};
 
-use http::{parse_challenge, retry_after, status_error, upload_status_error};
+use http::{retry_after, status_error};
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -24,6 +28,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use reqwest::header::{self, HeaderValue};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
+
+/// The largest manifest, tag list page or referrers index read back
+/// (the registry's own manifest limit).
+pub const DOCUMENT_MAX_BYTES: usize = 4 << 20;
 
 use crate::auth::Credentials;
 use crate::error::PushError;
@@ -62,9 +70,15 @@ pub fn host_of(url: &Url) -> String {
 #[derive(Debug)]
 pub struct RegistryClient {
     http: reqwest::Client,
+    /// The registry's URL; its origin is the only one that gets the
+    /// credentials and tokens.
     base: Url,
     credentials: Credentials,
     retry: RetryPolicy,
+    timeouts: Timeouts,
+    /// Hosts (`host` or `host:port`) of token services on other origins
+    /// that may receive the credentials.
+    trusted_realms: Vec<String>,
     /// Blobs above this size are uploaded in chunks of `chunk_size`.
     chunked_threshold: u64,
     chunk_size: u64,
@@ -99,21 +113,35 @@ pub type Progress = std::sync::Arc<dyn Fn(u64) + Send + Sync>;
 impl RegistryClient {
     /// A client for the registry at `base` (`http://127.0.0.1:5000`,
     /// `https://ghcr.io`).
+    /// Default [`Timeouts`]; see [`with_timeouts`](Self::with_timeouts).
     pub fn new(base: Url, credentials: Credentials, retry: RetryPolicy) -> Result<Self, PushError> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("rbee-pusher/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| PushError::Registry(format!("cannot build HTTP client: {e}")))?;
+        let timeouts = Timeouts::default();
         Ok(RegistryClient {
-            http,
+            http: http_client(&timeouts)?,
             base,
             credentials,
             retry,
+            timeouts,
+            trusted_realms: Vec::new(),
             chunked_threshold: CHUNKED_THRESHOLD,
             chunk_size: CHUNK_SIZE,
             auth: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Uses `timeouts` instead of the defaults.
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Result<Self, PushError> {
+        self.http = http_client(&timeouts)?;
+        self.timeouts = timeouts;
+        Ok(self)
+    }
+
+    /// Lets the token services on `hosts` (`host` or `host:port`) receive
+    /// the credentials although they are not on the registry's origin,
+    /// e.g. `auth.docker.io` for Docker Hub. See `token.rs` for the rule.
+    pub fn trust_token_realms(mut self, hosts: impl IntoIterator<Item = String>) -> Self {
+        self.trusted_realms.extend(hosts);
+        self
     }
 
     /// Uploads blobs larger than `threshold` in chunks of `chunk_size`
@@ -137,7 +165,9 @@ impl RegistryClient {
     }
 
     /// Sends a body-less (or small-bodied) request with auth and retries.
-    /// `build` is called once per attempt.
+    /// `build` is called once per attempt. A 401 from the registry's
+    /// origin is answered once (see `token.rs`); a 401 from anywhere else
+    /// is returned as it is.
     async fn send(
         &self,
         repo: &str,
@@ -149,13 +179,16 @@ impl RegistryClient {
         let mut authed_once = false;
         loop {
             attempt += 1;
-            let mut req = build(&self.http);
-            if let Some(auth) = self.authorization(&scope) {
-                req = req.header(header::AUTHORIZATION, auth);
-            }
-            let result = req.send().await;
+            let req = build(&self.http)
+                .build()
+                .map_err(|e| PushError::Registry(format!("bad request: {e}")))?;
+            let result = self.dispatch(req, &scope).await;
             let retry_in = match &result {
-                Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && !authed_once => {
+                Ok(resp)
+                    if resp.status() == StatusCode::UNAUTHORIZED
+                        && !authed_once
+                        && self.is_registry_origin(resp.url()) =>
+                {
                     authed_once = true;
                     let challenge = resp.headers().get(header::WWW_AUTHENTICATE).cloned();
                     self.authenticate(&scope, challenge.as_ref()).await?;
@@ -166,9 +199,7 @@ impl RegistryClient {
                 }
                 Ok(resp) if resp.status().is_server_error() => Some(self.backoff(attempt)),
                 Ok(_) => None,
-                Err(e) if e.is_connect() || e.is_timeout() || e.is_request() => {
-                    Some(self.backoff(attempt))
-                }
+                Err(e) if e.retryable() => Some(self.backoff(attempt)),
                 Err(_) => None,
             };
             match retry_in {
@@ -180,9 +211,7 @@ impl RegistryClient {
                     );
                     tokio::time::sleep(wait.min(self.retry.max_delay)).await;
                 }
-                _ => {
-                    return result.map_err(|e| PushError::Registry(format!("request failed: {e}")));
-                }
+                _ => return result.map_err(|e| e.into_push("request failed")),
             }
         }
     }
@@ -201,70 +230,6 @@ impl RegistryClient {
             .cloned()
     }
 
-    /// Answers a 401 challenge: Basic uses the credentials as they are;
-    /// Bearer fetches a token from the realm for `scope`.
-    async fn authenticate(
-        &self,
-        scope: &str,
-        challenge: Option<&HeaderValue>,
-    ) -> Result<(), PushError> {
-        let challenge = challenge.and_then(|c| c.to_str().ok()).ok_or_else(|| {
-            PushError::Auth("registry answered 401 without a WWW-Authenticate challenge".into())
-        })?;
-        let (kind, params) = parse_challenge(challenge);
-        let value = if kind.eq_ignore_ascii_case("basic") {
-            self.credentials.basic_header().ok_or_else(|| {
-                PushError::Auth("the registry needs credentials; none were given".into())
-            })?
-        } else {
-            let realm = params.get("realm").ok_or_else(|| {
-                PushError::Auth(format!("Bearer challenge without realm: {challenge}"))
-            })?;
-            let mut url = Url::parse(realm)
-                .map_err(|e| PushError::Auth(format!("bad token realm {realm}: {e}")))?;
-            {
-                let mut q = url.query_pairs_mut();
-                if let Some(service) = params.get("service") {
-                    q.append_pair("service", service);
-                }
-                // Ask for what this request needs, not what the challenge
-                // happened to name.
-                q.append_pair("scope", scope);
-            }
-            let mut req = self.http.get(url);
-            if let Some(basic) = self.credentials.basic_header() {
-                req = req.header(header::AUTHORIZATION, basic);
-            }
-            let resp = req
-                .send()
-                .await
-                .map_err(|e| PushError::Auth(format!("token request failed: {e}")))?;
-            if !resp.status().is_success() {
-                return Err(PushError::Auth(format!(
-                    "token service refused the credentials ({})",
-                    resp.status()
-                )));
-            }
-            let body: serde_json::Value = resp
-                .json()
-                .await
-                .map_err(|e| PushError::Auth(format!("token answer is not JSON: {e}")))?;
-            let token = body
-                .get("token")
-                .or_else(|| body.get("access_token"))
-                .and_then(|t| t.as_str())
-                .ok_or_else(|| PushError::Auth("token answer has no token".into()))?;
-            HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                PushError::Auth("token has characters not allowed in a header".into())
-            })?
-        };
-        self.auth
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(scope.to_owned(), value);
-        Ok(())
-    }
-
     /// True when `repo` already has `digest`.
     pub async fn blob_exists(&self, repo: &str, digest: &str) -> Result<bool, PushError> {
         let url = self.url(&format!("/v2/{repo}/blobs/{digest}"))?;
@@ -274,10 +239,6 @@ impl RegistryClient {
             StatusCode::NOT_FOUND => Ok(false),
             s => Err(status_error("checking blob", s)),
         }
-    }
-
-    fn auth_for(&self, repo: &str) -> Option<HeaderValue> {
-        self.authorization(&scope(repo, true))
     }
 
     /// Reads a manifest by tag or digest; `None` when it does not exist.
@@ -303,10 +264,9 @@ impl RegistryClient {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default()
                     .to_owned();
-                let bytes = resp
-                    .bytes()
-                    .await
-                    .map_err(|e| PushError::Registry(format!("reading manifest: {e}")))?;
+                let bytes = self
+                    .read_document(resp, DOCUMENT_MAX_BYTES, "a manifest")
+                    .await?;
                 Ok(Some(FetchedManifest { media_type, bytes }))
             }
             s => Err(status_error("reading a manifest", s)),
@@ -330,7 +290,7 @@ impl RegistryClient {
             })
             .await?;
         if resp.status() != StatusCode::CREATED {
-            return Err(upload_status_error(resp).await);
+            return Err(self.refusal(resp).await);
         }
         let digest = resp
             .headers()
@@ -357,16 +317,8 @@ impl RegistryClient {
         if !resp.status().is_success() {
             return Err(status_error("reading a blob", resp.status()));
         }
-        let bytes = resp
-            .bytes()
+        self.read_document(resp, limit, &format!("blob {digest}"))
             .await
-            .map_err(|e| PushError::Registry(format!("reading blob: {e}")))?;
-        if bytes.len() > limit {
-            return Err(PushError::Registry(format!(
-                "blob {digest} is larger than the {limit} bytes expected"
-            )));
-        }
-        Ok(bytes)
     }
 
     /// The referrers of `subject` of one artifact type, or `None` when
@@ -389,10 +341,9 @@ impl RegistryClient {
         if !resp.status().is_success() || !is_index {
             return Ok(None);
         }
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| PushError::Registry(format!("reading referrers: {e}")))?;
+        let bytes = self
+            .read_document(resp, DOCUMENT_MAX_BYTES, "the referrers index")
+            .await?;
         serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| PushError::Registry(format!("the referrers answer is not an index: {e}")))
@@ -430,4 +381,16 @@ fn scope(repo: &str, push: bool) -> String {
         "repository:{repo}:{}",
         if push { "pull,push" } else { "pull" }
     )
+}
+
+/// The HTTP client behind a [`RegistryClient`]: `timeouts.connect`, and no
+/// redirects followed by reqwest, since `dispatch` follows them itself,
+/// without credentials.
+fn http_client(timeouts: &Timeouts) -> Result<reqwest::Client, PushError> {
+    reqwest::Client::builder()
+        .user_agent(concat!("rbee-pusher/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(timeouts.connect)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| PushError::Registry(format!("cannot build HTTP client: {e}")))
 }

@@ -8,8 +8,9 @@ use reqwest::header::{self, HeaderMap};
 use reqwest::{StatusCode, Url};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::http::{retry_after, status_error, upload_status_error};
-use super::{Progress, RegistryClient};
+use super::http::{retry_after, status_error};
+use super::transport::Activity;
+use super::{Progress, RegistryClient, scope};
 use crate::error::PushError;
 
 /// Blobs larger than this are uploaded in chunks, so that a failure costs
@@ -57,7 +58,7 @@ impl RegistryClient {
             })
             .await?;
         if resp.status() != StatusCode::ACCEPTED {
-            return Err(upload_status_error(resp).await);
+            return Err(self.refusal(resp).await);
         }
         self.location(resp.headers(), &url)
     }
@@ -83,22 +84,26 @@ impl RegistryClient {
         let mut url = location.clone();
         url.query_pairs_mut().append_pair("digest", digest);
         let file = tokio::fs::File::open(path).await?;
-        let body = reqwest::Body::wrap_stream(counted(file, progress.clone()));
+        let activity = Activity::default();
+        let body = reqwest::Body::wrap_stream(counted(file, progress.clone(), activity.clone()));
         let mut req = self
             .http
             .put(url)
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .header(header::CONTENT_LENGTH, size)
-            .body(body);
-        if let Some(auth) = self.auth_for(repo) {
-            req = req.header(header::AUTHORIZATION, auth);
-        }
-        let resp = req
-            .send()
+            .body(body)
+            .build()
+            .map_err(|e| PushError::Registry(format!("bad upload request: {e}")))?;
+        // The upload location may be on another host (a storage
+        // frontend): it gets the registry's credentials only when it is
+        // the registry's origin.
+        self.authorize(&mut req, &scope(repo, true));
+        let resp = self
+            .execute(req, Some(&activity))
             .await
-            .map_err(|e| PushError::Registry(format!("upload failed: {e}")))?;
+            .map_err(|e| e.into_push("upload failed"))?;
         if resp.status() != StatusCode::CREATED {
-            return Err(upload_status_error(resp).await);
+            return Err(self.refusal(resp).await);
         }
         Ok(())
     }
@@ -121,7 +126,12 @@ impl RegistryClient {
             let len = self.chunk_size.min(size - offset);
             let mut file = tokio::fs::File::open(path).await?;
             file.seek(std::io::SeekFrom::Start(offset)).await?;
-            let body = reqwest::Body::wrap_stream(counted(file.take(len), progress.clone()));
+            let activity = Activity::default();
+            let body = reqwest::Body::wrap_stream(counted(
+                file.take(len),
+                progress.clone(),
+                activity.clone(),
+            ));
             let mut req = self
                 .http
                 .patch(location.clone())
@@ -131,11 +141,11 @@ impl RegistryClient {
                     header::CONTENT_RANGE,
                     format!("{}-{}", offset, offset + len - 1),
                 )
-                .body(body);
-            if let Some(auth) = self.auth_for(repo) {
-                req = req.header(header::AUTHORIZATION, auth);
-            }
-            match req.send().await {
+                .body(body)
+                .build()
+                .map_err(|e| PushError::Registry(format!("bad chunk request: {e}")))?;
+            self.authorize(&mut req, &scope(repo, true));
+            match self.execute(req, Some(&activity)).await {
                 Ok(resp) if resp.status() == StatusCode::ACCEPTED => {
                     location = self.location(resp.headers(), &location)?;
                     offset += len;
@@ -144,8 +154,8 @@ impl RegistryClient {
                     failures += 1;
                     if failures >= self.retry.attempts {
                         return Err(match other {
-                            Ok(resp) => upload_status_error(resp).await,
-                            Err(e) => PushError::Registry(format!("chunk upload failed: {e}")),
+                            Ok(resp) => self.refusal(resp).await,
+                            Err(e) => e.into_push("chunk upload failed"),
                         });
                     }
                     if let Ok(resp) = &other
@@ -167,7 +177,7 @@ impl RegistryClient {
             })
             .await?;
         if resp.status() != StatusCode::CREATED {
-            return Err(upload_status_error(resp).await);
+            return Err(self.refusal(resp).await);
         }
         Ok(())
     }
@@ -220,7 +230,7 @@ impl RegistryClient {
             })
             .await?;
         if resp.status() != StatusCode::CREATED {
-            return Err(upload_status_error(resp).await);
+            return Err(self.refusal(resp).await);
         }
         Ok(SmallBlob {
             digest,
@@ -238,15 +248,19 @@ pub struct SmallBlob {
     pub uploaded: bool,
 }
 
-/// Streams `reader` in 1 MiB pieces, reporting each piece to `progress`.
+/// Streams `reader` in 1 MiB pieces, reporting each piece to `progress`
+/// and to the read-idle watchdog.
 fn counted<R>(
     reader: R,
     progress: Progress,
+    activity: Activity,
 ) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static
 where
     R: tokio::io::AsyncRead + Send + Unpin + 'static,
 {
     use futures_util::TryStreamExt;
-    tokio_util::io::ReaderStream::with_capacity(reader, 1 << 20)
-        .inspect_ok(move |b| progress(b.len() as u64))
+    tokio_util::io::ReaderStream::with_capacity(reader, 1 << 20).inspect_ok(move |b| {
+        activity.touch();
+        progress(b.len() as u64)
+    })
 }
