@@ -120,3 +120,42 @@ impl RegistryClient {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{RegistryClient, RetryPolicy};
+    use crate::auth::Credentials;
+    use reqwest::Url;
+
+    fn client(base: &str) -> RegistryClient {
+        RegistryClient::new(
+            Url::parse(base).unwrap(),
+            Credentials::basic("ci", "s3cret"),
+            RetryPolicy::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn which_token_realms_get_the_credentials() {
+        let ghcr = client("https://ghcr.io");
+        let trusted = |c: &RegistryClient, realm: &str| c.realm_trusted(&Url::parse(realm).unwrap());
+        // The registry's origin, and https on its host (any port).
+        assert!(trusted(&ghcr, "https://ghcr.io/token"));
+        assert!(trusted(&ghcr, "https://ghcr.io:8443/token"));
+        // Plain http on its host, or another host: not without the flag.
+        assert!(!trusted(&ghcr, "http://ghcr.io/token"));
+        assert!(!trusted(&ghcr, "https://auth.example/token"));
+        assert!(!trusted(&ghcr, "https://ghcr.io.evil/token"));
+        let hub = client("https://registry-1.docker.io")
+            .trust_token_realms(["auth.docker.io".to_owned(), "127.0.0.1:9000".to_owned()]);
+        assert!(trusted(&hub, "https://auth.docker.io/token"));
+        assert!(trusted(&hub, "http://127.0.0.1:9000/token"));
+        assert!(!trusted(&hub, "http://127.0.0.1:9001/token"));
+        assert!(!trusted(&hub, "https://docker.io/token"));
+        // A local registry over http: its own origin is trusted.
+        let local = client("http://127.0.0.1:5000");
+        assert!(trusted(&local, "http://127.0.0.1:5000/token"));
+        assert!(!trusted(&local, "http://127.0.0.1:5001/token"));
+    }
+}
