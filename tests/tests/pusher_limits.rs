@@ -205,10 +205,13 @@ async fn a_huge_catalog_index_is_refused_quickly() {
     )
     .unwrap();
     let started = Instant::now();
-    let err = tokio::time::timeout(Duration::from_secs(30), read_catalog(&client, "rbee/catalog"))
-        .await
-        .expect("the pusher hung on a huge catalog index")
-        .unwrap_err();
+    let err = tokio::time::timeout(
+        Duration::from_secs(30),
+        read_catalog(&client, "rbee/catalog"),
+    )
+    .await
+    .expect("the pusher hung on a huge catalog index")
+    .unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(10));
     let message = err.to_string();
     assert!(

@@ -139,7 +139,8 @@ mod tests {
     #[test]
     fn which_token_realms_get_the_credentials() {
         let ghcr = client("https://ghcr.io");
-        let trusted = |c: &RegistryClient, realm: &str| c.realm_trusted(&Url::parse(realm).unwrap());
+        let trusted =
+            |c: &RegistryClient, realm: &str| c.realm_trusted(&Url::parse(realm).unwrap());
         // The registry's origin, and https on its host (any port).
         assert!(trusted(&ghcr, "https://ghcr.io/token"));
         assert!(trusted(&ghcr, "https://ghcr.io:8443/token"));
