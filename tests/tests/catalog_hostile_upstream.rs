@@ -796,9 +796,21 @@ async fn parsing_a_large_index_holds_up_no_other_request() {
         c.upstream.deadline = Duration::from_secs(60);
     })
     .await;
+    // Large, yet within the schema's limits (1,000 versions per worker,
+    // 10,000 workers, 4 MiB): the index must still be served, not refused.
     let mut index = catalog_index(&origin).await;
     let versions = index["workers"][0]["versions"].as_array_mut().unwrap();
-    versions.extend((0..10_000).map(|n| Value::from(format!("0.0.{n}"))));
+    versions.extend((0..998).map(|n| Value::from(format!("0.0.{n}"))));
+    let pad = index["workers"][0].clone();
+    let workers = index["workers"].as_array_mut().unwrap();
+    workers.extend((0..9_000).map(|n| {
+        let mut entry = pad.clone();
+        entry["id"] = Value::from(format!("zz-pad-{n:05}"));
+        entry["repository"] = Value::from(format!("rbee/zz-pad-{n:05}"));
+        entry["versions"] = serde_json::json!(["0.1.0"]);
+        entry["latest"] = Value::from("0.1.0");
+        entry
+    }));
     forge_catalog_index(&origin, &hostile, &index).await;
     // A heartbeat on the (only) async thread: any stall shows as a late tick.
     let beating = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -820,7 +832,7 @@ async fn parsing_a_large_index_holds_up_no_other_request() {
     beating.store(false, Ordering::SeqCst);
     let slowest = heartbeat.await.unwrap();
     eprintln!(
-        "list of a 10,001-version index: {status} after {took:?}; longest stall of the async thread {slowest:?}"
+        "list of a 9,001-worker index: {status} after {took:?}; longest stall of the async thread {slowest:?}"
     );
     assert_eq!(status, 200);
     assert!(
