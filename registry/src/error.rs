@@ -126,8 +126,7 @@ impl RegistryError {
 }
 
 /// What a client is told when the storage is full.
-pub const STORAGE_FULL_MESSAGE: &str =
-    "the registry's storage is full: the request was not carried out and its data was discarded; retry once space is freed";
+pub const STORAGE_FULL_MESSAGE: &str = "the registry's storage is full: the request was not carried out and its data was discarded; retry once space is freed";
 
 impl IntoResponse for RegistryError {
     fn into_response(self) -> Response {

@@ -326,8 +326,8 @@ impl Registry {
                     urls: None,
                     platform: None,
                 };
-                let json = serde_json::to_vec(&record)
-                    .map_err(|e| storage::StorageError::Io(e.into()))?;
+                let json =
+                    serde_json::to_vec(&record).map_err(|e| storage::StorageError::Io(e.into()))?;
                 self.storage.put(&key, json.into()).await?;
                 written.push(key);
             }

@@ -326,10 +326,11 @@ impl Registry {
         state: &mut SessionState,
         result: Result<T>,
     ) -> Result<T> {
-        if matches!(result, Err(RegistryError::Storage(StorageError::Full(_)))) && !state.closed {
-            if let Err(e) = self.close_session(id, state).await {
-                tracing::warn!(upload = id, error = %e, "could not discard a failed upload");
-            }
+        if matches!(result, Err(RegistryError::Storage(StorageError::Full(_))))
+            && !state.closed
+            && let Err(e) = self.close_session(id, state).await
+        {
+            tracing::warn!(upload = id, error = %e, "could not discard a failed upload");
         }
         result
     }

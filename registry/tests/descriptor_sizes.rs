@@ -87,11 +87,7 @@ async fn a_config_whose_declared_size_is_wrong_is_refused() {
     assert_refused_for_size(&reg, repo, "bad", OCI_MANIFEST, &body, &config).await;
     // Docker schema2 manifests are held to the same rule.
     let mut docker = oci_manifest(
-        off_by(
-            "application/vnd.docker.container.image.v1+json",
-            CONFIG,
-            -3,
-        ),
+        off_by("application/vnd.docker.container.image.v1+json", CONFIG, -3),
         vec![descriptor(
             "application/vnd.docker.image.rootfs.diff.tar.gzip",
             LAYER,

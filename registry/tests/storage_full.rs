@@ -90,7 +90,10 @@ impl Drop for Tmpfs {
         if !unmounted {
             // Still busy (a failed test left a file open): detach it now,
             // the kernel frees it when the last file closes.
-            let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(self.dir.path())
+                .status();
         }
     }
 }
@@ -141,10 +144,12 @@ struct Server {
 
 impl Server {
     async fn start(data_dir: &Path) -> Server {
-        let running =
-            RunningRegistry::start(RegistryConfig::new(data_dir), "127.0.0.1:0".parse().unwrap())
-                .await
-                .expect("registry starts");
+        let running = RunningRegistry::start(
+            RegistryConfig::new(data_dir),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .expect("registry starts");
         Server {
             base: running.url(),
             client: reqwest::Client::new(),
@@ -246,7 +251,10 @@ async fn assert_blob_reads_back(s: &Server, repo: &str, data: &[u8]) {
 }
 
 /// Runs `request` and returns what it logged.
-async fn logged_by<T>(logs: &Logs, request: impl std::future::Future<Output = T>) -> (T, Vec<String>) {
+async fn logged_by<T>(
+    logs: &Logs,
+    request: impl std::future::Future<Output = T>,
+) -> (T, Vec<String>) {
     let before = logs.lines().len();
     let out = request.await;
     (out, logs.lines()[before..].to_vec())
@@ -277,7 +285,11 @@ async fn uploads_that_fill_the_disk_are_refused_discarded_and_work_again_once_sp
     let (resp, lines) = logged_by(&logs, monolithic(&s, repo, &big)).await;
     expect_storage_full(resp, "monolithic push").await;
     assert_one_storage_full_line(&lines, "monolithic push");
-    assert_eq!(s.uploads(), Vec::<String>::new(), "nothing left in uploads/");
+    assert_eq!(
+        s.uploads(),
+        Vec::<String>::new(),
+        "nothing left in uploads/"
+    );
 
     // Chunked: the second chunk does not fit; the whole session goes.
     let session = open_upload(&s, repo).await;
@@ -286,7 +298,11 @@ async fn uploads_that_fill_the_disk_are_refused_discarded_and_work_again_once_sp
     let (resp, lines) = logged_by(&logs, patch(&s, &session, 1 << 20, &big[1 << 20..])).await;
     expect_storage_full(resp, "second chunk").await;
     assert_one_storage_full_line(&lines, "second chunk");
-    assert_eq!(s.uploads(), Vec::<String>::new(), "the session's bytes are gone");
+    assert_eq!(
+        s.uploads(),
+        Vec::<String>::new(),
+        "the session's bytes are gone"
+    );
     let resp = s.client.get(s.url(&session)).send().await.unwrap();
     expect_error(resp, 404, "BLOB_UPLOAD_UNKNOWN").await;
 
@@ -400,7 +416,8 @@ async fn manifest_puts_on_a_full_disk_are_stored_whole_or_not_at_all() {
     let s = Server::start(&data_dir).await;
     let repo = "rbee/full";
     let (subject_body, subject_digest) = push_image(&s, repo).await;
-    let subject = json!({"mediaType": OCI_MANIFEST, "digest": subject_digest, "size": subject_body.len()});
+    let subject =
+        json!({"mediaType": OCI_MANIFEST, "digest": subject_digest, "size": subject_body.len()});
     // A few pages: a referrer takes four (body, referrer record, manifest
     // record, tag), so the disk fills part-way through some PUT.
     let ballast = tmpfs.fill_leaving(10 * 4096);
@@ -434,7 +451,9 @@ async fn manifest_puts_on_a_full_disk_are_stored_whole_or_not_at_all() {
     // At least one PUT ran out of space after its body was written, i.e.
     // part-way through, and was rolled back rather than half stored.
     assert!(
-        refused.iter().any(|(_, body)| blob_file(&data_dir, &sha256(body)).exists()),
+        refused
+            .iter()
+            .any(|(_, body)| blob_file(&data_dir, &sha256(body)).exists()),
         "no PUT failed part-way; the test no longer covers a roll-back"
     );
 
@@ -544,9 +563,10 @@ async fn a_manifest_put_failing_at_any_write_leaves_nothing_visible() {
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move {
-        axum::serve(listener, rbee_registry::api::router(registry)).await
-    });
+    let server =
+        tokio::spawn(
+            async move { axum::serve(listener, rbee_registry::api::router(registry)).await },
+        );
     let s = Server {
         base: base.clone(),
         client: reqwest::Client::new(),
@@ -555,7 +575,8 @@ async fn a_manifest_put_failing_at_any_write_leaves_nothing_visible() {
     };
     let repo = "rbee/faults";
     let (subject_body, subject_digest) = push_image(&s, repo).await;
-    let subject = json!({"mediaType": OCI_MANIFEST, "digest": subject_digest, "size": subject_body.len()});
+    let subject =
+        json!({"mediaType": OCI_MANIFEST, "digest": subject_digest, "size": subject_body.len()});
 
     // Each write a manifest PUT makes, in turn, is the one that finds the
     // disk full.
@@ -614,4 +635,3 @@ async fn a_manifest_put_failing_at_any_write_leaves_nothing_visible() {
     assert_eq!(header(&resp, "docker-content-digest"), Some(subject_digest));
     server.abort();
 }
-

@@ -62,7 +62,10 @@ impl From<io::Error> for StorageError {
     /// (`EDQUOT`) is [`StorageError::Full`], anything else
     /// [`StorageError::Io`].
     fn from(e: io::Error) -> Self {
-        if matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded) {
+        if matches!(
+            e.kind(),
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+        ) {
             StorageError::Full(e)
         } else {
             StorageError::Io(e)
