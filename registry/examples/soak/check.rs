@@ -105,12 +105,24 @@ pub async fn get(soak: &Soak, path: &str) -> Answer {
     None
 }
 
-/// Runs `check`; false when it found a violation (or could not run).
-pub async fn run_check(soak: &Soak, check: &Check) -> bool {
+/// Runs `check`: `Some(true)` when it holds, `Some(false)` when it found a
+/// violation (recorded).
+///
+/// `during_run`: the registry may be down right now (a pull between two
+/// restarts), so no answer is unknown rather than a violation; it is
+/// returned as `None`.
+pub async fn run_check(soak: &Soak, check: &Check, during_run: bool) -> Option<bool> {
     soak.counters.checks.fetch_add(1, Ordering::Relaxed);
     let fail = |what: String| {
         soak.violation(what);
-        false
+        Some(false)
+    };
+    let no_answer = |what: String| {
+        if during_run {
+            None
+        } else {
+            fail(format!("{what}: no answer"))
+        }
     };
     match check {
         Check::Blob {
@@ -130,7 +142,7 @@ pub async fn run_check(soak: &Soak, check: &Check) -> bool {
             };
             let Some((status, _, body)) = get(soak, &format!("/v2/{repo}/{kind}/{digest}")).await
             else {
-                return fail(format!("GET {repo} {kind} {digest}: no answer"));
+                return no_answer(format!("GET {repo} {kind} {digest}"));
             };
             match (status, expect) {
                 (StatusCode::OK, _) if sha256(&body) != *digest => fail(format!(
@@ -143,7 +155,7 @@ pub async fn run_check(soak: &Soak, check: &Check) -> bool {
                 (StatusCode::NOT_FOUND, Expect::Present) => fail(format!(
                     "{repo} {kind} {digest} was acknowledged but is gone"
                 )),
-                (StatusCode::OK | StatusCode::NOT_FOUND, _) => true,
+                (StatusCode::OK | StatusCode::NOT_FOUND, _) => Some(true),
                 (status, _) => fail(format!("GET {repo} {kind} {digest}: {status}")),
             }
         }
@@ -151,7 +163,7 @@ pub async fn run_check(soak: &Soak, check: &Check) -> bool {
             let Some((status, headers, body)) =
                 get(soak, &format!("/v2/{repo}/manifests/{tag}")).await
             else {
-                return fail(format!("GET {repo}:{tag}: no answer"));
+                return no_answer(format!("GET {repo}:{tag}"));
             };
             let actual = match status {
                 StatusCode::OK => Some(sha256(&body)),
@@ -167,7 +179,7 @@ pub async fn run_check(soak: &Soak, check: &Check) -> bool {
                 ));
             }
             if allowed.contains(&actual) {
-                true
+                Some(true)
             } else {
                 fail(format!(
                     "{repo}:{tag} names {actual:?}; acknowledged: {allowed:?}"
@@ -183,7 +195,7 @@ pub async fn run_check(soak: &Soak, check: &Check) -> bool {
             let Some((status, _, body)) =
                 get(soak, &format!("/v2/{repo}/referrers/{subject}")).await
             else {
-                return fail(format!("GET referrers of {subject} in {repo}: no answer"));
+                return no_answer(format!("GET referrers of {subject} in {repo}"));
             };
             if status != StatusCode::OK {
                 return fail(format!("GET referrers of {subject} in {repo}: {status}"));
@@ -202,7 +214,7 @@ pub async fn run_check(soak: &Soak, check: &Check) -> bool {
                 .filter(|d| found.contains(d.as_str()))
                 .collect();
             if missing.is_empty() && ghosts.is_empty() {
-                true
+                Some(true)
             } else {
                 fail(format!(
                     "referrers of {subject} in {repo}: acknowledged but missing {missing:?}, deleted but listed {ghosts:?}"
@@ -222,9 +234,9 @@ pub async fn check_all(soak: &Soak) -> usize {
             checks.extend(manifest_checks(soak, client, r));
         }
     }
-    futures_util::stream::iter(checks.iter().map(|c| run_check(soak, c)))
+    futures_util::stream::iter(checks.iter().map(|c| run_check(soak, c, false)))
         .buffer_unordered(16)
-        .collect::<Vec<bool>>()
+        .collect::<Vec<_>>()
         .await;
     soak.violations.lock().unwrap().len() - before
 }
