@@ -105,6 +105,10 @@ impl RegistryError {
             NotFound => ("NOT_FOUND", StatusCode::NOT_FOUND),
             MethodNotAllowed => ("UNSUPPORTED", StatusCode::METHOD_NOT_ALLOWED),
             Storage(StorageError::NotFound(_)) => ("NOT_FOUND", StatusCode::NOT_FOUND),
+            // The spec has no code for this; the status says it, and unlike
+            // 503 it does not invite clients to retry before someone frees
+            // space.
+            Storage(StorageError::Full(_)) => ("UNKNOWN", StatusCode::INSUFFICIENT_STORAGE),
             Storage(_) => ("UNKNOWN", StatusCode::INTERNAL_SERVER_ERROR),
         }
     }
@@ -121,13 +125,21 @@ impl RegistryError {
     }
 }
 
+/// What a client is told when the storage is full.
+pub const STORAGE_FULL_MESSAGE: &str = "the registry's storage is full: the request was not carried out and its data was discarded; retry once space is freed";
+
 impl IntoResponse for RegistryError {
     fn into_response(self) -> Response {
         let (code, status) = self.code_and_status();
+        // Server-side failures are logged once, here, where they leave (the
+        // HTTP trace layer does not log them again); the client learns
+        // nothing internal.
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            // Logged once here, where it leaves; the client learns nothing internal.
             tracing::error!(error = %self, "request failed");
             "internal server error".to_owned()
+        } else if status == StatusCode::INSUFFICIENT_STORAGE {
+            tracing::error!(error = %self, "request failed: storage is full");
+            STORAGE_FULL_MESSAGE.to_owned()
         } else {
             self.to_string()
         };

@@ -64,10 +64,11 @@ pub struct Manifest {
     pub annotations: Option<BTreeMap<String, String>>,
     /// The manifest it refers to, if any.
     pub subject: Option<Descriptor>,
-    /// Blobs (config and layers) that must be in the repository.
-    pub blobs: Vec<Digest>,
-    /// Manifests (index entries) that must be in the repository.
-    pub manifests: Vec<Digest>,
+    /// Blobs (config and layers) that must be in the repository, with the
+    /// size each descriptor declares (checked against what is stored).
+    pub blobs: Vec<Descriptor>,
+    /// Manifests (index entries) that must be in the repository, likewise.
+    pub manifests: Vec<Descriptor>,
 }
 
 /// Strips parameters (`; charset=…`) and white space from a media type.
@@ -112,11 +113,7 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Manifest> {
         let entries = wire
             .manifests
             .ok_or_else(|| RegistryError::ManifestInvalid("an index needs `manifests`".into()))?;
-        (
-            Vec::new(),
-            entries.into_iter().map(|d| d.digest).collect(),
-            wire.artifact_type,
-        )
+        (Vec::new(), entries, wire.artifact_type)
     } else {
         if wire.manifests.is_some() {
             return Err(RegistryError::ManifestInvalid(format!(
@@ -132,14 +129,13 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Manifest> {
         let artifact_type = wire
             .artifact_type
             .or_else(|| Some(config.media_type.clone()));
-        let mut blobs = vec![config.digest];
+        let mut blobs = vec![config];
         // Foreign layers live at their URLs, not in the registry; an empty
         // `urls` names no place, so that layer must be here like any other.
         blobs.extend(
             layers
                 .into_iter()
-                .filter(|l| l.urls.as_ref().is_none_or(Vec::is_empty))
-                .map(|l| l.digest),
+                .filter(|l| l.urls.as_ref().is_none_or(Vec::is_empty)),
         );
         (blobs, Vec::new(), artifact_type)
     };

@@ -231,9 +231,10 @@ impl Registry {
 
     /// Validates and stores a manifest under `reference`.
     ///
-    /// Order matters for readers: the content, then the manifest record,
-    /// then the referrer record, and the tag last, so nobody can follow a
-    /// tag to something that is not there yet.
+    /// Order matters for readers: the content, then its records in the
+    /// order [`Self::write_manifest_records`] explains, the tag last. A
+    /// failure part-way (a full disk) rolls the records back, so a PUT that
+    /// was not acknowledged leaves nothing visible.
     pub async fn put_manifest(
         &self,
         repo: &RepoName,
@@ -259,69 +260,31 @@ impl Registry {
             )));
         }
         let parsed = manifest::parse(content_type, &body)?;
-        for blob in &parsed.blobs {
-            if self
-                .storage
-                .head(&layout::blob_link(repo, blob))
-                .await?
-                .is_none()
-            {
-                return Err(RegistryError::ManifestBlobUnknown(blob.to_string()));
-            }
-        }
-        for child in &parsed.manifests {
-            if self
-                .storage
-                .head(&layout::manifest_link(repo, child))
-                .await?
-                .is_none()
-            {
-                return Err(RegistryError::ManifestBlobUnknown(child.to_string()));
-            }
-        }
+        self.check_references(repo, &parsed).await?;
 
         let size = body.len() as u64;
+        // The repository is marked first: a marker for content that then
+        // failed to arrive lists an empty repository, which is harmless.
+        self.mark_repository(repo).await?;
         // Content is addressed by digest, so what is there is what we have:
         // re-tagging an existing manifest writes only the tag.
         let blob = layout::blob(&digest);
         if self.storage.head(&blob).await? != Some(size) {
             self.storage.put(&blob, body).await?;
         }
-        let link = layout::manifest_link(repo, &digest);
-        if self.storage.head(&link).await?.is_none() {
-            self.storage
-                .put(&link, Bytes::from(parsed.media_type.clone()))
-                .await?;
-        }
-        if let Some(subject) = &parsed.subject {
-            let record = Descriptor {
-                media_type: parsed.media_type.clone(),
-                digest: digest.clone(),
-                size,
-                artifact_type: parsed.artifact_type.clone(),
-                annotations: parsed.annotations.clone(),
-                urls: None,
-                platform: None,
-            };
-            let json =
-                serde_json::to_vec(&record).map_err(|e| storage::StorageError::Io(e.into()))?;
-            self.storage
-                .put(
-                    &layout::referrer(repo, &subject.digest, &digest),
-                    json.into(),
-                )
-                .await?;
+        let mut written = Vec::new();
+        let indexed = self
+            .write_manifest_records(repo, reference, &digest, &parsed, size, &mut written)
+            .await;
+        if let Err(e) = indexed {
+            self.roll_back(&written).await;
+            self.cache.invalidate(repo);
+            return Err(e);
         }
         let tag = match reference {
-            Reference::Tag(t) => {
-                self.storage
-                    .put(&layout::tag(repo, t), Bytes::from(digest.to_string()))
-                    .await?;
-                Some(t.to_string())
-            }
+            Reference::Tag(t) => Some(t.to_string()),
             Reference::Digest(_) => None,
         };
-        self.mark_repository(repo).await?;
         self.cache.invalidate(repo);
 
         let mut event = self.emit(Action::Push, Target::Manifest, repo, &digest);
@@ -333,6 +296,121 @@ impl Registry {
             digest,
             subject: parsed.subject.map(|s| s.digest),
         })
+    }
+
+    /// Writes the records that make a stored manifest body part of `repo`,
+    /// in the order that keeps every crash and failure invisible: the
+    /// referrer record (ignored by [`Self::referrers`] until the manifest
+    /// record exists), the manifest record (from then on it is readable by
+    /// digest, with its referrer listed), and the tag last (so a tag never
+    /// names what is not there). Each record this call created is pushed
+    /// on `written`, for [`Self::roll_back`] should a later one fail.
+    async fn write_manifest_records(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        digest: &Digest,
+        parsed: &manifest::Manifest,
+        size: u64,
+        written: &mut Vec<storage::Key>,
+    ) -> Result<()> {
+        if let Some(subject) = &parsed.subject {
+            let key = layout::referrer(repo, &subject.digest, digest);
+            if self.storage.head(&key).await?.is_none() {
+                let record = Descriptor {
+                    media_type: parsed.media_type.clone(),
+                    digest: digest.clone(),
+                    size,
+                    artifact_type: parsed.artifact_type.clone(),
+                    annotations: parsed.annotations.clone(),
+                    urls: None,
+                    platform: None,
+                };
+                let json =
+                    serde_json::to_vec(&record).map_err(|e| storage::StorageError::Io(e.into()))?;
+                self.storage.put(&key, json.into()).await?;
+                written.push(key);
+            }
+        }
+        let link = layout::manifest_link(repo, digest);
+        if self.storage.head(&link).await?.is_none() {
+            self.storage
+                .put(&link, Bytes::from(parsed.media_type.clone()))
+                .await?;
+            written.push(link);
+        }
+        if let Reference::Tag(t) = reference {
+            // A put replaces the old tag atomically: when it fails, the tag
+            // still names what it named before.
+            self.storage
+                .put(&layout::tag(repo, t), Bytes::from(digest.to_string()))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the records a failed manifest PUT wrote, newest first, so
+    /// that a failure leaves the repository as it was. (The body stays
+    /// under `blobs/`: other repositories may be storing the same content.)
+    async fn roll_back(&self, written: &[storage::Key]) {
+        for key in written.iter().rev() {
+            if let Err(e) = self.storage.delete(key).await {
+                tracing::warn!(%key, error = %e, "could not roll back a failed manifest write");
+            }
+        }
+    }
+
+    /// Checks that every descriptor of `parsed` names content of `repo` and
+    /// declares its stored size: config and layers must be linked blobs,
+    /// index entries manifests of `repo`, and a subject, when it is here,
+    /// must have its size too. A wrong size would otherwise be served to
+    /// every client that trusts the descriptor (as `Content-Length`, say).
+    async fn check_references(&self, repo: &RepoName, parsed: &manifest::Manifest) -> Result<()> {
+        for blob in &parsed.blobs {
+            self.check_reference(&layout::blob_link(repo, &blob.digest), blob)
+                .await?;
+        }
+        for child in &parsed.manifests {
+            self.check_reference(&layout::manifest_link(repo, &child.digest), child)
+                .await?;
+        }
+        // A subject may be pushed after its referrers; only one that is
+        // here can be checked.
+        if let Some(subject) = &parsed.subject
+            && self
+                .storage
+                .head(&layout::manifest_link(repo, &subject.digest))
+                .await?
+                .is_some()
+        {
+            self.check_size(subject).await?;
+        }
+        Ok(())
+    }
+
+    /// `MANIFEST_BLOB_UNKNOWN` unless `link` exists, then [`Self::check_size`].
+    async fn check_reference(&self, link: &storage::Key, descriptor: &Descriptor) -> Result<()> {
+        if self.storage.head(link).await?.is_none() {
+            return Err(RegistryError::ManifestBlobUnknown(
+                descriptor.digest.to_string(),
+            ));
+        }
+        self.check_size(descriptor).await
+    }
+
+    /// `SIZE_INVALID` unless the stored content of `descriptor` has the
+    /// size it declares.
+    async fn check_size(&self, descriptor: &Descriptor) -> Result<()> {
+        match self.storage.head(&layout::blob(&descriptor.digest)).await? {
+            Some(size) if size == descriptor.size => Ok(()),
+            Some(size) => Err(RegistryError::SizeInvalid(format!(
+                "descriptor {} declares {} bytes, but the content holds {size}",
+                descriptor.digest, descriptor.size
+            ))),
+            None => Err(RegistryError::ManifestBlobUnknown(
+                descriptor.digest.to_string(),
+            )),
+        }
     }
 
     /// Deletes a tag (by tag) or a manifest with every tag pointing at it
@@ -360,6 +438,12 @@ impl Registry {
                         self.storage.delete(&layout::tag(repo, &tag)).await?;
                     }
                 }
+                // The manifest record goes before the referrer record (the
+                // reverse of a PUT), so a crash in between leaves a record
+                // that `referrers` ignores, never a listed ghost.
+                self.storage
+                    .delete(&layout::manifest_link(repo, digest))
+                    .await?;
                 // The subject is read back from the stored manifest itself.
                 if let Ok(body) = self.manifest_bytes(&info).await
                     && let Ok(parsed) = manifest::parse(Some(&info.media_type), &body)
@@ -369,9 +453,6 @@ impl Registry {
                         .delete(&layout::referrer(repo, &subject.digest, digest))
                         .await?;
                 }
-                self.storage
-                    .delete(&layout::manifest_link(repo, digest))
-                    .await?;
             }
         }
         self.cache.invalidate(repo);
@@ -426,6 +507,17 @@ impl Registry {
             let Some(digest) = layout::referrer_digest(&file) else {
                 continue;
             };
+            // A record is written before its manifest's record, and outlives
+            // it on delete, so that no crash leaves a manifest unlisted; until
+            // the manifest record exists the referrer is not here.
+            if self
+                .storage
+                .head(&layout::manifest_link(repo, &digest))
+                .await?
+                .is_none()
+            {
+                continue;
+            }
             let key = layout::referrer(repo, subject, &digest);
             let Some(raw) =
                 storage::read_small(&*self.storage, &key, MAX_MANIFEST_BYTES as u64).await?

@@ -184,7 +184,8 @@ impl Registry {
         body: ByteStream,
     ) -> Result<UploadStatus> {
         let mut state = self.session(repo, id).await?;
-        self.append_locked(id, &mut state, start, body).await?;
+        let appended = self.append_locked(id, &mut state, start, body).await;
+        self.discard_if_full(id, &mut state, appended).await?;
         Ok(UploadStatus {
             id: id.to_owned(),
             size: state.size,
@@ -265,8 +266,23 @@ impl Registry {
         body: Option<ByteStream>,
     ) -> Result<u64> {
         let mut state = self.session(repo, id).await?;
+        let finished = self
+            .finish_locked(repo, id, &mut state, digest, start, body)
+            .await;
+        self.discard_if_full(id, &mut state, finished).await
+    }
+
+    async fn finish_locked(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        state: &mut SessionState,
+        digest: &Digest,
+        start: Option<u64>,
+        body: Option<ByteStream>,
+    ) -> Result<u64> {
         if let Some(body) = body {
-            self.append_locked(id, &mut state, start, body).await?;
+            self.append_locked(id, state, start, body).await?;
         }
         let data = layout::upload_data(id);
         let actual = match (digest.algorithm(), state.hasher.take()) {
@@ -277,7 +293,7 @@ impl Registry {
             }
         };
         if actual != *digest {
-            self.close_session(id, &mut state).await?;
+            self.close_session(id, state).await?;
             return Err(RegistryError::DigestInvalid(format!(
                 "uploaded content has digest {actual}, not {digest}"
             )));
@@ -292,12 +308,31 @@ impl Registry {
         } else {
             self.storage.promote(&data, &blob).await?;
         }
-        self.close_session(id, &mut state).await?;
+        self.close_session(id, state).await?;
         self.link_blob(repo, digest).await?;
         let mut event = self.emit(Action::Push, Target::Blob, repo, digest);
         event.size = Some(size);
         self.events.publish(event);
         Ok(size)
+    }
+
+    /// Passes `result` on, but when it failed because the storage is full,
+    /// first drops session `id` and its bytes: kept, they would hold the
+    /// disk full for every other client (and survive restarts until the
+    /// TTL), while this client has to start over anyway.
+    async fn discard_if_full<T>(
+        &self,
+        id: &str,
+        state: &mut SessionState,
+        result: Result<T>,
+    ) -> Result<T> {
+        if matches!(result, Err(RegistryError::Storage(StorageError::Full(_))))
+            && !state.closed
+            && let Err(e) = self.close_session(id, state).await
+        {
+            tracing::warn!(upload = id, error = %e, "could not discard a failed upload");
+        }
+        result
     }
 
     /// Deletes session `id` of `repo`.

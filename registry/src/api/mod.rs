@@ -17,7 +17,7 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::error::{RegistryError, Result};
 use crate::registry::Registry;
@@ -28,7 +28,12 @@ use route::Route;
 pub fn router(registry: Arc<Registry>) -> Router {
     routes(registry)
         .fallback(|| async { RegistryError::NotFound })
-        .layer(TraceLayer::new_for_http())
+        // Server errors are logged once by `RegistryError` with their cause;
+        // the trace layer's own line would only repeat the status.
+        .layer(
+            TraceLayer::new_for_http()
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        )
 }
 
 /// Just the `/v2/` routes, to merge into a larger server (the catalog

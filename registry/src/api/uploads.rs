@@ -76,8 +76,15 @@ pub async fn start(reg: &Registry, name: &RepoName, req: Request) -> Result<Resp
     match digest {
         Some(digest) => {
             let body = has_body(req.headers()).then(|| body_stream(req));
-            reg.finish_upload(name, &status.id, &digest, None, body)
-                .await?;
+            let finished = reg
+                .finish_upload(name, &status.id, &digest, None, body)
+                .await;
+            if finished.is_err() {
+                // The client never learnt this session's id, so nobody
+                // could resume or cancel it: it goes now, not at its TTL.
+                let _ = reg.cancel_upload(name, &status.id).await;
+            }
+            finished?;
             created(name, &digest)
         }
         None => accepted(name, &status, StatusCode::ACCEPTED),

@@ -74,7 +74,8 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| StorageError::Io(io::Error::other(e)))?
-        .map_err(StorageError::Io)
+        // `from` and not `Io`: a full disk is told apart from other failures.
+        .map_err(StorageError::from)
 }
 
 fn not_found(key: &Key) -> StorageError {

@@ -47,9 +47,30 @@ pub enum StorageError {
     /// The byte stream handed to `append` failed (usually: the client went away).
     #[error("input stream failed: {0}")]
     Input(io::Error),
+    /// The backend has no room left (a full disk or an exhausted quota).
+    /// Unlike other failures this one is the operator's to fix, and the
+    /// client may retry once they have, so it is reported as itself.
+    #[error("storage is full: {0}")]
+    Full(io::Error),
     /// The backend itself failed.
     #[error("storage I/O: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
+}
+
+impl From<io::Error> for StorageError {
+    /// Sorts an I/O error by meaning: no space (`ENOSPC`) or no quota
+    /// (`EDQUOT`) is [`StorageError::Full`], anything else
+    /// [`StorageError::Io`].
+    fn from(e: io::Error) -> Self {
+        if matches!(
+            e.kind(),
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+        ) {
+            StorageError::Full(e)
+        } else {
+            StorageError::Io(e)
+        }
+    }
 }
 
 /// The result of a storage operation.
