@@ -478,6 +478,42 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::from_secs(6));
     }
 
+    /// Counts what the cache reports.
+    #[derive(Debug, Default)]
+    struct Counts(Mutex<Vec<CacheOutcome>>);
+
+    impl CatalogObserver for Counts {
+        fn cache_lookup(&self, outcome: CacheOutcome) {
+            lock(&self.0).push(outcome);
+        }
+        fn list_skipped(&self, _: crate::domain::observe::SkipReason, _: u64) {}
+    }
+
+    #[tokio::test]
+    async fn each_lookup_is_reported_to_the_observer_once() {
+        let counts = Arc::new(Counts::default());
+        let expired = cache::<u32>(Duration::ZERO).observed_by(counts.clone());
+        expired.get("k", || async { Ok(1) }).await.unwrap();
+        expired
+            .get("k", || async {
+                Err(UpstreamError::Unavailable("down".into()))
+            })
+            .await
+            .unwrap();
+        let fresh = cache::<u32>(Duration::from_secs(60)).observed_by(counts.clone());
+        fresh.get("k", || async { Ok(1) }).await.unwrap();
+        fresh.get("k", || async { Ok(2) }).await.unwrap();
+        assert_eq!(
+            *lock(&counts.0),
+            [
+                CacheOutcome::Miss,
+                CacheOutcome::Stale,
+                CacheOutcome::Miss,
+                CacheOutcome::Hit
+            ]
+        );
+    }
+
     #[tokio::test]
     async fn invalidate_drops_by_prefix() {
         let cache = cache::<u32>(Duration::from_secs(60));

@@ -237,3 +237,109 @@ impl RegistryRead for InProcess {
         self.deadline
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::TryStreamExt;
+    use rbee_registry::RegistryConfig;
+
+    async fn reader() -> (InProcess, Arc<Registry>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(RegistryConfig::new(dir.path()))
+            .await
+            .unwrap();
+        let reader = InProcess::new(
+            registry.clone(),
+            "127.0.0.1:8787".into(),
+            Duration::from_secs(5),
+        );
+        (reader, registry, dir)
+    }
+
+    /// Stores `data` as a blob of `repo` through the registry's own API.
+    async fn put_blob(registry: &Registry, repo: &str, data: &'static [u8]) -> String {
+        let name = RepoName::parse(repo).unwrap();
+        let digest = crate::domain::upstream::Algorithm::Sha256.of(data);
+        let upload = registry.start_upload(&name).await.unwrap();
+        let body: rbee_registry::storage::ByteStream =
+            Box::pin(futures_util::stream::iter([Ok(Bytes::from_static(data))]));
+        registry
+            .finish_upload(
+                &name,
+                &upload.id,
+                &RegistryDigest::parse(&digest).unwrap(),
+                None,
+                Some(body),
+            )
+            .await
+            .unwrap();
+        digest
+    }
+
+    #[tokio::test]
+    async fn missing_content_is_not_found_and_bad_names_are_invalid() {
+        let (r, _, _dir) = reader().await;
+        let absent = format!("sha256:{}", "0".repeat(64));
+        assert!(matches!(
+            r.manifest("rbee/catalog", "latest").await,
+            Err(UpstreamError::NotFound)
+        ));
+        assert!(matches!(
+            r.small_blob("rbee/catalog", &absent, 10).await,
+            Err(UpstreamError::NotFound)
+        ));
+        assert!(matches!(
+            r.blob_stream("rbee/catalog", &absent, 10).await,
+            Err(UpstreamError::NotFound)
+        ));
+        assert!(
+            r.referrers("rbee/catalog", &absent, "x")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(matches!(
+            r.manifest("../x", "latest").await,
+            Err(UpstreamError::Invalid(_))
+        ));
+        assert!(matches!(
+            r.small_blob("rbee/catalog", "md5:00", 10).await,
+            Err(UpstreamError::Invalid(_))
+        ));
+        assert!(!r.needs_auth());
+        assert_eq!(r.registry(), "127.0.0.1:8787");
+    }
+
+    #[tokio::test]
+    async fn blobs_are_capped_and_checked_against_their_size() {
+        let (r, registry, _dir) = reader().await;
+        let data: &'static [u8] = b"twenty bytes of data";
+        let digest = put_blob(&registry, "rbee/w", data).await;
+        assert_eq!(
+            r.small_blob("rbee/w", &digest, 64).await.unwrap(),
+            Bytes::from_static(data)
+        );
+        assert!(matches!(
+            r.small_blob("rbee/w", &digest, 10).await,
+            Err(UpstreamError::Invalid(_))
+        ));
+        let streamed: Vec<Bytes> = r
+            .blob_stream("rbee/w", &digest, data.len() as u64)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(streamed.concat(), data);
+        assert!(matches!(
+            r.blob_stream("rbee/w", &digest, 3).await,
+            Err(UpstreamError::Invalid(_))
+        ));
+        // Linked into one repository only.
+        assert!(matches!(
+            r.small_blob("rbee/other", &digest, 64).await,
+            Err(UpstreamError::NotFound)
+        ));
+    }
+}
