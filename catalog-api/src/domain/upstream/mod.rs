@@ -1,6 +1,9 @@
-//! Reading artifacts from any OCI registry (the embedded one, CNCF
-//! Distribution, ghcr.io, zot), with failures sorted into what the catalog
-//! needs to know: missing, rate-limited, down, or sending invalid data.
+//! Reading artifacts from any OCI registry over HTTP (CNCF Distribution,
+//! ghcr.io, zot, or another rbee registry), with failures sorted into what
+//! the catalog needs to know: missing, rate-limited, down, or sending
+//! invalid data. The embedded registry is read in process instead
+//! ([`crate::domain::in_process`]); both implement
+//! [`crate::domain::source::RegistryRead`].
 //!
 //! The catalog talks HTTP itself (reqwest) rather than through
 //! `oci-client`, because a registry is untrusted input and `oci-client`
