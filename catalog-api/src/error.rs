@@ -7,7 +7,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::upstream::UpstreamError;
+use crate::domain::CatalogError;
+use crate::domain::upstream::UpstreamError;
 
 /// The body of every catalog error. Clients branch on the status and on
 /// `error`; `message` is for people.
@@ -168,6 +169,24 @@ impl IntoResponse for ApiError {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
         resp
+    }
+}
+
+/// The one mapping of the domain's failures to the catalog's HTTP errors.
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::WorkerNotFound => ApiError::WorkerNotFound,
+            CatalogError::VersionNotFound(v) => ApiError::VersionNotFound(v),
+            e @ CatalogError::BadVersion { .. } => {
+                let cause = std::error::Error::source(&e).map(ToString::to_string);
+                ApiError::BadRequest(match cause {
+                    Some(cause) => format!("{e}: {cause}"),
+                    None => e.to_string(),
+                })
+            }
+            CatalogError::Upstream(e) => ApiError::Upstream(e),
+        }
     }
 }
 

@@ -2,11 +2,15 @@
 //! routes for today's rbee-hive and marketplace, `/v1` routes with
 //! versions and downloads, caching with stale-on-error, and (by default)
 //! the embedded registry under `/v2/` in the same process.
+//!
+//! [`domain`] is what the catalog knows (workers, releases, the cache, how
+//! to read a registry); everything else is the HTTP edge (routes, error
+//! mapping, metrics, OpenAPI, JSON shapes, the server), which depends on the
+//! domain and never the other way round.
 
-pub mod cache;
-pub mod catalog;
 pub mod config;
 pub mod demo;
+pub mod domain;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -15,8 +19,10 @@ mod respond;
 pub mod routes;
 pub mod server;
 pub mod state;
-pub mod upstream;
 pub mod wire;
 
 pub use config::CatalogConfig;
+// The domain modules under their old paths, so that callers need not know
+// where they live.
+pub use domain::{cache, catalog, upstream};
 pub use server::{RunningCatalog, start};

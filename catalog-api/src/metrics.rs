@@ -6,7 +6,6 @@
 //! because several servers run in one process in the tests (and could in an
 //! embedding program) and each must count only its own traffic.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -19,6 +18,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use tokio::time::Instant;
+
+use crate::domain::observe::{CacheOutcome, CatalogObserver, SkipReason};
 
 /// The content type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -73,29 +74,13 @@ pub fn status_class(s: StatusCode) -> &'static str {
     }
 }
 
-/// How the upstream cache answered one lookup; each lookup counts once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheOutcome {
-    /// A fresh cached value; the registry was not asked.
-    Hit,
-    /// The registry was asked (and answered, or failed with nothing cached
-    /// to stand in).
-    Miss,
-    /// Old data served because the registry was down or rate-limiting.
-    Stale,
-}
-
-impl CacheOutcome {
-    const ALL: [CacheOutcome; 3] = [CacheOutcome::Hit, CacheOutcome::Miss, CacheOutcome::Stale];
-
-    fn label(self) -> CacheLabels {
-        CacheLabels {
-            outcome: match self {
-                CacheOutcome::Hit => "hit",
-                CacheOutcome::Miss => "miss",
-                CacheOutcome::Stale => "stale",
-            },
-        }
+fn cache_label(outcome: CacheOutcome) -> CacheLabels {
+    CacheLabels {
+        outcome: match outcome {
+            CacheOutcome::Hit => "hit",
+            CacheOutcome::Miss => "miss",
+            CacheOutcome::Stale => "stale",
+        },
     }
 }
 
@@ -106,37 +91,14 @@ pub struct CacheLabels {
     pub outcome: &'static str,
 }
 
-/// Why a release was left out of a list (`/workers`, `/v1/workers`,
-/// `/v1/workers/:id/versions`) while the rest was served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SkipReason {
-    /// Gone or invalid in the registry (e.g. its tag deleted).
-    Unreadable,
-    /// The registry failed or rate-limited, with nothing cached for it.
-    Unavailable,
-    /// Not read before the list's deadline.
-    Timeout,
-    /// Past the list's cap ([`crate::catalog::MAX_LISTED`]).
-    OverLimit,
-}
-
-impl SkipReason {
-    const ALL: [SkipReason; 4] = [
-        SkipReason::Unreadable,
-        SkipReason::Unavailable,
-        SkipReason::Timeout,
-        SkipReason::OverLimit,
-    ];
-
-    fn label(self) -> SkipLabels {
-        SkipLabels {
-            reason: match self {
-                SkipReason::Unreadable => "unreadable",
-                SkipReason::Unavailable => "unavailable",
-                SkipReason::Timeout => "timeout",
-                SkipReason::OverLimit => "over_limit",
-            },
-        }
+fn skip_label(reason: SkipReason) -> SkipLabels {
+    SkipLabels {
+        reason: match reason {
+            SkipReason::Unreadable => "unreadable",
+            SkipReason::Unavailable => "unavailable",
+            SkipReason::Timeout => "timeout",
+            SkipReason::OverLimit => "over_limit",
+        },
     }
 }
 
@@ -147,52 +109,22 @@ pub struct SkipLabels {
     pub reason: &'static str,
 }
 
-/// The counters catalog lookups record into while serving a request.
+/// The counters the catalog reports its cache lookups and left-out
+/// releases into: its [`CatalogObserver`].
 #[derive(Debug, Default)]
 pub struct CacheMetrics {
     lookups: Family<CacheLabels, Counter>,
     skipped: Family<SkipLabels, Counter>,
 }
 
-impl CacheMetrics {
-    /// Counts one lookup.
-    pub fn record(&self, outcome: CacheOutcome) {
-        self.lookups.get_or_create(&outcome.label()).inc();
+impl CatalogObserver for CacheMetrics {
+    fn cache_lookup(&self, outcome: CacheOutcome) {
+        self.lookups.get_or_create(&cache_label(outcome)).inc();
     }
 
-    /// Counts `n` releases left out of a list.
-    pub fn record_skipped(&self, reason: SkipReason, n: u64) {
-        self.skipped.get_or_create(&reason.label()).inc_by(n);
+    fn list_skipped(&self, reason: SkipReason, n: u64) {
+        self.skipped.get_or_create(&skip_label(reason)).inc_by(n);
     }
-}
-
-tokio::task_local! {
-    /// The cache metrics of the server whose request this task is serving.
-    ///
-    /// The caches are built deep inside `Catalog`, which knows nothing of
-    /// metrics; rather than threading a handle through every constructor,
-    /// the metrics middleware scopes each request with its server's
-    /// counters, and [`crate::cache::Cache::get`] counts into whatever scope
-    /// it runs in. Lookups outside a request (unit tests) count nowhere,
-    /// and so would lookups in a task a handler spawns, since task-locals
-    /// are not inherited; handlers today fetch concurrently with streams
-    /// polled in their own task, which the scope covers.
-    static CACHE_METRICS: Arc<CacheMetrics>;
-}
-
-/// Counts a cache lookup made while serving a request.
-pub(crate) fn record_cache(outcome: CacheOutcome) {
-    let _ = CACHE_METRICS.try_with(|m| m.record(outcome));
-}
-
-/// Counts `n` releases left out of a list while serving a request.
-pub(crate) fn record_skipped(reason: SkipReason, n: u64) {
-    let _ = CACHE_METRICS.try_with(|m| m.record_skipped(reason, n));
-}
-
-/// Runs `fut` with `metrics` as the place cache lookups are counted.
-pub(crate) async fn with_cache_metrics<F: Future>(metrics: Arc<CacheMetrics>, fut: F) -> F::Output {
-    CACHE_METRICS.scope(metrics, fut).await
 }
 
 /// Request durations are recorded in buckets from 0.5 ms to about 4 s:
@@ -240,7 +172,7 @@ impl Metrics {
         // Every outcome is present from the start, so that dashboards and
         // rate() see a zero rather than a missing series.
         for outcome in CacheOutcome::ALL {
-            let _ = cache.lookups.get_or_create(&outcome.label());
+            let _ = cache.lookups.get_or_create(&cache_label(outcome));
         }
         registry.register(
             "cache_lookups",
@@ -248,7 +180,7 @@ impl Metrics {
             cache.lookups.clone(),
         );
         for reason in SkipReason::ALL {
-            let _ = cache.skipped.get_or_create(&reason.label());
+            let _ = cache.skipped.get_or_create(&skip_label(reason));
         }
         registry.register(
             "list_skipped",
@@ -279,7 +211,7 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// The counters the cache records into.
+    /// The counters the catalog reports into (its observer).
     pub fn cache(&self) -> &Arc<CacheMetrics> {
         &self.cache
     }
@@ -304,7 +236,7 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next
         .map_or(UNMATCHED, MatchedPath::as_str)
         .to_owned();
     let method = req.method().clone();
-    let resp = with_cache_metrics(metrics.cache.clone(), next.run(req)).await;
+    let resp = next.run(req).await;
     metrics.record_request(
         &route,
         &method,
@@ -346,24 +278,17 @@ mod tests {
         assert!(text.ends_with("# EOF\n"));
     }
 
-    #[tokio::test]
-    async fn cache_lookups_count_only_inside_a_scope() {
+    #[test]
+    fn cache_lookups_and_skipped_releases_are_counted() {
         let m = Metrics::new();
-        record_cache(CacheOutcome::Hit);
-        with_cache_metrics(m.cache().clone(), async {
-            record_cache(CacheOutcome::Miss);
-            record_cache(CacheOutcome::Hit);
-            record_cache(CacheOutcome::Hit);
-        })
-        .await;
+        m.cache().cache_lookup(CacheOutcome::Miss);
+        m.cache().cache_lookup(CacheOutcome::Hit);
+        m.cache().cache_lookup(CacheOutcome::Hit);
         let text = m.encode();
         assert!(text.contains(r#"rbee_catalog_cache_lookups_total{outcome="hit"} 2"#));
         assert!(text.contains(r#"rbee_catalog_cache_lookups_total{outcome="miss"} 1"#));
         assert!(text.contains(r#"rbee_catalog_cache_lookups_total{outcome="stale"} 0"#));
-        with_cache_metrics(m.cache().clone(), async {
-            record_skipped(SkipReason::Unreadable, 2);
-        })
-        .await;
+        m.cache().list_skipped(SkipReason::Unreadable, 2);
         let text = m.encode();
         assert!(text.contains(r#"rbee_catalog_list_skipped_total{reason="unreadable"} 2"#));
         assert!(text.contains(r#"rbee_catalog_list_skipped_total{reason="timeout"} 0"#));

@@ -20,13 +20,10 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::catalog::Catalog;
 use crate::config::CatalogConfig;
 use crate::error::ApiError;
-use crate::metrics::Metrics;
 use crate::routes::{legacy, ops, v1, webhook};
 use crate::state::AppState;
-use crate::upstream::Upstream;
 
 /// A catalog serving on a background task.
 #[derive(Debug)]
@@ -146,23 +143,13 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
             (Some(registry), format!("http://{addr}"), public_url.clone())
         }
     };
-    let upstream = Upstream::new(
+    let state = Arc::new(AppState::new(
+        &config,
+        registry.as_ref(),
         &upstream_url,
-        config.registry_credentials.clone(),
-        config.upstream.clone(),
-    )
-    .map_err(io::Error::other)?;
-    let state = Arc::new(AppState {
-        catalog: Catalog::new(
-            upstream,
-            config.catalog_repository.clone(),
-            config.ttls.clone(),
-        ),
         public_url,
         registry_public_url,
-        webhook_secret: config.webhook_secret.clone(),
-        metrics: Arc::new(Metrics::new()),
-    });
+    )?);
 
     let mut app = catalog_routes(state.clone(), &config.cors_origins);
     if let Some(registry) = &registry {

@@ -1,8 +1,15 @@
-//! What every catalog handler shares.
+//! What every catalog handler shares, and how it is assembled.
 
+use std::io;
 use std::sync::Arc;
 
-use crate::catalog::Catalog;
+use rbee_registry::Registry;
+
+use crate::config::CatalogConfig;
+use crate::domain::catalog::Catalog;
+use crate::domain::in_process::InProcess;
+use crate::domain::source::RegistryRead;
+use crate::domain::upstream::{Upstream, registry_host};
 use crate::metrics::Metrics;
 
 /// Shared state of the catalog routes.
@@ -22,6 +29,47 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The state of a catalog configured by `config`. With an `embedded`
+    /// registry, the catalog reads it in process (served at
+    /// `registry_url`, which names it in OCI references); without one, it
+    /// reads the registry at `registry_url` over HTTP.
+    pub fn new(
+        config: &CatalogConfig,
+        embedded: Option<&Arc<Registry>>,
+        registry_url: &str,
+        public_url: String,
+        registry_public_url: String,
+    ) -> io::Result<Self> {
+        let source: Arc<dyn RegistryRead> = match embedded {
+            Some(registry) => Arc::new(InProcess::new(
+                registry.clone(),
+                registry_host(registry_url).map_err(io::Error::other)?,
+                config.upstream.deadline,
+            )),
+            None => Arc::new(
+                Upstream::new(
+                    registry_url,
+                    config.registry_credentials.clone(),
+                    config.upstream.clone(),
+                )
+                .map_err(io::Error::other)?,
+            ),
+        };
+        let metrics = Arc::new(Metrics::new());
+        Ok(AppState {
+            catalog: Catalog::new(
+                source,
+                config.catalog_repository.clone(),
+                config.ttls.clone(),
+                metrics.cache().clone(),
+            ),
+            public_url,
+            registry_public_url,
+            webhook_secret: config.webhook_secret.clone(),
+            metrics,
+        })
+    }
+
     /// Base of `/v2/...` download URLs.
     pub fn download_base(&self) -> &str {
         &self.registry_public_url

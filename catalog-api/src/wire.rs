@@ -13,7 +13,7 @@ use rbee_schemas::{Platform, WorkerMetadata};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::catalog::{PlatformBuild, Release};
+use crate::domain::catalog::{self, Release};
 use crate::openapi::{PlatformName, WorkerMetadataSchema};
 
 /// rbee-hive compares these to `std::env::consts::OS`.
@@ -185,6 +185,34 @@ impl Worker {
     }
 }
 
+/// One platform build of a release.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PlatformBuild {
+    /// rbee platform name.
+    #[schema(value_type = PlatformName)]
+    pub platform: Platform,
+    /// Digest of the platform manifest.
+    pub manifest_digest: String,
+    /// Digest of the tar.gz: the checksum to verify.
+    pub layer_digest: String,
+    /// Size of the tar.gz in bytes.
+    pub size: u64,
+    /// File name of the tar.gz.
+    pub filename: String,
+}
+
+impl From<&catalog::PlatformBuild> for PlatformBuild {
+    fn from(b: &catalog::PlatformBuild) -> Self {
+        PlatformBuild {
+            platform: b.platform,
+            manifest_digest: b.manifest_digest.clone(),
+            layer_digest: b.layer_digest.clone(),
+            size: b.size,
+            filename: b.filename.clone(),
+        }
+    }
+}
+
 /// One version in `/v1/workers/:id/versions`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Version {
@@ -206,7 +234,7 @@ impl Version {
             version: release.version.to_string(),
             published_at: release.published_at.clone(),
             index_digest: release.index_digest.clone(),
-            platforms: release.builds.clone(),
+            platforms: release.builds.iter().map(PlatformBuild::from).collect(),
         }
     }
 }

@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 
+use crate::domain::CatalogError;
 use crate::error::{ApiError, ErrorBody, check_worker_id};
 use crate::extract::Path;
 use crate::openapi::WorkerIdPath;
@@ -77,8 +78,8 @@ pub async fn get(
         .release(&id, "latest")
         .await
         .map_err(|e| match e {
-            ApiError::VersionNotFound(_) => ApiError::WorkerNotFound,
-            other => other,
+            CatalogError::VersionNotFound(_) => ApiError::WorkerNotFound,
+            other => other.into(),
         })?;
     Ok(respond::json(
         &headers,

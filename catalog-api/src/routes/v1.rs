@@ -11,12 +11,13 @@ use rbee_schemas::{Backend, Platform};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::catalog::Release;
+use crate::domain::CatalogError;
+use crate::domain::catalog::{PlatformBuild, Release};
+use crate::domain::upstream::UpstreamError;
 use crate::error::{ApiError, check_worker_id};
 use crate::extract::{Path, Query};
 use crate::respond::{self, Caching};
 use crate::state::AppState;
-use crate::upstream::UpstreamError;
 use crate::wire::{Download, Version, Versions, Worker};
 
 /// Filters of `GET /v1/workers`.
@@ -129,8 +130,8 @@ pub async fn get(
             .release_of(&entry, "latest")
             .await
             .map_err(|e| match e {
-                ApiError::VersionNotFound(_) => ApiError::WorkerNotFound,
-                other => other,
+                CatalogError::VersionNotFound(_) => ApiError::WorkerNotFound,
+                other => other.into(),
             })?;
     let worker = Worker::new(&release, entry.versions);
     Ok(respond::json(
@@ -173,10 +174,7 @@ pub async fn versions(
 }
 
 /// Finds the build of `platform` in `release`.
-fn build_for(
-    release: &Release,
-    platform: Platform,
-) -> Result<&crate::catalog::PlatformBuild, ApiError> {
+fn build_for(release: &Release, platform: Platform) -> Result<&PlatformBuild, ApiError> {
     release
         .builds
         .iter()
@@ -248,8 +246,8 @@ pub async fn download(
     let (release, stale) = state.catalog.release(&id, &version).await?;
     require_license(&release)?;
     let build = build_for(&release, platform)?;
-    let upstream = state.catalog.upstream();
-    let download_url = if upstream.needs_auth() {
+    let source = state.catalog.source();
+    let download_url = if source.needs_auth() {
         // Clients should not need the registry's credentials: stream it.
         format!(
             "{}/v1/workers/{id}/{}/blob?platform={platform}",
@@ -274,7 +272,7 @@ pub async fn download(
         expires_in: None,
         oci_reference: format!(
             "{}/{}@{}",
-            upstream.registry(),
+            source.registry(),
             release.repository,
             build.manifest_digest
         ),
@@ -319,7 +317,7 @@ pub async fn blob(
     let build = build_for(&release, platform)?;
     let stream = state
         .catalog
-        .upstream()
+        .source()
         .blob_stream(&release.repository, &build.layer_digest, build.size)
         .await?;
     let digest = HeaderValue::from_str(&build.layer_digest)

@@ -15,8 +15,8 @@
 //!   the rate-limit error and its remaining `Retry-After` at once);
 //! - `invalidate` drops entries at once (push events); `shutdown` ends
 //!   every running fetch;
-//! - every lookup is counted as a hit, a miss or stale in the metrics of
-//!   the request it serves ([`crate::metrics`]).
+//! - every lookup is reported as a hit, a miss or stale to the cache's
+//!   [`CatalogObserver`] (the server's metrics count them).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -28,8 +28,8 @@ use futures_util::future::{BoxFuture, Shared};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{CacheOutcome, record_cache};
-use crate::upstream::UpstreamError;
+use crate::domain::observe::{CacheOutcome, CatalogObserver, Unobserved};
+use crate::domain::upstream::UpstreamError;
 
 /// How long a caller with a stale copy at hand waits for a refresh,
 /// counted from the refresh's start: a refresh that answers quickly is
@@ -69,6 +69,8 @@ pub struct Cache<V> {
     /// The longest a fetch may take.
     deadline: Duration,
     cancel: CancellationToken,
+    /// Told how each lookup was answered.
+    observer: Arc<dyn CatalogObserver>,
     // Std mutexes, never held across an await: the outer one to find a
     // key's slot, the slot's own to read or start its fetch.
     slots: Mutex<HashMap<String, SlotRef<V>>>,
@@ -103,14 +105,26 @@ enum Next<V> {
 
 impl<V: Send + Sync + 'static> Cache<V> {
     /// An empty cache whose entries are fresh for `ttl`, whose fetches
-    /// take at most `deadline`, and end early when `cancel` fires.
+    /// take at most `deadline`, and end early when `cancel` fires. Its
+    /// lookups are reported nowhere until [`Cache::observed_by`].
     pub fn new(ttl: Duration, deadline: Duration, cancel: CancellationToken) -> Self {
         Cache {
             ttl,
             deadline,
             cancel,
+            observer: Arc::new(Unobserved),
             slots: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// This cache, reporting each lookup's outcome to `observer`.
+    pub fn observed_by(mut self, observer: Arc<dyn CatalogObserver>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    fn record(&self, outcome: CacheOutcome) {
+        self.observer.cache_lookup(outcome);
     }
 
     fn slot(&self, key: &str) -> SlotRef<V> {
@@ -155,7 +169,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
             // Nothing to fall back on: wait for the fetch (bounded by its
             // deadline) and pass its answer on.
             let result = fetch.await;
-            record_cache(CacheOutcome::Miss);
+            self.record(CacheOutcome::Miss);
             return result.map(|value| Cached {
                 value,
                 stale: false,
@@ -163,7 +177,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
         };
         let serve_stale = |why: &dyn std::fmt::Display| {
             tracing::debug!(key, %why, "serving stale data");
-            record_cache(CacheOutcome::Stale);
+            self.record(CacheOutcome::Stale);
             Ok(Cached {
                 value: stale.clone(),
                 stale: true,
@@ -171,7 +185,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
         };
         match tokio::time::timeout_at(until, fetch).await {
             Ok(Ok(value)) => {
-                record_cache(CacheOutcome::Miss);
+                self.record(CacheOutcome::Miss);
                 Ok(Cached {
                     value,
                     stale: false,
@@ -179,7 +193,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
             }
             // Gone upstream: say so rather than serve what no longer exists.
             Ok(Err(UpstreamError::NotFound)) => {
-                record_cache(CacheOutcome::Miss);
+                self.record(CacheOutcome::Miss);
                 Err(UpstreamError::NotFound)
             }
             Ok(Err(e)) => serve_stale(&e),
@@ -199,7 +213,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
         if let Some((value, at)) = &s.value
             && now.duration_since(*at) < self.ttl
         {
-            record_cache(CacheOutcome::Hit);
+            self.record(CacheOutcome::Hit);
             return Next::Done(Ok(Cached {
                 value: value.clone(),
                 stale: false,
@@ -208,7 +222,7 @@ impl<V: Send + Sync + 'static> Cache<V> {
         if let Some(until) = s.quiet_until
             && now < until
         {
-            record_cache(CacheOutcome::Stale);
+            self.record(CacheOutcome::Stale);
             return Next::Done(match &s.value {
                 Some((value, _)) => Ok(Cached {
                     value: value.clone(),
@@ -462,6 +476,42 @@ mod tests {
         let got = waiting.await.unwrap();
         assert!(matches!(got, Err(UpstreamError::Unavailable(_))), "{got:?}");
         assert_eq!(started.elapsed(), Duration::from_secs(6));
+    }
+
+    /// Counts what the cache reports.
+    #[derive(Debug, Default)]
+    struct Counts(Mutex<Vec<CacheOutcome>>);
+
+    impl CatalogObserver for Counts {
+        fn cache_lookup(&self, outcome: CacheOutcome) {
+            lock(&self.0).push(outcome);
+        }
+        fn list_skipped(&self, _: crate::domain::observe::SkipReason, _: u64) {}
+    }
+
+    #[tokio::test]
+    async fn each_lookup_is_reported_to_the_observer_once() {
+        let counts = Arc::new(Counts::default());
+        let expired = cache::<u32>(Duration::ZERO).observed_by(counts.clone());
+        expired.get("k", || async { Ok(1) }).await.unwrap();
+        expired
+            .get("k", || async {
+                Err(UpstreamError::Unavailable("down".into()))
+            })
+            .await
+            .unwrap();
+        let fresh = cache::<u32>(Duration::from_secs(60)).observed_by(counts.clone());
+        fresh.get("k", || async { Ok(1) }).await.unwrap();
+        fresh.get("k", || async { Ok(2) }).await.unwrap();
+        assert_eq!(
+            *lock(&counts.0),
+            [
+                CacheOutcome::Miss,
+                CacheOutcome::Stale,
+                CacheOutcome::Miss,
+                CacheOutcome::Hit
+            ]
+        );
     }
 
     #[tokio::test]

@@ -2,6 +2,9 @@
 //! artifact), their releases (image index -> platform manifests -> layer
 //! and metadata config) and PKGBUILDs (referrers), all through the cache.
 //!
+//! The registry is read through [`RegistryRead`]: over HTTP for an
+//! external registry, in process for the embedded one.
+//!
 //! Registry content is untrusted: `fetch.rs` reads and checks it (sizes,
 //! counts, duplicates, file names), parsing large documents off the async
 //! threads. Lists read the catalog index once, fan out with bounded
@@ -16,21 +19,20 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use rbee_schemas::{CatalogEntry, CatalogIndex, Platform, WorkerMetadata};
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::{Cache, Cached};
-use crate::error::ApiError;
-use crate::metrics::{SkipReason, record_skipped};
-use crate::upstream::{Upstream, UpstreamError};
+use crate::domain::cache::{Cache, Cached};
+use crate::domain::error::CatalogError;
+use crate::domain::observe::{CatalogObserver, SkipReason};
+use crate::domain::source::RegistryRead;
+use crate::domain::upstream::UpstreamError;
 
 pub use fetch::{MAX_PLATFORMS, SMALL_BLOB_LIMIT};
 
 /// One platform build of a release.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct PlatformBuild {
     /// rbee platform name.
-    #[schema(value_type = crate::openapi::PlatformName)]
     pub platform: Platform,
     /// Digest of the platform manifest.
     pub manifest_digest: String,
@@ -92,7 +94,9 @@ const MAX_UNREADABLE: usize = 10_000;
 /// Reads workers from one registry.
 #[derive(Debug)]
 pub struct Catalog {
-    upstream: Upstream,
+    source: Arc<dyn RegistryRead>,
+    /// Told about releases left out of lists (the caches report lookups).
+    observer: Arc<dyn CatalogObserver>,
     catalog_repository: String,
     index: Cache<CatalogIndex>,
     releases: Cache<Release>,
@@ -108,25 +112,34 @@ pub struct Catalog {
 pub type Fetched<T> = (T, bool);
 
 impl Catalog {
-    /// A catalog over `upstream`, whose catalog index artifact is
-    /// `<catalog_repository>:latest`.
-    pub fn new(upstream: Upstream, catalog_repository: String, ttls: CacheTtls) -> Self {
+    /// A catalog over `source`, whose catalog index artifact is
+    /// `<catalog_repository>:latest`, reporting cache lookups and
+    /// left-out releases to `observer`.
+    pub fn new(
+        source: Arc<dyn RegistryRead>,
+        catalog_repository: String,
+        ttls: CacheTtls,
+        observer: Arc<dyn CatalogObserver>,
+    ) -> Self {
         let cancel = CancellationToken::new();
-        let deadline = upstream.options().deadline;
+        let deadline = source.deadline();
         Catalog {
-            upstream,
+            index: Cache::new(ttls.index, deadline, cancel.clone()).observed_by(observer.clone()),
+            releases: Cache::new(ttls.metadata, deadline, cancel.clone())
+                .observed_by(observer.clone()),
+            pkgbuilds: Cache::new(ttls.metadata, deadline, cancel.clone())
+                .observed_by(observer.clone()),
+            source,
+            observer,
             catalog_repository,
-            index: Cache::new(ttls.index, deadline, cancel.clone()),
-            releases: Cache::new(ttls.metadata, deadline, cancel.clone()),
-            pkgbuilds: Cache::new(ttls.metadata, deadline, cancel.clone()),
             cancel,
             unreadable: Mutex::new(HashSet::new()),
         }
     }
 
     /// The registry read from.
-    pub fn upstream(&self) -> &Upstream {
-        &self.upstream
+    pub fn source(&self) -> &dyn RegistryRead {
+        &*self.source
     }
 
     /// Ends every running upstream fetch at once (its callers get
@@ -152,22 +165,22 @@ impl Catalog {
     }
 
     /// The catalog index: every worker and its versions.
-    pub async fn index(&self) -> Result<Cached<CatalogIndex>, ApiError> {
-        let (upstream, repo) = (self.upstream.clone(), self.catalog_repository.clone());
+    pub async fn index(&self) -> Result<Cached<CatalogIndex>, CatalogError> {
+        let (source, repo) = (self.source.clone(), self.catalog_repository.clone());
         Ok(self
             .index
-            .get("index", || fetch::index(upstream, repo))
+            .get("index", || fetch::index(source, repo))
             .await?)
     }
 
     /// The catalog entry of worker `id`.
-    pub async fn entry(&self, id: &str) -> Result<Fetched<CatalogEntry>, ApiError> {
+    pub async fn entry(&self, id: &str) -> Result<Fetched<CatalogEntry>, CatalogError> {
         let index = self.index().await?;
         let entry = index
             .value
             .get(id)
             .cloned()
-            .ok_or(ApiError::WorkerNotFound)?;
+            .ok_or(CatalogError::WorkerNotFound)?;
         Ok((entry, index.stale))
     }
 
@@ -176,7 +189,7 @@ impl Catalog {
         &self,
         id: &str,
         version: &str,
-    ) -> Result<Fetched<Arc<Release>>, ApiError> {
+    ) -> Result<Fetched<Arc<Release>>, CatalogError> {
         let (entry, stale) = self.entry(id).await?;
         let (release, release_stale) = self.release_of(&entry, version).await?;
         Ok((release, stale || release_stale))
@@ -188,31 +201,33 @@ impl Catalog {
         &self,
         entry: &CatalogEntry,
         version: &str,
-    ) -> Result<Fetched<Arc<Release>>, ApiError> {
+    ) -> Result<Fetched<Arc<Release>>, CatalogError> {
         let version = if version == "latest" {
             entry
                 .latest
                 .clone()
-                .ok_or(ApiError::VersionNotFound(version.to_owned()))?
+                .ok_or(CatalogError::VersionNotFound(version.to_owned()))?
         } else {
-            let parsed = semver::Version::parse(version).map_err(|e| {
-                ApiError::BadRequest(format!("`{version}` is not a semver version: {e}"))
-            })?;
+            let parsed =
+                semver::Version::parse(version).map_err(|source| CatalogError::BadVersion {
+                    version: version.to_owned(),
+                    source,
+                })?;
             let v = parsed.to_string();
             if !entry.versions.contains(&v) {
-                return Err(ApiError::VersionNotFound(v));
+                return Err(CatalogError::VersionNotFound(v));
             }
             v
         };
         let key = format!("{}@{version}", entry.repository);
-        let (upstream, repo) = (self.upstream.clone(), entry.repository.clone());
+        let (source, repo) = (self.source.clone(), entry.repository.clone());
         let fetch_version = version.clone();
         let release = self
             .releases
-            .get(&key, || fetch::release(upstream, repo, fetch_version))
+            .get(&key, || fetch::release(source, repo, fetch_version))
             .await
             .map_err(|e| match e {
-                UpstreamError::NotFound => ApiError::VersionNotFound(version.clone()),
+                UpstreamError::NotFound => CatalogError::VersionNotFound(version.clone()),
                 other => other.into(),
             })?;
         Ok((release.value, release.stale))
@@ -222,7 +237,7 @@ impl Catalog {
     /// read, in catalog order (by id), with its catalog entry.
     pub async fn latest_releases(
         &self,
-    ) -> Result<Fetched<Vec<(CatalogEntry, Arc<Release>)>>, ApiError> {
+    ) -> Result<Fetched<Vec<(CatalogEntry, Arc<Release>)>>, CatalogError> {
         let index = self.index().await?;
         let mut jobs: Vec<(CatalogEntry, String)> = index
             .value
@@ -240,7 +255,7 @@ impl Catalog {
     pub async fn releases(
         &self,
         id: &str,
-    ) -> Result<Fetched<(CatalogEntry, Vec<Arc<Release>>)>, ApiError> {
+    ) -> Result<Fetched<(CatalogEntry, Vec<Arc<Release>>)>, CatalogError> {
         let (entry, index_stale) = self.entry(id).await?;
         let mut versions: Vec<semver::Version> = entry
             .versions
@@ -265,7 +280,8 @@ impl Catalog {
         if jobs.len() > MAX_LISTED {
             let left_out = jobs.len() - MAX_LISTED;
             tracing::warn!(left_out, "list of {what} capped at {MAX_LISTED}");
-            record_skipped(SkipReason::OverLimit, left_out as u64);
+            self.observer
+                .list_skipped(SkipReason::OverLimit, left_out as u64);
             jobs.truncate(MAX_LISTED);
         }
     }
@@ -279,8 +295,8 @@ impl Catalog {
     async fn gather(
         &self,
         jobs: Vec<(CatalogEntry, String)>,
-    ) -> Result<Fetched<Vec<(CatalogEntry, Arc<Release>)>>, ApiError> {
-        let deadline = tokio::time::Instant::now() + self.upstream.options().deadline;
+    ) -> Result<Fetched<Vec<(CatalogEntry, Arc<Release>)>>, CatalogError> {
+        let deadline = tokio::time::Instant::now() + self.source.deadline();
         let total = jobs.len();
         let mut results = futures_util::stream::iter(jobs)
             .map(|(entry, version)| async move {
@@ -288,7 +304,7 @@ impl Catalog {
                 (entry, version, result)
             })
             .buffered(LIST_CONCURRENCY);
-        let (mut out, mut stale, mut failure) = (Vec::new(), false, None::<ApiError>);
+        let (mut out, mut stale, mut failure) = (Vec::new(), false, None::<CatalogError>);
         let mut done = 0;
         loop {
             let next = match tokio::time::timeout_at(deadline, results.next()).await {
@@ -297,9 +313,10 @@ impl Catalog {
                 Err(_) => {
                     let left_out = total - done;
                     tracing::warn!(left_out, "list deadline passed; leaving the rest out");
-                    record_skipped(SkipReason::Timeout, left_out as u64);
+                    self.observer
+                        .list_skipped(SkipReason::Timeout, left_out as u64);
                     stale = true;
-                    failure.get_or_insert(ApiError::Upstream(UpstreamError::Unavailable(
+                    failure.get_or_insert(CatalogError::Upstream(UpstreamError::Unavailable(
                         "the list deadline passed".into(),
                     )));
                     break;
@@ -315,11 +332,10 @@ impl Catalog {
                     out.push((entry, release));
                 }
                 Err(e) => {
-                    let reason = match &e {
-                        ApiError::Upstream(
-                            UpstreamError::Unavailable(_) | UpstreamError::RateLimited { .. },
-                        ) => SkipReason::Unavailable,
-                        _ => SkipReason::Unreadable,
+                    let reason = if e.is_unavailable() {
+                        SkipReason::Unavailable
+                    } else {
+                        SkipReason::Unreadable
                     };
                     self.left_out(&key, &entry.id, &e, reason);
                     if reason == SkipReason::Unavailable {
@@ -336,8 +352,8 @@ impl Catalog {
     }
 
     /// Counts a release left out of a list, and logs it the first time.
-    fn left_out(&self, key: &str, id: &str, error: &ApiError, reason: SkipReason) {
-        record_skipped(reason, 1);
+    fn left_out(&self, key: &str, id: &str, error: &CatalogError, reason: SkipReason) {
+        self.observer.list_skipped(reason, 1);
         let mut unreadable = self.unreadable.lock().unwrap_or_else(|e| e.into_inner());
         if unreadable.len() >= MAX_UNREADABLE {
             unreadable.clear();
@@ -355,17 +371,17 @@ impl Catalog {
     }
 
     /// The PKGBUILD attached to the latest release of worker `id`.
-    pub async fn pkgbuild(&self, id: &str) -> Result<Fetched<Option<String>>, ApiError> {
+    pub async fn pkgbuild(&self, id: &str) -> Result<Fetched<Option<String>>, CatalogError> {
         let (release, stale) = self.release(id, "latest").await?;
         let key = format!("{}@{}", release.repository, release.version);
-        let (upstream, repo, subject) = (
-            self.upstream.clone(),
+        let (source, repo, subject) = (
+            self.source.clone(),
             release.repository.clone(),
             release.index_digest.clone(),
         );
         let text = self
             .pkgbuilds
-            .get(&key, || fetch::pkgbuild(upstream, repo, subject))
+            .get(&key, || fetch::pkgbuild(source, repo, subject))
             .await?;
         Ok(((*text.value).clone(), stale || text.stale))
     }

@@ -5,7 +5,7 @@
 //! index does not stall the async threads (and `/ready` with them).
 //!
 //! Each function takes its inputs by value: it runs on its own task (see
-//! [`crate::cache`]).
+//! [`crate::domain::cache`]).
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -13,7 +13,12 @@ use rbee_schemas::oci::{ImageIndex, ImageManifest};
 use rbee_schemas::{CatalogIndex, Platform, WorkerMetadata, annotations as ann, media_types as mt};
 
 use super::{PlatformBuild, Release};
-use crate::upstream::{Upstream, UpstreamError};
+use crate::domain::source::RegistryRead;
+use crate::domain::upstream::UpstreamError;
+
+/// The registry a fetch reads from; owned, since a fetch runs on its own
+/// task.
+type Source = std::sync::Arc<dyn RegistryRead>;
 
 /// Largest metadata document, catalog index or PKGBUILD read.
 pub const SMALL_BLOB_LIMIT: usize = 4 << 20;
@@ -50,8 +55,8 @@ async fn parse_off_thread<T: Send + 'static>(
 }
 
 /// The catalog index `<repo>:latest`; an empty one when there is none yet.
-pub async fn index(upstream: Upstream, repo: String) -> Result<CatalogIndex, UpstreamError> {
-    let (bytes, _) = match upstream.manifest(&repo, "latest").await {
+pub async fn index(source: Source, repo: String) -> Result<CatalogIndex, UpstreamError> {
+    let (bytes, _) = match source.manifest(&repo, "latest").await {
         Ok(m) => m,
         // No catalog yet: an empty registry has no workers.
         Err(UpstreamError::NotFound) => return Ok(CatalogIndex::default()),
@@ -63,7 +68,7 @@ pub async fn index(upstream: Upstream, repo: String) -> Result<CatalogIndex, Ups
         .layers
         .first()
         .ok_or_else(|| invalid(format!("{repo}:latest has no layer")))?;
-    let doc = upstream
+    let doc = source
         .small_blob(&repo, &layer.digest, SMALL_BLOB_LIMIT)
         .await?;
     parse_off_thread(doc, |b| {
@@ -132,12 +137,12 @@ fn check_filename(title: &str, what: &str) -> Result<(), UpstreamError> {
 
 /// One release: image index -> platform manifests -> metadata config.
 pub async fn release(
-    upstream: Upstream,
+    source: Source,
     repo: String,
     version: String,
 ) -> Result<Release, UpstreamError> {
     let what = format!("{repo}:{version}");
-    let (bytes, index_digest) = upstream.manifest(&repo, &version).await?;
+    let (bytes, index_digest) = source.manifest(&repo, &version).await?;
     let index: ImageIndex = {
         let what = what.clone();
         parse_off_thread(bytes, move |b| {
@@ -153,9 +158,9 @@ pub async fn release(
     let entries = platform_entries(&index, &what)?;
     let manifests: Vec<(Platform, String, ImageManifest)> = futures_util::stream::iter(entries)
         .map(|(platform, digest)| {
-            let (upstream, repo) = (&upstream, &repo);
+            let (source, repo) = (&source, &repo);
             async move {
-                let (bytes, _) = upstream.manifest(repo, &digest).await?;
+                let (bytes, _) = source.manifest(repo, &digest).await?;
                 let what = format!("{repo}@{digest}");
                 let m: ImageManifest = parse_off_thread(bytes, move |b| {
                     serde_json::from_slice(b).map_err(|e| invalid(format!("{what}: {e}")))
@@ -171,9 +176,7 @@ pub async fn release(
         .first()
         .map(|(_, _, m)| m.config.digest.clone())
         .ok_or_else(|| invalid(format!("{what} has no platform build")))?;
-    let doc = upstream
-        .small_blob(&repo, &config, SMALL_BLOB_LIMIT)
-        .await?;
+    let doc = source.small_blob(&repo, &config, SMALL_BLOB_LIMIT).await?;
     let metadata = {
         let what = what.clone();
         parse_off_thread(doc, move |b| {
@@ -220,22 +223,22 @@ pub async fn release(
 
 /// The PKGBUILD attached (as a referrer) to the image index `subject`.
 pub async fn pkgbuild(
-    upstream: Upstream,
+    source: Source,
     repo: String,
     subject: String,
 ) -> Result<Option<String>, UpstreamError> {
-    let referrers = upstream
+    let referrers = source
         .referrers(&repo, &subject, mt::PKGBUILD_ARTIFACT_TYPE)
         .await?;
     let Some((digest, _)) = referrers.into_iter().next() else {
         return Ok(None);
     };
-    let (bytes, _) = upstream.manifest(&repo, &digest).await?;
+    let (bytes, _) = source.manifest(&repo, &digest).await?;
     let m: ImageManifest = serde_json::from_slice(&bytes).map_err(invalid)?;
     let Some(layer) = m.layers.iter().find(|l| l.media_type == mt::PKGBUILD) else {
         return Ok(None);
     };
-    let blob = upstream
+    let blob = source
         .small_blob(&repo, &layer.digest, SMALL_BLOB_LIMIT)
         .await?;
     Ok(Some(String::from_utf8_lossy(&blob).into_owned()))

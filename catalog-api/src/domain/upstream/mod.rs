@@ -1,6 +1,9 @@
-//! Reading artifacts from any OCI registry (the embedded one, CNCF
-//! Distribution, ghcr.io, zot), with failures sorted into what the catalog
-//! needs to know: missing, rate-limited, down, or sending invalid data.
+//! Reading artifacts from any OCI registry over HTTP (CNCF Distribution,
+//! ghcr.io, zot, or another rbee registry), with failures sorted into what
+//! the catalog needs to know: missing, rate-limited, down, or sending
+//! invalid data. The embedded registry is read in process instead
+//! ([`crate::domain::in_process`]); both implement
+//! [`crate::domain::source::RegistryRead`].
 //!
 //! The catalog talks HTTP itself (reqwest) rather than through
 //! `oci-client`, because a registry is untrusted input and `oci-client`
@@ -23,6 +26,7 @@ mod body;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use rbee_schemas::media_types::MANIFEST_MEDIA_TYPES;
@@ -30,7 +34,8 @@ use rbee_schemas::oci::ImageIndex;
 use reqwest::header::{self, HeaderMap};
 use reqwest::{StatusCode, Url};
 
-pub use body::{Algorithm, Digest};
+use crate::domain::source::{BlobStream, RegistryRead};
+pub use body::{Algorithm, Digest, verify_stream};
 
 /// How an upstream read failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -127,16 +132,7 @@ impl Upstream {
         options: UpstreamOptions,
     ) -> Result<Self, String> {
         let base = Url::parse(url).map_err(|e| format!("bad registry URL `{url}`: {e}"))?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(format!("registry URL `{url}` is not http(s)"));
-        }
-        let host = base
-            .host_str()
-            .ok_or_else(|| format!("registry URL `{url}` has no host"))?;
-        let registry = match base.port() {
-            Some(p) => format!("{host}:{p}"),
-            None => host.to_owned(),
-        };
+        let registry = registry_host(url)?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("rbee-catalog/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(options.connect_timeout)
@@ -393,6 +389,73 @@ fn transport_error(e: reqwest::Error) -> UpstreamError {
         source = s.source();
     }
     UpstreamError::Unavailable(text)
+}
+
+/// The `host[:port]` of the registry at `url` (`http://host:port` or
+/// `https://ghcr.io`), as OCI references name it.
+pub fn registry_host(url: &str) -> Result<String, String> {
+    let base = Url::parse(url).map_err(|e| format!("bad registry URL `{url}`: {e}"))?;
+    if !matches!(base.scheme(), "http" | "https") {
+        return Err(format!("registry URL `{url}` is not http(s)"));
+    }
+    let host = base
+        .host_str()
+        .ok_or_else(|| format!("registry URL `{url}` has no host"))?;
+    Ok(match base.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_owned(),
+    })
+}
+
+/// An external registry, read over HTTP.
+#[async_trait]
+impl RegistryRead for Upstream {
+    async fn manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<(Bytes, String), UpstreamError> {
+        Upstream::manifest(self, repo, reference).await
+    }
+
+    async fn small_blob(
+        &self,
+        repo: &str,
+        digest: &str,
+        limit: usize,
+    ) -> Result<Bytes, UpstreamError> {
+        Upstream::small_blob(self, repo, digest, limit).await
+    }
+
+    async fn blob_stream(
+        &self,
+        repo: &str,
+        digest: &str,
+        size: u64,
+    ) -> Result<BlobStream, UpstreamError> {
+        Upstream::blob_stream(self, repo, digest, size).await
+    }
+
+    async fn referrers(
+        &self,
+        repo: &str,
+        digest: &str,
+        artifact_type: &str,
+    ) -> Result<Vec<(String, Option<String>)>, UpstreamError> {
+        Upstream::referrers(self, repo, digest, artifact_type).await
+    }
+
+    fn needs_auth(&self) -> bool {
+        Upstream::needs_auth(self)
+    }
+
+    fn registry(&self) -> &str {
+        Upstream::registry(self)
+    }
+
+    fn deadline(&self) -> Duration {
+        self.inner.options.deadline
+    }
 }
 
 /// Sorts an answer: a success passes, the rest become errors.

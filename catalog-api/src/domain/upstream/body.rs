@@ -129,7 +129,7 @@ pub async fn read_capped(
 
 /// State of [`verified_stream`].
 struct Verifying {
-    inner: BoxStream<'static, reqwest::Result<Bytes>>,
+    inner: BoxStream<'static, std::io::Result<Bytes>>,
     hasher: Option<Hasher>,
     expected: String,
     size: u64,
@@ -142,16 +142,34 @@ struct Verifying {
 
 /// The body of `resp` as a stream that ends in an error, without its last
 /// chunk, when the body is longer or shorter than `size` or does not hash
-/// to `digest`. With a `Content-Length` of `size` on the response, the
-/// client then sees a truncated transfer, never a complete wrong one.
+/// to `digest` ([`verify_stream`]).
 pub fn verified_stream(
     resp: reqwest::Response,
     digest: Digest,
     size: u64,
     what: String,
 ) -> BoxStream<'static, std::io::Result<Bytes>> {
+    let body = resp
+        .bytes_stream()
+        .map(|chunk| {
+            chunk.map_err(|e| std::io::Error::other(super::transport_error(e).to_string()))
+        })
+        .boxed();
+    verify_stream(body, digest, size, what)
+}
+
+/// `inner` as a stream that ends in an error, without its last chunk,
+/// when it is longer or shorter than `size` or does not hash to `digest`.
+/// With a `Content-Length` of `size` on the response, the client then
+/// sees a truncated transfer, never a complete wrong one.
+pub fn verify_stream(
+    inner: BoxStream<'static, std::io::Result<Bytes>>,
+    digest: Digest,
+    size: u64,
+    what: String,
+) -> BoxStream<'static, std::io::Result<Bytes>> {
     let state = Verifying {
-        inner: resp.bytes_stream().boxed(),
+        inner,
         hasher: Some(digest.algorithm.hasher()),
         expected: format!(
             "{}:{}",
@@ -189,7 +207,7 @@ pub fn verified_stream(
                     }
                 }
                 Some(Err(e)) => {
-                    let e = format!("{}: {}", st.what, super::transport_error(e));
+                    let e = format!("{}: {e}", st.what);
                     return Some((Err(std::io::Error::other(e)), None));
                 }
                 None => {
