@@ -18,7 +18,7 @@ use rbee_registry::{Action, Registry, RegistryConfig, Target};
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::config::CatalogConfig;
 use crate::error::ApiError;
@@ -165,7 +165,13 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
         ))
         .layer(middleware::from_fn(security_headers))
         .layer(PropagateRequestIdLayer::new(ID))
-        .layer(TraceLayer::new_for_http())
+        // Server errors are logged once, with their cause, where they are
+        // mapped to HTTP (`ApiError`, `RegistryError`); the trace layer's own
+        // line would only repeat the status.
+        .layer(
+            TraceLayer::new_for_http()
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        )
         .layer(SetRequestIdLayer::new(ID, MakeRequestUuid));
 
     let purge = registry
