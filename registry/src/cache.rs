@@ -69,12 +69,39 @@ impl ManifestBodies {
     }
 }
 
+/// A repository's count of changes, read before a lookup from storage and
+/// checked when its result is cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Generation(u64);
+
 /// Manifest lookups by repository and reference (tag or digest).
+///
+/// A lookup that missed the cache reads storage and then caches what it
+/// read. If a write lands between the read and the insert, the write's
+/// invalidation comes first and the insert would bring the old value back
+/// for a whole TTL after the write was acknowledged. So each repository
+/// counts its changes: a lookup notes the [`Generation`] before it reads,
+/// and its result is cached only if the count has not moved since.
 #[derive(Debug)]
 pub struct ManifestCache {
     ttl: Duration,
     // A std lock, not a Tokio one: it is never held across an await.
-    entries: RwLock<HashMap<RepoName, RepoEntries>>,
+    inner: RwLock<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    entries: HashMap<RepoName, RepoEntries>,
+    /// Changes per repository since start. Kept when entries are dropped,
+    /// so that a count never goes back; one integer per repository this
+    /// process changed, which storage bounds anyway.
+    generations: HashMap<RepoName, u64>,
+}
+
+impl Inner {
+    fn generation(&self, repo: &RepoName) -> Generation {
+        Generation(self.generations.get(repo).copied().unwrap_or(0))
+    }
 }
 
 impl ManifestCache {
@@ -82,37 +109,89 @@ impl ManifestCache {
     pub fn new(ttl: Duration) -> Self {
         ManifestCache {
             ttl,
-            entries: RwLock::new(HashMap::new()),
+            inner: RwLock::new(Inner::default()),
         }
     }
 
     /// The cached lookup of `reference` in `repo`, if fresh.
     pub fn get(&self, repo: &RepoName, reference: &str) -> Option<ManifestInfo> {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        let (info, at) = entries.get(repo)?.get(reference)?;
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        let (info, at) = inner.entries.get(repo)?.get(reference)?;
         (at.elapsed() < self.ttl).then(|| info.clone())
     }
 
-    /// Remembers a lookup.
-    pub fn insert(&self, repo: &RepoName, reference: String, info: ManifestInfo) {
+    /// Where `repo` stands now; take it before reading storage and hand it
+    /// to [`insert`](Self::insert).
+    pub fn generation(&self, repo: &RepoName) -> Generation {
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .generation(repo)
+    }
+
+    /// Remembers a lookup that read storage when `repo` was at `seen`,
+    /// unless `repo` changed since: then the lookup may be stale.
+    pub fn insert(&self, repo: &RepoName, seen: Generation, reference: String, info: ManifestInfo) {
         if self.ttl.is_zero() {
             return;
         }
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if entries.values().map(HashMap::len).sum::<usize>() >= MAX_ENTRIES {
-            entries.clear();
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        if inner.generation(repo) != seen {
+            return;
         }
-        entries
+        if inner.entries.values().map(HashMap::len).sum::<usize>() >= MAX_ENTRIES {
+            inner.entries.clear();
+        }
+        inner
+            .entries
             .entry(repo.clone())
             .or_default()
             .insert(reference, (info, Instant::now()));
     }
 
-    /// Forgets everything about `repo`; called on every change to it.
+    /// Forgets everything about `repo`; called on every change to it, after
+    /// the change is in storage.
     pub fn invalidate(&self, repo: &RepoName) {
-        self.entries
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(repo);
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        inner.entries.remove(repo);
+        *inner.generations.entry(repo.clone()).or_default() += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference::{Algorithm, Hasher};
+
+    fn info(content: &[u8]) -> ManifestInfo {
+        ManifestInfo {
+            digest: Hasher::digest(Algorithm::Sha256, content),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            size: content.len() as u64,
+        }
+    }
+
+    #[test]
+    fn a_lookup_that_straddles_a_change_is_not_cached() {
+        let cache = ManifestCache::new(Duration::from_secs(30));
+        let repo = RepoName::parse("rbee/w").unwrap();
+        let seen = cache.generation(&repo);
+        cache.invalidate(&repo);
+        cache.insert(&repo, seen, "latest".into(), info(b"old"));
+        assert_eq!(cache.get(&repo, "latest"), None);
+
+        let seen = cache.generation(&repo);
+        cache.insert(&repo, seen, "latest".into(), info(b"new"));
+        assert_eq!(cache.get(&repo, "latest"), Some(info(b"new")));
+    }
+
+    #[test]
+    fn changes_to_one_repository_leave_others_cached() {
+        let cache = ManifestCache::new(Duration::from_secs(30));
+        let (a, b) = (RepoName::parse("a").unwrap(), RepoName::parse("b").unwrap());
+        let seen = cache.generation(&b);
+        cache.invalidate(&a);
+        cache.insert(&b, seen, "latest".into(), info(b"b"));
+        assert_eq!(cache.get(&b, "latest"), Some(info(b"b")));
     }
 }

@@ -23,6 +23,11 @@ pub struct RegistryConfig {
     /// What clients may hold: connections, time to send headers and
     /// bodies, memory for buffered manifests.
     pub limits: ServerLimits,
+    /// How many upload sessions may be open at once. Each holds a staging
+    /// file on disk until it is finished, cancelled or purged, so this caps
+    /// what clients can leave behind; past it, opening an upload answers
+    /// 503 `UNAVAILABLE` with `Retry-After`, like the server's other limits.
+    pub max_upload_sessions: usize,
 }
 
 impl RegistryConfig {
@@ -34,6 +39,7 @@ impl RegistryConfig {
             upload_ttl: Duration::from_secs(24 * 3600),
             manifest_cache_ttl: Duration::from_secs(30),
             limits: ServerLimits::default(),
+            max_upload_sessions: 1000,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod limits;
 pub mod manifest;
 pub mod reference;
 mod registry;
+mod repo_lock;
 pub mod server;
 pub mod storage;
 mod uploads;

@@ -66,6 +66,11 @@ struct ServeArgs {
     /// they are dropped.
     #[arg(long, env = "RBEE_REGISTRY_SHUTDOWN_GRACE", default_value_t = ServerLimits::default().shutdown_grace.as_secs())]
     shutdown_grace: u64,
+    /// Upload sessions that may be open at once; past it, new uploads get
+    /// 503 UNAVAILABLE with Retry-After.
+    #[arg(long, env = "RBEE_REGISTRY_MAX_UPLOAD_SESSIONS", default_value_t = RegistryConfig::new("").max_upload_sessions,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_upload_sessions: u32,
 }
 
 impl ServeArgs {
@@ -90,6 +95,7 @@ async fn run() -> anyhow::Result<()> {
     config.delete_enabled = !args.disable_delete;
     config.upload_ttl = Duration::from_secs(args.upload_ttl);
     config.limits = args.limits();
+    config.max_upload_sessions = args.max_upload_sessions as usize;
     let registry = rbee_registry::Registry::open(config)
         .await
         .with_context(|| format!("opening storage in {}", args.data_dir.display()))?;

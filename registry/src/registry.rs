@@ -15,6 +15,7 @@ use crate::events::{Action, Event, EventBus, Target};
 use crate::layout;
 use crate::manifest::{self, Descriptor, MAX_MANIFEST_BYTES};
 use crate::reference::{Algorithm, Digest, Hasher, Reference, RepoName, Tag};
+use crate::repo_lock::RepoLocks;
 use crate::storage::{self, ByteStream, Storage};
 use crate::uploads::UploadSessions;
 
@@ -27,6 +28,8 @@ pub struct Registry {
     pub(crate) uploads: UploadSessions,
     cache: ManifestCache,
     bodies: ManifestBodies,
+    /// Serialises manifest, tag and blob-link changes per repository.
+    writes: RepoLocks,
 }
 
 /// The result of storing a manifest.
@@ -44,6 +47,7 @@ impl Registry {
         Registry {
             cache: ManifestCache::new(config.manifest_cache_ttl),
             bodies: ManifestBodies::default(),
+            writes: RepoLocks::default(),
             uploads: UploadSessions::default(),
             events: EventBus::default(),
             storage,
@@ -163,6 +167,8 @@ impl Registry {
     /// may link them; reclaiming them is garbage collection's job.
     pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
         self.ensure_delete_enabled()?;
+        // A manifest PUT checks the blobs it names under this lock too.
+        let _write = self.writes.lock(repo).await;
         self.blob_size(repo, digest).await?;
         self.storage
             .delete(&layout::blob_link(repo, digest))
@@ -184,6 +190,9 @@ impl Registry {
         if let Some(info) = self.cache.get(repo, &cache_key) {
             return Ok(info);
         }
+        // Taken before storage is read: a change that lands meanwhile
+        // keeps this lookup out of the cache.
+        let seen = self.cache.generation(repo);
         let unknown = || RegistryError::ManifestUnknown(reference.to_string());
         let digest = match reference {
             Reference::Digest(d) => d.clone(),
@@ -209,7 +218,7 @@ impl Registry {
             media_type: String::from_utf8_lossy(&media_type).into_owned(),
             size,
         };
-        self.cache.insert(repo, cache_key, info.clone());
+        self.cache.insert(repo, seen, cache_key, info.clone());
         Ok(info)
     }
 
@@ -235,7 +244,29 @@ impl Registry {
     /// order [`Self::write_manifest_records`] explains, the tag last. A
     /// failure part-way (a full disk) rolls the records back, so a PUT that
     /// was not acknowledged leaves nothing visible.
+    ///
+    /// The work runs on a task of its own, under the repository's write
+    /// lock: dropping the returned future (a client that disconnects) does
+    /// not stop it half-way, so the write, the cache invalidation and the
+    /// push event happen together or not at all.
     pub async fn put_manifest(
+        self: &Arc<Self>,
+        repo: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        body: Bytes,
+    ) -> Result<StoredManifest> {
+        let (this, repo, reference) = (self.clone(), repo.clone(), reference.clone());
+        let content_type = content_type.map(str::to_owned);
+        run_to_completion(async move {
+            let _write = this.writes.lock(&repo).await;
+            this.store_manifest(&repo, &reference, content_type.as_deref(), body)
+                .await
+        })
+        .await
+    }
+
+    async fn store_manifest(
         &self,
         repo: &RepoName,
         reference: &Reference,
@@ -414,9 +445,24 @@ impl Registry {
     }
 
     /// Deletes a tag (by tag) or a manifest with every tag pointing at it
-    /// and its referrer record (by digest).
-    pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
+    /// and its referrer record (by digest). Like [`put_manifest`]
+    /// (Self::put_manifest), it runs on a task of its own under the
+    /// repository's write lock.
+    pub async fn delete_manifest(
+        self: &Arc<Self>,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<()> {
         self.ensure_delete_enabled()?;
+        let (this, repo, reference) = (self.clone(), repo.clone(), reference.clone());
+        run_to_completion(async move {
+            let _write = this.writes.lock(&repo).await;
+            this.remove_manifest(&repo, &reference).await
+        })
+        .await
+    }
+
+    async fn remove_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
         let info = self.manifest_info(repo, reference).await?;
         let mut event = self.emit(Action::Delete, Target::Manifest, repo, &info.digest);
         event.media_type = Some(info.media_type.clone());
@@ -534,5 +580,17 @@ impl Registry {
         }
         found.sort_by(|a, b| a.digest.cmp(&b.digest));
         Ok(found)
+    }
+}
+
+/// Runs `work` on a task of its own and waits for it, so that dropping the
+/// waiting future does not cancel `work` part-way through.
+async fn run_to_completion<T: Send + 'static>(
+    work: impl Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    match tokio::spawn(work).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(storage::StorageError::Io(std::io::Error::other(e)).into()),
     }
 }

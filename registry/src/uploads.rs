@@ -66,6 +66,16 @@ impl UploadSessions {
             .cloned()
     }
 
+    /// Registers a new session unless `cap` sessions are open already.
+    fn insert_new(&self, id: &str, session: Session, cap: usize) -> bool {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if live.len() >= cap {
+            return false;
+        }
+        live.insert(id.to_owned(), session);
+        true
+    }
+
     fn insert(&self, id: &str, session: Session) -> Session {
         self.live
             .lock()
@@ -101,25 +111,44 @@ pub struct UploadStatus {
 }
 
 impl Registry {
-    /// Opens an upload session in `repo`.
+    /// Opens an upload session in `repo`, unless
+    /// [`max_upload_sessions`](crate::RegistryConfig::max_upload_sessions)
+    /// are open already (then `UNAVAILABLE`, 503 with `Retry-After`).
     pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadStatus> {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let info = SessionInfo {
-            repository: repo.to_string(),
-            started_at: Utc::now(),
-        };
-        let json = serde_json::to_vec(&info).map_err(|e| StorageError::Io(e.into()))?;
-        self.storage
-            .put(&layout::upload_info(&id), json.into())
-            .await?;
         let state = SessionState {
             repo: repo.clone(),
             size: 0,
             hasher: Some(sha2::Sha256::new()),
             closed: false,
         };
-        self.uploads
-            .insert(&id, Arc::new(tokio::sync::Mutex::new(state)));
+        // The session counts from here, so that racing starts cannot
+        // overshoot the cap; nobody knows its id before it is returned.
+        let cap = self.config.max_upload_sessions;
+        if !self
+            .uploads
+            .insert_new(&id, Arc::new(tokio::sync::Mutex::new(state)), cap)
+        {
+            return Err(RegistryError::Busy(format!(
+                "{cap} upload sessions are open; finish or cancel one, or retry later"
+            )));
+        }
+        let info = SessionInfo {
+            repository: repo.to_string(),
+            started_at: Utc::now(),
+        };
+        let recorded = match serde_json::to_vec(&info) {
+            Ok(json) => self
+                .storage
+                .put(&layout::upload_info(&id), json.into())
+                .await
+                .map_err(RegistryError::from),
+            Err(e) => Err(StorageError::Io(e.into()).into()),
+        };
+        if let Err(e) = recorded {
+            self.uploads.remove(&id);
+            return Err(e);
+        }
         Ok(UploadStatus { id, size: 0 })
     }
 
@@ -372,6 +401,10 @@ impl Registry {
 
     /// Deletes sessions older than the configured TTL, and any session
     /// whose record is unreadable. Returns how many were purged.
+    ///
+    /// A session busy with a request is skipped, not waited for: one
+    /// stalled PATCH would otherwise stop the purge for good. The next
+    /// purge finds it idle (the server's body timeout ends the request).
     pub async fn purge_expired_uploads(&self) -> Result<usize> {
         let ttl =
             chrono::Duration::from_std(self.config.upload_ttl).unwrap_or(chrono::Duration::MAX);
@@ -395,7 +428,10 @@ impl Registry {
                 match self.uploads.get(&id) {
                     // A live session is closed under its lock, so that no
                     // request still holding it writes into deleted files.
-                    Some(session) => self.close_session(&id, &mut *session.lock().await).await?,
+                    Some(session) => match session.try_lock() {
+                        Ok(mut state) => self.close_session(&id, &mut state).await?,
+                        Err(_) => continue,
+                    },
                     None => self.discard_session(&id).await?,
                 }
                 purged += 1;

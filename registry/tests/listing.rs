@@ -220,3 +220,67 @@ async fn referrers_are_paged_too() {
     assert_eq!(listed, digests);
     reg.stop().await;
 }
+
+#[tokio::test]
+async fn every_page_of_a_filtered_referrers_listing_keeps_the_filter() {
+    let reg = TestRegistry::start().await;
+    let (subject_body, subject) = reg.push_image("rbee/w", "1.0.0", b"layer").await;
+    reg.push_blob("rbee/w", b"{}").await;
+    // A `+` in the type is what a naive query string turns into a space.
+    let wanted = "application/vnd.example.note+json";
+    let mut notes = Vec::new();
+    for i in 0..6 {
+        let artifact_type = if i % 2 == 0 {
+            wanted
+        } else {
+            "application/vnd.example.other"
+        };
+        let body = json_bytes(&json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": artifact_type,
+            "config": descriptor(OCI_EMPTY, b"{}"),
+            "layers": [],
+            "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": subject_body.len()},
+            "annotations": {"i": i.to_string()}
+        }));
+        let digest = reg
+            .push_manifest("rbee/w", &sha256(&body), OCI_MANIFEST, &body)
+            .await;
+        if artifact_type == wanted {
+            notes.push(digest);
+        }
+    }
+    notes.sort();
+
+    let mut next = Some(format!(
+        "/v2/rbee/w/referrers/{subject}?n=1&artifactType=application%2Fvnd.example.note%2Bjson"
+    ));
+    let mut listed = Vec::new();
+    let mut pages = 0;
+    while let Some(path) = next.take() {
+        pages += 1;
+        assert!(pages <= notes.len(), "more pages than matching referrers");
+        let resp = reg.get(&path).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        assert_eq!(
+            header(&resp, "oci-filters-applied").as_deref(),
+            Some("artifactType"),
+            "page {pages} ({path}) says it is filtered"
+        );
+        next = header(&resp, "link").map(|link| {
+            link.strip_prefix('<')
+                .and_then(|l| l.strip_suffix(">; rel=\"next\""))
+                .unwrap_or_else(|| panic!("malformed Link header `{link}`"))
+                .to_owned()
+        });
+        let page: Value = resp.json().await.unwrap();
+        for d in page["manifests"].as_array().unwrap() {
+            assert_eq!(d["artifactType"], wanted, "page {pages} ({path}): {d}");
+            listed.push(d["digest"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(pages, notes.len(), "one matching referrer per page");
+    assert_eq!(listed, notes);
+    reg.stop().await;
+}

@@ -61,9 +61,17 @@ where
     Page { items, next }
 }
 
-fn with_link(mut resp: Response, path: &str, n: usize, last: Option<String>) -> Response {
+/// Adds the `Link` to the next page, when there is one. `filter` is the
+/// rest of the query (already escaped), which every page must repeat.
+fn with_link(
+    mut resp: Response,
+    path: &str,
+    n: usize,
+    last: Option<String>,
+    filter: &str,
+) -> Response {
     if let Some(last) = last {
-        let link = format!("<{path}?n={n}&last={last}>; rel=\"next\"");
+        let link = format!("<{path}?n={n}&last={last}{filter}>; rel=\"next\"");
         if let Ok(v) = HeaderValue::from_str(&link) {
             resp.headers_mut().insert(header::LINK, v);
         }
@@ -82,6 +90,7 @@ pub async fn tags(reg: &Registry, name: &RepoName, req: Request) -> Result<Respo
         &format!("/v2/{name}/tags/list"),
         n,
         page.next.cloned(),
+        "",
     ))
 }
 
@@ -91,7 +100,7 @@ pub async fn catalog(reg: &Registry, req: Request) -> Result<Response> {
     let all = reg.repositories().await?;
     let page = paginate(&all, |s| s.as_str(), n, q.get("last").map(String::as_str));
     let resp = Json(json!({ "repositories": page.items })).into_response();
-    Ok(with_link(resp, "/v2/_catalog", n, page.next.cloned()))
+    Ok(with_link(resp, "/v2/_catalog", n, page.next.cloned(), ""))
 }
 
 pub async fn referrers(
@@ -123,12 +132,33 @@ pub async fn referrers(
         );
     }
     let next = page.next.map(|d| d.digest.to_string());
+    // The next page is filtered too (and says so): the filter travels in
+    // the link.
+    let filter = filter
+        .map(|t| format!("&artifactType={}", query_escape(t)))
+        .unwrap_or_default();
     Ok(with_link(
         resp,
         &format!("/v2/{name}/referrers/{subject}"),
         n,
         next,
+        &filter,
     ))
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters, so a
+/// value survives a query string whole (a `+` in a media type would
+/// otherwise come back as a space).
+fn query_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -146,6 +176,15 @@ mod tests {
         assert!(p.next.is_none());
         let p = paginate(&all, |s| s.as_str(), 0, None);
         assert!(p.items.is_empty() && p.next.is_none());
+    }
+
+    #[test]
+    fn query_values_are_escaped_whole() {
+        assert_eq!(
+            query_escape("application/vnd.x+json; a=b&c"),
+            "application%2Fvnd.x%2Bjson%3B%20a%3Db%26c"
+        );
+        assert_eq!(query_escape("é"), "%C3%A9");
     }
 
     #[test]

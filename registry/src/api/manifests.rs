@@ -1,5 +1,7 @@
 //! `GET`/`HEAD`/`PUT`/`DELETE /v2/<name>/manifests/<reference>`.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
@@ -42,7 +44,7 @@ pub async fn get(
 }
 
 pub async fn put(
-    reg: &Registry,
+    reg: &Arc<Registry>,
     name: &RepoName,
     reference: &Reference,
     req: Request,
@@ -82,7 +84,11 @@ pub async fn put(
     super::empty(StatusCode::CREATED, &headers)
 }
 
-pub async fn delete(reg: &Registry, name: &RepoName, reference: &Reference) -> Result<Response> {
+pub async fn delete(
+    reg: &Arc<Registry>,
+    name: &RepoName,
+    reference: &Reference,
+) -> Result<Response> {
     reg.delete_manifest(name, reference).await?;
     super::empty(StatusCode::ACCEPTED, &[])
 }

@@ -82,10 +82,10 @@ async fn dispatch(State(registry): State<Arc<Registry>>, req: Request) -> Result
             manifests::get(reg, &name, &reference, m == Method::HEAD).await
         }
         (Route::Manifest(name, reference), Method::PUT) => {
-            manifests::put(reg, &name, &reference, req).await
+            manifests::put(&registry, &name, &reference, req).await
         }
         (Route::Manifest(name, reference), Method::DELETE) => {
-            manifests::delete(reg, &name, &reference).await
+            manifests::delete(&registry, &name, &reference).await
         }
         (Route::Blob(name, digest), m) if m == Method::GET || m == Method::HEAD => {
             blobs::get(reg, &name, &digest, m == Method::HEAD, req).await

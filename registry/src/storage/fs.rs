@@ -14,7 +14,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
 
 use super::{ByteStream, Key, Result, Storage, StorageError};
 
@@ -22,28 +21,42 @@ use super::{ByteStream, Key, Result, Storage, StorageError};
 /// per-read hop to the blocking pool is noise, small enough that four
 /// concurrent 1 GiB pulls stay within a few MiB of buffers.
 const READ_CHUNK: u64 = 1 << 20;
-/// Received bytes are handed to the disk writer in pieces of this size.
+/// Received bytes are gathered into writes of up to this size while the
+/// previous write is still on the disk. With one write in flight, this
+/// bounds the memory an upload holds to about two batches.
 const WRITE_BATCH: usize = 1 << 20;
-/// How many batches may wait for the disk writer. This bounds the
-/// memory an upload holds while it keeps the network and the disk busy at
-/// the same time.
-const WRITE_QUEUE: usize = 8;
 /// Writeback of an upload is started every this many bytes, so that the
 /// final `fsync` has little left to do.
 const WRITEBACK_EVERY: u64 = 8 << 20;
+
+/// The file in the data directory that the running process holds an
+/// exclusive advisory lock on (see [`FsStorage::open`]).
+pub const LOCK_FILE: &str = "lock";
 
 /// Objects as files under a root directory.
 #[derive(Debug, Clone)]
 pub struct FsStorage {
     root: Arc<PathBuf>,
+    /// Held open, and so locked, for as long as any clone of this storage
+    /// lives; the OS drops the lock when the process dies, even by kill -9.
+    _lock: Arc<File>,
 }
 
 impl FsStorage {
     /// Opens (creating if needed) storage rooted at `root`, and clears the
     /// temporary files a crash may have left behind.
+    ///
+    /// Only one process may use a data directory at a time: two would empty
+    /// each other's `tmp/` at start and interleave writes to one upload
+    /// session (which once stored a 4 MiB blob under the digest of a 2 MiB
+    /// body). So `open` first takes an exclusive lock on `<root>/lock`, and
+    /// fails with [`io::ErrorKind::ResourceBusy`] naming the folder when
+    /// another process holds it. The lock is taken before `tmp/` is
+    /// touched.
     pub fn open(root: impl Into<PathBuf>) -> io::Result<Self> {
         let root = root.into();
         fs::create_dir_all(&root)?;
+        let lock = lock_data_dir(&root)?;
         let tmp = root.join("tmp");
         match fs::remove_dir_all(&tmp) {
             Ok(()) => {}
@@ -53,6 +66,7 @@ impl FsStorage {
         fs::create_dir_all(&tmp)?;
         Ok(FsStorage {
             root: Arc::new(root),
+            _lock: Arc::new(lock),
         })
     }
 
@@ -65,6 +79,43 @@ impl FsStorage {
             .join("tmp")
             .join(uuid::Uuid::new_v4().simple().to_string())
     }
+}
+
+/// Takes the exclusive lock on `root`'s lock file, or says which folder is
+/// in use and by whom.
+fn lock_data_dir(root: &Path) -> io::Result<File> {
+    let path = root.join(LOCK_FILE);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let holder = fs::read_to_string(&path).unwrap_or_default();
+            let holder = match holder.trim() {
+                "" => String::new(),
+                pid => format!(" (pid {pid})"),
+            };
+            return Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                format!(
+                    "the data directory {} is in use by another process{holder}: \
+                     stop it, or give this one another data directory",
+                    root.display()
+                ),
+            ));
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(e),
+    }
+    // Who holds it, for the message above; only a hint, so failures to
+    // write it are ignored.
+    let _ = file
+        .set_len(0)
+        .and_then(|()| writeln!(file, "{}", std::process::id()));
+    Ok(file)
 }
 
 /// Runs blocking filesystem work off the async threads.
@@ -258,10 +309,12 @@ impl Storage for FsStorage {
             if let Some(parent) = path.parent() {
                 fs::create_dir_all(parent)?;
             }
-            OpenOptions::new().create(true).append(true).open(&path)
+            let file = OpenOptions::new().create(true).append(true).open(&path)?;
+            let len = file.metadata()?.len();
+            Ok((file, len))
         })
         .await?;
-        let actual = file.metadata()?.len();
+        let (file, actual) = file;
         if actual != offset {
             return Err(StorageError::OffsetMismatch {
                 key: key_name,
@@ -269,55 +322,70 @@ impl Storage for FsStorage {
                 actual,
             });
         }
-        // The network side receives while a blocking thread writes: the
-        // bounded queue keeps both busy without holding the upload in memory.
-        let (tx, mut rx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
-        let writer = tokio::task::spawn_blocking(move || -> io::Result<u64> {
-            let mut file = file;
-            let mut written = offset;
-            let mut flushed = offset;
-            while let Some(chunk) = rx.blocking_recv() {
-                file.write_all(&chunk)?;
-                written += chunk.len() as u64;
-                if written - flushed >= WRITEBACK_EVERY {
-                    start_writeback(&file, flushed, written - flushed);
+        // No blocking thread ever waits for the network: each batch of
+        // received bytes is written by a blocking call of its own, and a
+        // client that stalls holds no thread (with a thread per stalled
+        // upload, a few hundred of them used up Tokio's blocking pool and
+        // froze all storage). One write runs while the next batch is
+        // received, so the disk and the network stay busy together; a
+        // batch is written as soon as the previous write is done, and
+        // grows up to WRITE_BATCH while it is not.
+        let file = Arc::new(file);
+        let mut written = offset;
+        let mut flushed = offset;
+        let mut writing: Option<tokio::task::JoinHandle<io::Result<()>>> = None;
+        let mut batch = BytesMut::new();
+        let mut input_error = None;
+        let mut ended = false;
+        loop {
+            if writing.is_none() && !batch.is_empty() {
+                let bytes = std::mem::take(&mut batch).freeze();
+                let start_writeback_at =
+                    (written + bytes.len() as u64 - flushed >= WRITEBACK_EVERY).then_some(flushed);
+                written += bytes.len() as u64;
+                if start_writeback_at.is_some() {
                     flushed = written;
                 }
-            }
-            Ok(written)
-        });
-        // Network reads arrive in small pieces; they are gathered into
-        // WRITE_BATCH-sized buffers so the disk sees few, large writes.
-        let mut input_error = None;
-        let mut batch = BytesMut::new();
-        loop {
-            let item = data.next().await;
-            let done = !matches!(item, Some(Ok(_)));
-            match item {
-                Some(Ok(chunk)) if batch.is_empty() && chunk.len() >= WRITE_BATCH => {
-                    if tx.send(chunk).await.is_err() {
-                        break; // The writer failed; its error is reported below.
+                let file = file.clone();
+                writing = Some(tokio::task::spawn_blocking(move || {
+                    (&*file).write_all(&bytes)?;
+                    if let Some(from) = start_writeback_at {
+                        start_writeback(&file, from, written - from);
                     }
-                    continue;
-                }
-                Some(Ok(chunk)) => batch.extend_from_slice(&chunk),
-                Some(Err(e)) => input_error = Some(e),
-                None => {}
+                    Ok(())
+                }));
             }
-            if (batch.len() >= WRITE_BATCH || done) && !batch.is_empty() {
-                let full = std::mem::replace(&mut batch, BytesMut::with_capacity(WRITE_BATCH));
-                if tx.send(full.freeze()).await.is_err() {
+            let Some(write) = writing.as_mut() else {
+                if ended {
                     break;
                 }
+                // Nothing to write: wait for the network alone.
+                match data.next().await {
+                    Some(Ok(chunk)) => batch.extend_from_slice(&chunk),
+                    Some(Err(e)) => (input_error, ended) = (Some(e), true),
+                    None => ended = true,
+                }
+                continue;
+            };
+            if ended || batch.len() >= WRITE_BATCH {
+                // Enough gathered (or all of it): wait for the disk alone.
+                let result = write.await;
+                writing = None;
+                result.map_err(|e| StorageError::Io(io::Error::other(e)))??;
+                continue;
             }
-            if done {
-                break;
+            tokio::select! {
+                result = write => {
+                    writing = None;
+                    result.map_err(|e| StorageError::Io(io::Error::other(e)))??;
+                }
+                item = data.next() => match item {
+                    Some(Ok(chunk)) => batch.extend_from_slice(&chunk),
+                    Some(Err(e)) => (input_error, ended) = (Some(e), true),
+                    None => ended = true,
+                },
             }
         }
-        drop(tx);
-        let written = writer
-            .await
-            .map_err(|e| StorageError::Io(io::Error::other(e)))??;
         match input_error {
             Some(e) => Err(StorageError::Input(e)),
             None => Ok(written),
@@ -350,6 +418,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage = FsStorage::open(dir.path()).unwrap();
         super::super::suite::run(&storage).await;
+    }
+
+    #[test]
+    fn a_second_open_of_a_locked_data_dir_fails_and_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = FsStorage::open(dir.path()).unwrap();
+        fs::write(dir.path().join("tmp/in-progress"), b"half a write").unwrap();
+        let err = FsStorage::open(dir.path()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ResourceBusy);
+        let message = err.to_string();
+        assert!(
+            message.contains(&dir.path().display().to_string()),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("pid {}", std::process::id())),
+            "{message}"
+        );
+        assert!(
+            dir.path().join("tmp/in-progress").exists(),
+            "tmp/ untouched"
+        );
+        drop(first);
+        FsStorage::open(dir.path()).expect("free again once the first is gone");
     }
 
     #[tokio::test]

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::Stream;
 
-pub use fs::FsStorage;
+pub use fs::{FsStorage, LOCK_FILE};
 pub use key::Key;
 
 /// A stream of bytes read from or written to storage.
