@@ -28,7 +28,7 @@ pub struct Registry {
     pub(crate) uploads: UploadSessions,
     cache: ManifestCache,
     bodies: ManifestBodies,
-    /// Serialises manifest, tag and blob-link changes per repository.
+    /// Serialises manifest and tag changes and blob unlinks per repository.
     writes: RepoLocks,
 }
 

@@ -443,6 +443,50 @@ async fn the_purge_skips_a_session_busy_with_a_stalled_patch() {
     reg.stop().await;
 }
 
+// ---- the cap on open upload sessions -------------------------------------------
+
+#[tokio::test]
+async fn uploads_past_the_session_cap_are_told_to_retry_later() {
+    let reg = TestRegistry::start_with(|c| c.max_upload_sessions = 2).await;
+    let first = reg.start_upload("rbee/w").await;
+    let _second = reg.start_upload("rbee/other").await;
+
+    let refused = reg.post("/v2/rbee/w/blobs/uploads/").send().await.unwrap();
+    assert_eq!(header(&refused, "retry-after").as_deref(), Some("1"));
+    expect_error(refused, 503, "UNAVAILABLE").await;
+    // A monolithic push needs a session too.
+    let refused = reg
+        .post(&format!(
+            "/v2/rbee/w/blobs/uploads/?digest={}",
+            sha256(b"x")
+        ))
+        .body(b"x".to_vec())
+        .send()
+        .await
+        .unwrap();
+    expect_error(refused, 503, "UNAVAILABLE").await;
+    assert_eq!(
+        reg.stored_sessions().len(),
+        2,
+        "refused uploads leave nothing"
+    );
+
+    // Finishing (or cancelling) one makes room.
+    let resp = reg
+        .put(&format!("{first}?digest={}", sha256(b"first")))
+        .body(b"first".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    reg.push_blob("rbee/w", b"now there is room").await;
+    let third = reg.start_upload("rbee/w").await;
+    let resp = reg.delete(&third).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    reg.start_upload("rbee/w").await;
+    reg.stop().await;
+}
+
 // ---- one process per data directory ------------------------------------------
 
 #[tokio::test]

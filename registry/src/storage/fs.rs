@@ -3,7 +3,8 @@
 //! Atomicity comes from `rename(2)`: `put` writes a temporary file under
 //! `<root>/tmp`, `fsync`s it, renames it into place and `fsync`s the parent
 //! directory, so after a crash an object is either wholly there or absent.
-//! `<root>/tmp` holds nothing worth keeping and is emptied at start.
+//! `<root>/tmp` holds nothing worth keeping and is emptied at start, after
+//! the process took the data directory's lock (one process per folder).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};

@@ -31,7 +31,8 @@ pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const ESCAPED: &str = "escaped";
 
 /// The top-level entries the filesystem backend may create in its data dir.
-pub const DATA_DIR_ENTRIES: [&str; 5] = ["blobs", "index", "repositories", "tmp", "uploads"];
+pub const DATA_DIR_ENTRIES: [&str; 6] =
+    ["blobs", "index", "lock", "repositories", "tmp", "uploads"];
 
 /// A registry served in-process on a free port, with its data directory
 /// nested two levels inside a temporary directory of its own, so that a
