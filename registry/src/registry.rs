@@ -245,10 +245,11 @@ impl Registry {
     /// failure part-way (a full disk) rolls the records back, so a PUT that
     /// was not acknowledged leaves nothing visible.
     ///
-    /// The work runs on a task of its own, under the repository's write
-    /// lock: dropping the returned future (a client that disconnects) does
-    /// not stop it half-way, so the write, the cache invalidation and the
-    /// push event happen together or not at all.
+    /// The work runs on a task of its own, holding the repository's lock
+    /// shared with other additions (see `repo_lock.rs`): dropping the
+    /// returned future (a client that disconnects) does not stop it
+    /// half-way, so the write, the cache invalidation and the push event
+    /// happen together or not at all.
     pub async fn put_manifest(
         self: &Arc<Self>,
         repo: &RepoName,
@@ -446,8 +447,8 @@ impl Registry {
 
     /// Deletes a tag (by tag) or a manifest with every tag pointing at it
     /// and its referrer record (by digest). Like [`put_manifest`]
-    /// (Self::put_manifest), it runs on a task of its own under the
-    /// repository's write lock.
+    /// (Self::put_manifest), it runs on a task of its own; it holds the
+    /// repository's lock alone, so no PUT checks what it removes.
     pub async fn delete_manifest(
         self: &Arc<Self>,
         repo: &RepoName,
