@@ -68,7 +68,7 @@ struct ServeArgs {
     shutdown_grace: u64,
     /// Upload sessions that may be open at once; past it, new uploads get
     /// 503 UNAVAILABLE with Retry-After.
-    #[arg(long, env = "RBEE_REGISTRY_MAX_UPLOAD_SESSIONS", default_value_t = RegistryConfig::new("").max_upload_sessions,
+    #[arg(long, env = "RBEE_REGISTRY_MAX_UPLOAD_SESSIONS", default_value_t = RegistryConfig::new("").max_upload_sessions as u32,
           value_parser = clap::value_parser!(u32).range(1..))]
     max_upload_sessions: u32,
 }
