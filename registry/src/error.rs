@@ -175,9 +175,5 @@ impl IntoResponse for RegistryError {
     }
 }
 
-/// When a client refused for too many open uploads should try again:
-/// sessions end as uploads finish, so soon, but not in a tight loop.
-const RETRY_UPLOADS_AFTER_SECS: &str = "10";
-
 /// The result type of every handler.
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
