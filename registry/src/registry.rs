@@ -168,7 +168,7 @@ impl Registry {
     pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
         self.ensure_delete_enabled()?;
         // A manifest PUT checks the blobs it names under this lock too.
-        let _removing = self.writes.remove(repo).await;
+        let _writing = self.writes.lock(repo).await;
         self.blob_size(repo, digest).await?;
         self.storage
             .delete(&layout::blob_link(repo, digest))
@@ -260,7 +260,7 @@ impl Registry {
         let (this, repo, reference) = (self.clone(), repo.clone(), reference.clone());
         let content_type = content_type.map(str::to_owned);
         run_to_completion(async move {
-            let _adding = this.writes.add(&repo).await;
+            let _writing = this.writes.lock(&repo).await;
             this.store_manifest(&repo, &reference, content_type.as_deref(), body)
                 .await
         })
@@ -457,7 +457,7 @@ impl Registry {
         self.ensure_delete_enabled()?;
         let (this, repo, reference) = (self.clone(), repo.clone(), reference.clone());
         run_to_completion(async move {
-            let _removing = this.writes.remove(&repo).await;
+            let _writing = this.writes.lock(&repo).await;
             this.remove_manifest(&repo, &reference).await
         })
         .await

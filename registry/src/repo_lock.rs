@@ -3,21 +3,22 @@
 //! manifest could write the tag after a DELETE of that manifest had
 //! finished: a tag pointing at nothing.)
 //!
-//! Additions (manifest and tag PUTs) only ever add records, and any two of
-//! them interleave like one after the other, so they share the lock and run
-//! in parallel; removals (manifest, tag and blob DELETEs) take it alone.
+//! Manifest and tag PUTs take the lock too, not only removals: a PUT that
+//! fails part-way (a full disk) rolls back the records it wrote, and a
+//! rollback is a removal. Two PUTs of one manifest sharing the lock could
+//! see one roll back the record the other's tag was just written to name.
+//! Pushes write a handful of manifests one after another, so serialising
+//! them per repository costs a release push nothing measurable.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use crate::reference::RepoName;
 
-/// Held while manifests or tags are added to one repository.
-pub type AddGuard = OwnedRwLockReadGuard<()>;
-/// Held while something is removed from one repository.
-pub type RemoveGuard = OwnedRwLockWriteGuard<()>;
+/// Held while one repository's manifests, tags or blob links change.
+pub type WriteGuard = OwnedMutexGuard<()>;
 
 /// Past this many repositories, locks nobody holds or waits for are dropped.
 const PRUNE_AT: usize = 1024;
@@ -27,11 +28,11 @@ const PRUNE_AT: usize = 1024;
 #[derive(Debug, Default)]
 pub struct RepoLocks {
     // A std mutex: held only to find or create a lock, never across an await.
-    locks: Mutex<HashMap<RepoName, Arc<RwLock<()>>>>,
+    locks: Mutex<HashMap<RepoName, Arc<AsyncMutex<()>>>>,
 }
 
 impl RepoLocks {
-    fn of(&self, repo: &RepoName) -> Arc<RwLock<()>> {
+    fn of(&self, repo: &RepoName) -> Arc<AsyncMutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
         if locks.len() >= PRUNE_AT {
             // Only the map holds these: nobody has or awaits them.
@@ -40,17 +41,11 @@ impl RepoLocks {
         locks.entry(repo.clone()).or_default().clone()
     }
 
-    /// Waits until `repo` may be added to (alongside other additions).
-    /// Callers that must not be cancelled half-way move the guard into a
-    /// task of their own.
-    pub async fn add(&self, repo: &RepoName) -> AddGuard {
-        self.of(repo).read_owned().await
-    }
-
-    /// Waits until nothing else changes `repo`, for a removal. Tokio's lock
-    /// is fair, so a stream of additions cannot starve it.
-    pub async fn remove(&self, repo: &RepoName) -> RemoveGuard {
-        self.of(repo).write_owned().await
+    /// Waits until nothing else changes `repo`. Tokio's mutex is fair
+    /// (first come, first served), so no writer starves. Callers that must
+    /// not be cancelled half-way move the guard into a task of their own.
+    pub async fn lock(&self, repo: &RepoName) -> WriteGuard {
+        self.of(repo).lock_owned().await
     }
 }
 
@@ -61,25 +56,20 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn removals_wait_for_everything_additions_only_for_removals() {
+    async fn writes_of_one_repository_wait_for_each_other_not_for_others() {
         let locks = RepoLocks::default();
         let (a, b) = (RepoName::parse("a").unwrap(), RepoName::parse("b").unwrap());
-        let adding = locks.add(&a).await;
-        let _also_adding = locks.add(&a).await;
-        let mut removing = std::pin::pin!(locks.remove(&a));
+        let writing = locks.lock(&a).await;
+        let mut next = std::pin::pin!(locks.lock(&a));
         assert!(
-            removing.as_mut().now_or_never().is_none(),
-            "a removal waits for additions"
+            next.as_mut().now_or_never().is_none(),
+            "a second write of the same repository waits"
         );
-        let _elsewhere = locks.remove(&b).await;
-        drop((adding, _also_adding));
-        let removal = removing.await;
-        let mut next_addition = std::pin::pin!(locks.add(&a));
-        assert!(
-            next_addition.as_mut().now_or_never().is_none(),
-            "an addition waits for a removal"
-        );
-        drop(removal);
-        let _added = next_addition.await;
+        let _elsewhere = locks
+            .lock(&b)
+            .now_or_never()
+            .expect("another repository does not wait");
+        drop(writing);
+        let _next = next.await;
     }
 }
