@@ -195,7 +195,9 @@ fn http_clients(timeouts: &Timeouts) -> Result<(reqwest::Client, reqwest::Client
         builder()
             .redirect(reqwest::redirect::Policy::limited(10))
             .build()?,
-        builder().redirect(reqwest::redirect::Policy::none()).build()?,
+        builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?,
     ))
 }
 

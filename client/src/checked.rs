@@ -41,9 +41,7 @@ const MAX_VERSION_LEN: usize = 128;
 /// identifiers, so neither `.` nor `..` can come out of it.
 pub fn parse_version(text: &str) -> Result<semver::Version, String> {
     if text.len() > MAX_VERSION_LEN {
-        return Err(format!(
-            "a version is at most {MAX_VERSION_LEN} characters"
-        ));
+        return Err(format!("a version is at most {MAX_VERSION_LEN} characters"));
     }
     semver::Version::parse(text).map_err(|e| format!("`{}` is not a version: {e}", short(text)))
 }
@@ -58,7 +56,9 @@ impl Sha256Digest {
         match digest.strip_prefix("sha256:") {
             Some(hex)
                 if hex.len() == 64
-                    && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+                    && hex
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
             {
                 Ok(Sha256Digest(digest.to_owned()))
             }
@@ -131,7 +131,10 @@ mod tests {
         }
         assert!(parse_version("1.0.0/../../x").is_err());
         assert!(parse_version("../../../../srv/victim").is_err());
-        assert_eq!(parse_version("1.2.3-rc.1+b.5").unwrap().to_string(), "1.2.3-rc.1+b.5");
+        assert_eq!(
+            parse_version("1.2.3-rc.1+b.5").unwrap().to_string(),
+            "1.2.3-rc.1+b.5"
+        );
         assert!(WorkerId::parse("llm-worker-rbee-cpu").is_ok());
     }
 

@@ -243,10 +243,7 @@ impl Installer {
             platform: self.platform.name().to_owned(),
             digest: digest.to_string(),
             files_digest: Some(files_digest),
-            path: self
-                .dest
-                .join(worker.as_str())
-                .join(version.to_string()),
+            path: self.dest.join(worker.as_str()).join(version.to_string()),
             installed_at: now_rfc3339(),
         };
         let mut records = Records::read(dest.root())?;

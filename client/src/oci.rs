@@ -155,8 +155,8 @@ impl Installer {
         if index_bytes.len() > MAX_ANSWER_BYTES {
             return Err(ClientError::registry("an image index over the size cap"));
         }
-        let index: rbee_schemas::oci::ImageIndex = serde_json::from_slice(&index_bytes)
-            .map_err(|e| {
+        let index: rbee_schemas::oci::ImageIndex =
+            serde_json::from_slice(&index_bytes).map_err(|e| {
                 ClientError::registry(format!("{repo}:{version} is not an image index: {e}"))
             })?;
         let oci = self.platform().oci();

@@ -48,9 +48,8 @@ impl Records {
     pub fn read(dest: &Path) -> Result<Records, ClientError> {
         let path = records_path(dest);
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                ClientError::Invalid(format!("{} is corrupt: {e}", path.display()))
-            }),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| ClientError::Invalid(format!("{} is corrupt: {e}", path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Records::default()),
             Err(e) => Err(e.into()),
         }
