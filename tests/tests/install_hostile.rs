@@ -19,7 +19,6 @@ use common::{Output, run_expecting, sha256_digest};
 use rbee_worker_client::{
     CatalogClient, ClientError, Installer, Outcome, Platform, RegistrySource, Timeouts,
 };
-use serde_json::Value;
 
 /// A scratch root holding the destination and two folders that must never
 /// change: `victim` (a path a hostile answer names) and `neighbour`.
@@ -110,8 +109,6 @@ fn refused_by_catalog(result: Result<Outcome, ClientError>, what: &str) {
         other => panic!("{what}: expected the catalog's answer refused, got {other:?}"),
     }
 }
-
-type Edit = Box<dyn Fn(&mut Value, &str, &str) + Send + Sync>;
 
 /// Download answers that name a path or something not asked for.
 fn hostile_edits(victim: &Path) -> Vec<(&'static str, Edit)> {

@@ -107,6 +107,9 @@ pub enum BlobMode {
     RedirectTo(String),
 }
 
+/// Bends the honest download answer for `(answer, worker, version)`.
+pub type Edit = Box<dyn Fn(&mut Value, &str, &str) + Send + Sync>;
+
 /// What the fake catalog answers; tests change it between installs.
 pub struct Script {
     /// `latest` in the version list.
@@ -114,7 +117,7 @@ pub struct Script {
     /// Every published version.
     pub versions: Vec<String>,
     /// Bends the honest download answer for `(worker, version)`.
-    pub edit: Box<dyn Fn(&mut Value, &str, &str) + Send + Sync>,
+    pub edit: Edit,
     /// How builds are sent.
     pub blob: BlobMode,
     /// Stall the version list after its headers.
