@@ -193,9 +193,6 @@ impl Installer {
             )));
         };
 
-        self.check_metadata(&client, &by_digest, &manifest.config, &id, &version)
-            .await?;
-
         let layer = manifest
             .layers
             .iter()
@@ -211,6 +208,10 @@ impl Installer {
         if let Some(existing) = self.already_installed(&dest, &id, &version, &layer_digest)? {
             return Ok(Outcome::AlreadyInstalled(existing));
         }
+        // Before a byte of the build is read, and not for a build already
+        // installed (which needs no request at all).
+        self.check_metadata(&client, &by_digest, &manifest.config, &id, &version)
+            .await?;
         let descriptor = bare(mt::WORKER_LAYER, &layer_digest, size);
         let (client, by_digest, descriptor) = (&client, &by_digest, &descriptor);
         let open = |offset: u64| async move {
