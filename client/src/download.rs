@@ -84,15 +84,9 @@ async fn hash_existing(path: &Path, hasher: &mut sha2::Sha256) -> std::io::Resul
     }
 }
 
-/// Refuses a size above the maximum, and one the file system holding
-/// `dir` has no room for (`needed` more bytes).
-fn check_room(dir: &Path, expected: &Expected<'_>, needed: u64) -> Result<(), ClientError> {
-    if expected.size > expected.max_size {
-        return Err(ClientError::TooLarge {
-            size: expected.size,
-            max: expected.max_size,
-        });
-    }
+/// Refuses a download the file system holding `dir` has no room for
+/// (`needed` more bytes).
+fn check_room(dir: &Path, needed: u64) -> Result<(), ClientError> {
     let available = fs4::available_space(dir)?;
     if needed > available {
         return Err(ClientError::NoSpace { needed, available });
@@ -144,7 +138,7 @@ where
     }
     let mut fetched = 0u64;
     if have < size {
-        check_room(dir, &expected, size - have)?;
+        check_room(dir, size - have)?;
         let deadline = Instant::now() + expected.timeouts.total;
         let opened = tokio::time::timeout_at(deadline, open(have))
             .await
