@@ -1,13 +1,23 @@
 //! A typed client for the catalog's `/workers` and `/v1` routes.
+//!
+//! Trust: the license key goes only to the catalog's own origin (scheme,
+//! host and port of its base URL), on a client that follows no redirect;
+//! a redirect is followed without it. Every answer is read with a size
+//! cap and the [`Timeouts`], and a download answer is checked field by
+//! field against what was asked ([`DownloadInfo::check`]) before the
+//! installer uses any of it.
 
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
 use rbee_schemas::Platform;
 use reqwest::{StatusCode, Url, header};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::checked::{Sha256Digest, WorkerId, check_file_name, parse_version};
 use crate::error::ClientError;
+use crate::limits::{MAX_ANSWER_BYTES, Timeouts};
 
 /// A worker in `/v1/workers`.
 #[derive(Debug, Clone, Deserialize)]
@@ -86,7 +96,7 @@ pub struct DownloadInfo {
     pub oci_reference: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 struct ErrorBody {
     #[serde(default)]
     error: String,
@@ -98,41 +108,187 @@ struct ErrorBody {
     purchase_url: Option<String>,
 }
 
+/// A download answer whose every field was checked against its grammar
+/// and against the request: only this reaches the downloader and paths.
+#[derive(Debug, Clone)]
+pub(crate) struct CheckedDownload {
+    /// The version, exactly the one asked for.
+    pub version: semver::Version,
+    /// Where to GET the tar.gz (http or https).
+    pub url: Url,
+    /// What it must hash to.
+    pub digest: Sha256Digest,
+    /// Its size, at most the installer's maximum.
+    pub size: u64,
+}
+
+impl DownloadInfo {
+    /// Checks the answer to a download request for `worker` `version` on
+    /// `platform`: the same worker, version and platform, a sha256
+    /// digest, a plain file name and an http(s) URL (relative ones are
+    /// resolved against the catalog's address `base`).
+    pub(crate) fn check(
+        &self,
+        base: &Url,
+        worker: &WorkerId,
+        version: &semver::Version,
+        platform: Platform,
+    ) -> Result<CheckedDownload, ClientError> {
+        let bad = ClientError::catalog;
+        if self.worker_id != worker.as_str() {
+            return Err(bad(format!(
+                "asked for {worker}, the answer is for `{}`",
+                self.worker_id.escape_debug()
+            )));
+        }
+        let answered = parse_version(&self.version).map_err(bad)?;
+        if answered != *version {
+            return Err(bad(format!(
+                "asked for {worker} {version}, the answer is for {answered}"
+            )));
+        }
+        if self.platform != platform.name() {
+            return Err(bad(format!(
+                "asked for {platform}, the answer is for `{}`",
+                self.platform.escape_debug()
+            )));
+        }
+        let digest = Sha256Digest::parse(&self.checksum).map_err(bad)?;
+        check_file_name(&self.filename).map_err(bad)?;
+        let url = base
+            .join(&self.download_url)
+            .map_err(|e| bad(format!("bad download_url: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad(format!("download_url `{url}` is not http(s)")));
+        }
+        Ok(CheckedDownload {
+            version: answered,
+            url,
+            digest,
+            size: self.size,
+        })
+    }
+}
+
 /// A client of one catalog.
 #[derive(Debug, Clone)]
 pub struct CatalogClient {
+    /// Follows redirects; never carries the license key.
     pub(crate) http: reqwest::Client,
+    /// Carries the license key to the catalog's origin; follows no
+    /// redirect, so the key cannot be forwarded anywhere.
+    keyed: reqwest::Client,
     base: Url,
     license_key: Option<String>,
+    timeouts: Timeouts,
+}
+
+fn http_clients(timeouts: &Timeouts) -> Result<(reqwest::Client, reqwest::Client), ClientError> {
+    let builder = || {
+        reqwest::Client::builder()
+            .user_agent(concat!("rbee-worker/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(timeouts.connect)
+            .read_timeout(timeouts.read_idle)
+            .timeout(timeouts.total)
+    };
+    Ok((
+        builder()
+            .redirect(reqwest::redirect::Policy::limited(10))
+            .build()?,
+        builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?,
+    ))
 }
 
 impl CatalogClient {
-    /// A client of the catalog at `base` (e.g. `http://localhost:8787`).
+    /// A client of the catalog at `base` (e.g. `http://localhost:8787`),
+    /// with the default [`Timeouts`].
     pub fn new(base: &str) -> Result<Self, ClientError> {
         let base = Url::parse(base)
             .map_err(|e| ClientError::Invalid(format!("bad catalog URL `{base}`: {e}")))?;
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("rbee-worker/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .build()?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(ClientError::Invalid(format!(
+                "bad catalog URL `{base}`: not http(s)"
+            )));
+        }
+        let timeouts = Timeouts::default();
+        let (http, keyed) = http_clients(&timeouts)?;
         Ok(CatalogClient {
             http,
+            keyed,
             base,
             license_key: None,
+            timeouts,
         })
     }
 
-    /// Sends `key` as `Authorization: Bearer` (premium workers).
+    /// Uses `timeouts` for every request (the catalog's and the downloads').
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Result<Self, ClientError> {
+        (self.http, self.keyed) = http_clients(&timeouts)?;
+        self.timeouts = timeouts;
+        Ok(self)
+    }
+
+    /// The timeouts in force.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    /// The catalog's address.
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// Sends `key` as `Authorization: Bearer` (premium workers), to the
+    /// catalog's own origin only.
     pub fn with_license_key(mut self, key: Option<String>) -> Self {
         self.license_key = key;
         self
     }
 
-    pub(crate) fn authorize(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.license_key {
-            Some(key) => req.header(header::AUTHORIZATION, format!("Bearer {key}")),
-            None => req,
+    /// Whether `url` is on the catalog's origin (scheme, host, port).
+    fn is_catalog_origin(&self, url: &Url) -> bool {
+        url.origin() == self.base.origin()
+    }
+
+    /// GETs `url`, from `offset` on when it is not 0, within `timeout`.
+    /// The license key goes along only when `url` is on the catalog's
+    /// origin, and a redirect from there is followed without it.
+    pub(crate) async fn get_url(
+        &self,
+        url: Url,
+        offset: u64,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, ClientError> {
+        let request = |client: &reqwest::Client, url: Url| {
+            let mut req = client.get(url).timeout(timeout);
+            if offset > 0 {
+                req = req.header(header::RANGE, format!("bytes={offset}-"));
+            }
+            req
+        };
+        let Some(key) = self
+            .license_key
+            .as_ref()
+            .filter(|_| self.is_catalog_origin(&url))
+        else {
+            return Ok(request(&self.http, url).send().await?);
+        };
+        let resp = request(&self.keyed, url.clone())
+            .bearer_auth(key)
+            .send()
+            .await?;
+        if !resp.status().is_redirection() {
+            return Ok(resp);
         }
+        let next = resp
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| url.join(l).ok())
+            .ok_or_else(|| ClientError::catalog("a redirect without a usable Location"))?;
+        Ok(request(&self.http, next).send().await?)
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str, what: &str) -> Result<T, ClientError> {
@@ -140,20 +296,14 @@ impl CatalogClient {
             .base
             .join(path)
             .map_err(|e| ClientError::Invalid(e.to_string()))?;
-        let resp = self.authorize(self.http.get(url)).send().await?;
+        let resp = self.get_url(url, 0, self.timeouts.answer()).await?;
         let status = resp.status();
+        let body = read_capped(resp).await?;
         if status.is_success() {
-            return resp
-                .json()
-                .await
-                .map_err(|e| ClientError::Network(format!("bad answer from the catalog: {e}")));
+            return serde_json::from_slice(&body)
+                .map_err(|e| ClientError::catalog(format!("not the JSON expected: {e}")));
         }
-        let body: ErrorBody = resp.json().await.unwrap_or(ErrorBody {
-            error: String::new(),
-            message: String::new(),
-            available_platforms: Vec::new(),
-            purchase_url: None,
-        });
+        let body: ErrorBody = serde_json::from_slice(&body).unwrap_or_default();
         Err(match status {
             StatusCode::NOT_FOUND if !body.available_platforms.is_empty() => {
                 ClientError::NoBuildForPlatform {
@@ -189,25 +339,62 @@ impl CatalogClient {
 
     /// `GET /v1/workers/:id`.
     pub async fn worker(&self, id: &str) -> Result<Worker, ClientError> {
-        self.get(&format!("/v1/workers/{id}"), id).await
+        let id = worker_id(id)?;
+        self.get(&format!("/v1/workers/{id}"), id.as_str()).await
     }
 
     /// `GET /v1/workers/:id/versions`.
     pub async fn versions(&self, id: &str) -> Result<Versions, ClientError> {
-        self.get(&format!("/v1/workers/{id}/versions"), id).await
+        let id = worker_id(id)?;
+        self.get(&format!("/v1/workers/{id}/versions"), id.as_str())
+            .await
     }
 
-    /// `GET /v1/workers/:id/:version/download?platform=…`.
+    /// `GET /v1/workers/:id/:version/download?platform=…`; `version` is an
+    /// exact version or `latest`.
     pub async fn download_info(
         &self,
         id: &str,
         version: &str,
         platform: Platform,
     ) -> Result<DownloadInfo, ClientError> {
+        let id = worker_id(id)?;
+        if version != "latest" {
+            parse_version(version).map_err(ClientError::Invalid)?;
+        }
         self.get(
             &format!("/v1/workers/{id}/{version}/download?platform={platform}"),
             platform.name(),
         )
         .await
     }
+}
+
+/// A worker id given by the caller, checked before it goes into a URL.
+pub(crate) fn worker_id(id: &str) -> Result<WorkerId, ClientError> {
+    WorkerId::parse(id).map_err(ClientError::Invalid)
+}
+
+/// Reads a whole (small) answer, refusing more than [`MAX_ANSWER_BYTES`].
+async fn read_capped(resp: reqwest::Response) -> Result<Vec<u8>, ClientError> {
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(ClientError::catalog(format!(
+            "an answer of more than {MAX_ANSWER_BYTES} bytes"
+        )));
+    }
+    let mut body = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(ClientError::catalog(format!(
+                "an answer of more than {MAX_ANSWER_BYTES} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }

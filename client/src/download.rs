@@ -1,16 +1,33 @@
-//! Downloading a build with resume: bytes go to `<name>.partial`; a later
-//! attempt asks for the rest with `Range` and hashes what it already has
-//! first, so the checksum always covers the whole file. Nothing leaves the
-//! download folder before the sha256 matches.
+//! Downloading a build with resume, within budgets: bytes go to
+//! `sha256-<hex>.partial`; a later attempt asks for the rest from an
+//! offset and hashes what it already has first, so the checksum always
+//! covers the whole file. Nothing leaves the download folder before the
+//! sha256 matches.
+//!
+//! Budgets: an announced size above the maximum is refused before any
+//! request, and so is one the disk has no room for; the download stops at
+//! the announced size whatever the server sends; every read waits at most
+//! the read-idle timeout and the whole download at most the total one.
+//! The partial file is kept only when the transfer was interrupted (the
+//! network broke or timed out), so that the next attempt resumes; any
+//! other failure removes it.
+//!
+//! The catalog path (reqwest) and the registry path (`oci-client`) both
+//! come through [`fetch`], each with its own way to open the body.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 
-use futures_util::StreamExt;
-use reqwest::{StatusCode, header};
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use futures_util::stream::BoxStream;
 use sha2::Digest as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
 
+use crate::checked::Sha256Digest;
 use crate::error::ClientError;
+use crate::limits::Timeouts;
 
 /// Told `(bytes so far, total)` as a download advances.
 pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Send + Sync);
@@ -23,6 +40,30 @@ pub struct Downloaded {
     /// Bytes that came over the network in this attempt (less than the
     /// size when it resumed).
     pub fetched: u64,
+}
+
+/// A body stream, whichever client opened it.
+pub(crate) type Body = BoxStream<'static, Result<Bytes, ClientError>>;
+
+/// What the server sent when asked for the bytes from an offset.
+pub(crate) enum Opened {
+    /// The whole file, from byte 0 (it ignored the offset).
+    Full(Body),
+    /// The bytes from the offset asked for.
+    Partial(Body),
+}
+
+/// What a download must be, and the budgets it runs under.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Expected<'a> {
+    /// The sha256 it must hash to; it also names the file.
+    pub digest: &'a Sha256Digest,
+    /// The size announced.
+    pub size: u64,
+    /// The largest size accepted.
+    pub max_size: u64,
+    /// How long to wait.
+    pub timeouts: Timeouts,
 }
 
 async fn hash_existing(path: &Path, hasher: &mut sha2::Sha256) -> std::io::Result<u64> {
@@ -43,23 +84,39 @@ async fn hash_existing(path: &Path, hasher: &mut sha2::Sha256) -> std::io::Resul
     }
 }
 
-/// Downloads `url` into `dir`, resuming a partial file, and checks it is
-/// `size` bytes hashing to `checksum` (`sha256:<hex>`). On a mismatch the
-/// partial file is deleted, so the next attempt starts clean.
-pub async fn fetch(
-    http: &reqwest::Client,
-    auth: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
-    url: &str,
-    checksum: &str,
-    size: u64,
+/// Refuses a download the file system holding `dir` has no room for
+/// (`needed` more bytes).
+fn check_room(dir: &Path, needed: u64) -> Result<(), ClientError> {
+    let available = fs4::available_space(dir)?;
+    if needed > available {
+        return Err(ClientError::NoSpace { needed, available });
+    }
+    Ok(())
+}
+
+/// Downloads into `dir` through `open` (called with the offset to start
+/// from), resuming a partial file, and checks the result against
+/// `expected`. The caller holds the destination's lock, so no other
+/// process writes the same partial file.
+pub(crate) async fn fetch<F, Fut>(
+    open: F,
+    expected: Expected<'_>,
     dir: &Path,
     progress: Progress<'_>,
-) -> Result<Downloaded, ClientError> {
-    let hex = checksum
-        .strip_prefix("sha256:")
-        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-        .ok_or_else(|| ClientError::Invalid(format!("unsupported checksum `{checksum}`")))?;
+) -> Result<Downloaded, ClientError>
+where
+    F: FnOnce(u64) -> Fut,
+    Fut: Future<Output = Result<Opened, ClientError>>,
+{
+    let size = expected.size;
+    if size > expected.max_size {
+        return Err(ClientError::TooLarge {
+            size,
+            max: expected.max_size,
+        });
+    }
     tokio::fs::create_dir_all(dir).await?;
+    let hex = expected.digest.hex();
     let done = dir.join(format!("sha256-{hex}"));
     let partial = dir.join(format!("sha256-{hex}.partial"));
     if tokio::fs::metadata(&done)
@@ -81,65 +138,75 @@ pub async fn fetch(
     }
     let mut fetched = 0u64;
     if have < size {
-        let mut req = auth(http.get(url));
-        if have > 0 {
-            req = req.header(header::RANGE, format!("bytes={have}-"));
-        }
-        let resp = req.send().await?;
-        let status = resp.status();
-        let mut file = match status {
-            StatusCode::PARTIAL_CONTENT if have > 0 => {
-                tokio::fs::OpenOptions::new()
+        check_room(dir, size - have)?;
+        let deadline = Instant::now() + expected.timeouts.total;
+        let opened = tokio::time::timeout_at(deadline, open(have))
+            .await
+            .map_err(|_| ClientError::Timeout("no answer to the download request".into()))??;
+        let (mut body, mut file) = match opened {
+            Opened::Partial(body) => {
+                let file = tokio::fs::OpenOptions::new()
+                    .create(true)
                     .append(true)
                     .open(&partial)
-                    .await?
+                    .await?;
+                (body, file)
             }
-            s if s.is_success() => {
+            Opened::Full(body) => {
                 // The server sent the whole file (no Range support): start over.
                 hasher = sha2::Sha256::new();
                 have = 0;
-                tokio::fs::File::create(&partial).await?
-            }
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                return Err(ClientError::LicenseRequired { purchase_url: None });
-            }
-            s => {
-                return Err(ClientError::Server {
-                    status: s.as_u16(),
-                    message: format!("downloading {url}"),
-                });
+                (body, tokio::fs::File::create(&partial).await?)
             }
         };
-        let mut body = resp.bytes_stream();
-        while let Some(chunk) = body.next().await {
-            let chunk = match chunk {
-                Ok(chunk) => chunk,
-                Err(e) => {
-                    // Keep what arrived for the next attempt. A tokio file
-                    // hands each write to a background thread, so without
-                    // this flush the last write could land after the next
-                    // attempt measured the partial file, and its `Range`
-                    // would then skip or repeat bytes.
+        let read_idle = expected.timeouts.read_idle;
+        while have < size {
+            let wait = deadline
+                .saturating_duration_since(Instant::now())
+                .min(read_idle);
+            let next = match tokio::time::timeout(wait, body.next()).await {
+                Ok(Some(Ok(chunk))) => chunk,
+                Ok(None) => break,
+                // An interruption: keep what arrived for the next attempt.
+                // A tokio file hands each write to a background thread, so
+                // without this flush the last write could land after the
+                // next attempt measured the partial file, and its offset
+                // would then skip or repeat bytes.
+                Ok(Some(Err(e))) => {
                     file.flush().await?;
-                    return Err(e.into());
+                    return Err(e);
+                }
+                Err(_) => {
+                    file.flush().await?;
+                    return Err(ClientError::Timeout(format!(
+                        "the download stalled at {have} of {size} bytes; run again to resume"
+                    )));
                 }
             };
-            if have + chunk.len() as u64 > size {
+            // Stop at the announced size, whatever the server sends.
+            let take = next.len().min((size - have) as usize);
+            let chunk = &next[..take];
+            if let Err(e) = file.write_all(chunk).await {
+                // A local failure (a full disk): nothing to resume.
                 drop(file);
                 let _ = tokio::fs::remove_file(&partial).await;
-                return Err(ClientError::Checksum {
-                    expected: checksum.to_owned(),
-                    actual: format!("more than the published {size} bytes"),
-                });
+                return Err(e.into());
             }
-            hasher.update(&chunk);
-            file.write_all(&chunk).await?;
-            have += chunk.len() as u64;
-            fetched += chunk.len() as u64;
+            hasher.update(chunk);
+            have += take as u64;
+            fetched += take as u64;
             progress(have, size);
         }
-        file.flush().await?;
-        file.sync_all().await?;
+        let synced = async {
+            file.flush().await?;
+            file.sync_all().await
+        }
+        .await;
+        if let Err(e) = synced {
+            drop(file);
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(e.into());
+        }
     }
     if have < size {
         return Err(ClientError::Network(format!(
@@ -147,10 +214,10 @@ pub async fn fetch(
         )));
     }
     let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
-    if actual != checksum {
+    if actual != expected.digest.as_str() {
         let _ = tokio::fs::remove_file(&partial).await;
         return Err(ClientError::Checksum {
-            expected: checksum.to_owned(),
+            expected: expected.digest.to_string(),
             actual,
         });
     }
@@ -159,4 +226,33 @@ pub async fn fetch(
         path: done,
         fetched,
     })
+}
+
+/// Opens a download through the catalog's client: the status decides
+/// whether the body is the whole file or the rest of it.
+pub(crate) async fn open_http(
+    catalog: &crate::api::CatalogClient,
+    url: reqwest::Url,
+    offset: u64,
+) -> Result<Opened, ClientError> {
+    use reqwest::StatusCode;
+    let resp = catalog
+        .get_url(url.clone(), offset, catalog.timeouts().total)
+        .await?;
+    let body = |resp: reqwest::Response| -> Body {
+        resp.bytes_stream()
+            .map(|c| c.map_err(ClientError::from))
+            .boxed()
+    };
+    match resp.status() {
+        StatusCode::PARTIAL_CONTENT if offset > 0 => Ok(Opened::Partial(body(resp))),
+        s if s.is_success() => Ok(Opened::Full(body(resp))),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            Err(ClientError::LicenseRequired { purchase_url: None })
+        }
+        s => Err(ClientError::Server {
+            status: s.as_u16(),
+            message: format!("downloading {url}"),
+        }),
+    }
 }

@@ -33,9 +33,44 @@ pub enum ClientError {
         /// Where to buy one, when the server says.
         purchase_url: Option<String>,
     },
-    /// The catalog or registry could not be reached.
+    /// The catalog or registry could not be reached, or the connection
+    /// broke.
     #[error("network error: {0}")]
     Network(String),
+    /// The catalog or registry stopped answering: no connection within
+    /// the connect timeout, no byte within the read-idle timeout, or the
+    /// whole download took longer than the total timeout. A download
+    /// stopped this way resumes on the next attempt.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// The catalog or registry answered something that breaks its grammar
+    /// (a version that is not semver, a digest that is not
+    /// `sha256:<64 hex>`, a file name with a `/`) or that does not match
+    /// what was asked (another worker, version or platform). Nothing was
+    /// written.
+    #[error("refused the answer of {source_name}: {message}")]
+    BadAnswer {
+        /// `catalog` or `registry`.
+        source_name: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+    /// The download is larger than the installer accepts.
+    #[error("the build is {size} bytes, more than the {max} bytes accepted")]
+    TooLarge {
+        /// The size announced.
+        size: u64,
+        /// The maximum (`Limits::max_download`).
+        max: u64,
+    },
+    /// Not enough free disk space for the download.
+    #[error("not enough disk space: {needed} bytes needed, {available} available")]
+    NoSpace {
+        /// Bytes still to download.
+        needed: u64,
+        /// Bytes free for this user on the destination's file system.
+        available: u64,
+    },
     /// The server answered an error.
     #[error("server error {status}: {message}")]
     Server {
@@ -66,6 +101,42 @@ pub enum ClientError {
 
 impl From<reqwest::Error> for ClientError {
     fn from(e: reqwest::Error) -> Self {
-        ClientError::Network(e.to_string())
+        // reqwest's own message stops at "error sending request"; the
+        // cause (refused, reset, timed out) is what a person needs.
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        if e.is_timeout() {
+            ClientError::Timeout(message)
+        } else {
+            ClientError::Network(message)
+        }
+    }
+}
+
+impl ClientError {
+    /// A value from the catalog that cannot be trusted.
+    pub(crate) fn catalog(message: impl Into<String>) -> Self {
+        ClientError::BadAnswer {
+            source_name: "catalog",
+            message: message.into(),
+        }
+    }
+
+    /// A value from the registry that cannot be trusted.
+    pub(crate) fn registry(message: impl Into<String>) -> Self {
+        ClientError::BadAnswer {
+            source_name: "registry",
+            message: message.into(),
+        }
+    }
+
+    /// Whether the catalog could not be reached at all, so the registry
+    /// fallback is worth a try.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ClientError::Network(_) | ClientError::Timeout(_))
     }
 }

@@ -1,49 +1,30 @@
-//! Installing workers: resolve a version, download and verify the build,
-//! unpack it into a staging folder and move it into place in one rename,
-//! then record what is installed.
-//!
-//! Layout under the destination folder:
-//!
-//! ```text
-//! <dest>/installed.json              what is installed (worker, version, platform, digest)
-//! <dest>/<worker>/<version>/         the unpacked build
-//! <dest>/.downloads/                 partial and verified downloads
-//! <dest>/.staging-<random>/          unpacking in progress (removed on failure)
-//! ```
+//! Installing workers: resolve a version, check the catalog's answer
+//! against what was asked, then, holding the destination's lock, download
+//! and verify the build, unpack it into a staging folder, move it into
+//! place in one rename and record it. See [`crate::layout`] for the
+//! folder's layout and its crash rules.
 
 use std::path::{Path, PathBuf};
 
 use rbee_schemas::Platform;
-use serde::{Deserialize, Serialize};
 
-use crate::api::CatalogClient;
-use crate::download::{self, Progress};
+use crate::api::{CatalogClient, worker_id};
+use crate::checked::{Sha256Digest, WorkerId, parse_version};
+use crate::download::{self, Expected, Progress};
 use crate::error::ClientError;
+use crate::layout::{Dest, fingerprint, sync_dir, sync_tree};
+use crate::limits::DEFAULT_MAX_DOWNLOAD;
+pub use crate::records::Installed;
+use crate::records::Records;
 use crate::unpack;
-
-/// One installed worker build.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Installed {
-    /// Worker id.
-    pub worker_id: String,
-    /// Exact version.
-    pub version: String,
-    /// rbee platform name.
-    pub platform: String,
-    /// `sha256:` of the archive it came from.
-    pub digest: String,
-    /// Where it is unpacked.
-    pub path: PathBuf,
-    /// When it was installed (RFC 3339).
-    pub installed_at: String,
-}
 
 /// What `install` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Downloaded, verified and installed.
     Installed(Installed),
-    /// The same build (same digest) was already installed; nothing done.
+    /// The same build (same digest, its folder intact) was already
+    /// installed; nothing done.
     AlreadyInstalled(Installed),
 }
 
@@ -56,18 +37,14 @@ impl Outcome {
     }
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Records {
-    workers: Vec<Installed>,
-}
-
 /// Installs workers into one destination folder.
 #[derive(Debug, Clone)]
 pub struct Installer {
-    catalog: CatalogClient,
+    pub(crate) catalog: CatalogClient,
     dest: PathBuf,
     platform: Platform,
     max_unpacked: u64,
+    pub(crate) max_download: u64,
 }
 
 impl Installer {
@@ -85,6 +62,7 @@ impl Installer {
             dest: dest.into(),
             platform,
             max_unpacked: unpack::DEFAULT_MAX_UNPACKED,
+            max_download: DEFAULT_MAX_DOWNLOAD,
         })
     }
 
@@ -100,6 +78,13 @@ impl Installer {
         self
     }
 
+    /// Refuses builds larger than `bytes` (default
+    /// [`DEFAULT_MAX_DOWNLOAD`]) before downloading anything.
+    pub fn with_max_download(mut self, bytes: u64) -> Self {
+        self.max_download = bytes;
+        self
+    }
+
     /// The platform installed for.
     pub fn platform(&self) -> Platform {
         self.platform
@@ -110,34 +95,9 @@ impl Installer {
         &self.dest
     }
 
-    fn records_path(&self) -> PathBuf {
-        self.dest.join("installed.json")
-    }
-
-    fn read_records(&self) -> Result<Records, ClientError> {
-        match std::fs::read(self.records_path()) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                ClientError::Invalid(format!("{} is corrupt: {e}", self.records_path().display()))
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Records::default()),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    fn write_records(&self, records: &Records) -> Result<(), ClientError> {
-        std::fs::create_dir_all(&self.dest)?;
-        let tmp = self.dest.join(".installed.json.tmp");
-        let json =
-            serde_json::to_vec_pretty(records).map_err(|e| ClientError::Invalid(e.to_string()))?;
-        std::fs::write(&tmp, json)?;
-        std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, self.records_path())?;
-        Ok(())
-    }
-
     /// What is installed.
     pub fn list(&self) -> Result<Vec<Installed>, ClientError> {
-        Ok(self.read_records()?.workers)
+        Ok(Records::read(&self.dest)?.workers)
     }
 
     /// Picks the highest published version matching `requirement`
@@ -147,22 +107,32 @@ impl Installer {
         worker: &str,
         requirement: Option<&str>,
     ) -> Result<String, ClientError> {
-        let versions = self.catalog.versions(worker).await?;
+        let id = worker_id(worker)?;
+        Ok(self.resolve_checked(&id, requirement).await?.to_string())
+    }
+
+    async fn resolve_checked(
+        &self,
+        worker: &WorkerId,
+        requirement: Option<&str>,
+    ) -> Result<semver::Version, ClientError> {
+        let versions = self.catalog.versions(worker.as_str()).await?;
         let published: Vec<String> = versions
             .versions
             .iter()
             .map(|v| v.version.clone())
             .collect();
         let Some(req) = requirement else {
-            return versions
+            let latest = versions
                 .latest
                 .ok_or_else(|| ClientError::NoMatchingVersion {
-                    worker: worker.to_owned(),
+                    worker: worker.to_string(),
                     requirement: "latest".into(),
                     published: published.clone(),
-                });
+                })?;
+            return parse_version(&latest).map_err(ClientError::catalog);
         };
-        pick_version(worker, req, &published)
+        pick(worker.as_str(), req, &published)
     }
 
     /// Installs `worker` at the highest version matching `requirement`.
@@ -172,170 +142,233 @@ impl Installer {
         requirement: Option<&str>,
         progress: Progress<'_>,
     ) -> Result<Outcome, ClientError> {
-        let version = self.resolve(worker, requirement).await?;
+        let id = worker_id(worker)?;
+        let version = self.resolve_checked(&id, requirement).await?;
         let info = self
             .catalog
-            .download_info(worker, &version, self.platform)
+            .download_info(id.as_str(), &version.to_string(), self.platform)
             .await?;
-        if let Some(existing) = self.already_installed(worker, &info.version, &info.checksum)? {
+        let download = info.check(self.catalog.base(), &id, &version, self.platform)?;
+        if download.size > self.max_download {
+            return Err(ClientError::TooLarge {
+                size: download.size,
+                max: self.max_download,
+            });
+        }
+        let dest = Dest::create(&self.dest)?;
+        let _lock = dest.lock_async().await?;
+        if let Some(existing) = self.already_installed(&dest, &id, &version, &download.digest)? {
             return Ok(Outcome::AlreadyInstalled(existing));
         }
-        let downloads = self.dest.join(".downloads");
-        let catalog = self.catalog.clone();
+        let expected = Expected {
+            digest: &download.digest,
+            size: download.size,
+            max_size: self.max_download,
+            timeouts: self.catalog.timeouts(),
+        };
+        let url = download.url.clone();
         let file = download::fetch(
-            &self.catalog.http,
-            move |r| catalog.authorize(r),
-            &info.download_url,
-            &info.checksum,
-            info.size,
-            &downloads,
+            |offset| download::open_http(&self.catalog, url, offset),
+            expected,
+            &dest.downloads(),
             progress,
         )
         .await?;
-        self.put_in_place(worker, &info.version, &info.checksum, &file.path)
+        self.put_in_place(&dest, &id, &download.version, &download.digest, &file.path)
             .await
     }
 
     /// The record of `worker` `version` for this platform when that exact
-    /// build (`digest`) is installed and its folder is still there.
+    /// build (`digest`) is recorded and its folder still matches the
+    /// record. A folder without a record, or one emptied by a crash, is
+    /// not installed.
     pub(crate) fn already_installed(
         &self,
-        worker: &str,
-        version: &str,
-        digest: &str,
+        dest: &Dest,
+        worker: &WorkerId,
+        version: &semver::Version,
+        digest: &Sha256Digest,
     ) -> Result<Option<Installed>, ClientError> {
-        let target = self.dest.join(worker).join(version);
-        Ok(self.read_records()?.workers.into_iter().find(|r| {
-            r.worker_id == worker
-                && r.version == version
+        let version_text = version.to_string();
+        let Some(record) = Records::read(dest.root())?.workers.into_iter().find(|r| {
+            r.worker_id == worker.as_str()
+                && r.version == version_text
                 && r.platform == self.platform.name()
-                && r.digest == digest
-                && target.is_dir()
-        }))
+                && r.digest == digest.as_str()
+        }) else {
+            return Ok(None);
+        };
+        let on_disk = fingerprint(&dest.build_dir(worker, version)).ok();
+        Ok((on_disk.is_some() && on_disk == record.files_digest).then_some(record))
     }
 
-    /// Unpacks a verified archive into place and records it.
+    /// Unpacks a verified archive into place and records it. The caller
+    /// holds the destination's lock.
     pub(crate) async fn put_in_place(
         &self,
-        worker: &str,
-        version: &str,
-        digest: &str,
+        dest: &Dest,
+        worker: &WorkerId,
+        version: &semver::Version,
+        digest: &Sha256Digest,
         archive: &Path,
     ) -> Result<Outcome, ClientError> {
-        let target = self.dest.join(worker).join(version);
-        let staging = self.dest.join(format!(".staging-{}", random_suffix()));
-        let old = self.dest.join(format!(".old-{}", random_suffix()));
-        let (archive_c, staging_c, target_c, old_c, max) = (
+        let (dest_c, worker_c, version_c, archive_c, max) = (
+            dest.clone(),
+            worker.clone(),
+            version.clone(),
             archive.to_owned(),
-            staging.clone(),
-            target.clone(),
-            old.clone(),
             self.max_unpacked,
         );
-        let result = tokio::task::spawn_blocking(move || -> Result<(), ClientError> {
-            std::fs::create_dir_all(&staging_c)?;
-            unpack::unpack(&archive_c, &staging_c, max)?;
-            if let Some(parent) = target_c.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            // Replace an older build of the same version in two renames;
-            // the window where neither is in place is as short as it gets.
-            if target_c.exists() {
-                std::fs::rename(&target_c, &old_c)?;
-            }
-            std::fs::rename(&staging_c, &target_c)?;
-            let _ = std::fs::remove_dir_all(&old_c);
-            Ok(())
+        let moved = tokio::task::spawn_blocking(move || {
+            move_into_place(&dest_c, &worker_c, &version_c, &archive_c, max)
         })
         .await
         .map_err(|e| ClientError::Io(std::io::Error::other(e)))?;
-        if let Err(e) = result {
-            let _ = std::fs::remove_dir_all(&staging);
-            // A refused archive can never be installed: keeping it would
-            // only leave hostile bytes on disk. Other failures (a full
-            // disk) keep the verified download for the next attempt.
-            if matches!(e, ClientError::UnsafeArchive(_)) {
-                let _ = std::fs::remove_file(archive);
+        let (files_digest, old) = match moved {
+            Ok(moved) => moved,
+            Err(e) => {
+                // A refused archive can never be installed: keeping it would
+                // only leave hostile bytes on disk. Other failures (a full
+                // disk) keep the verified download for the next attempt.
+                if matches!(e, ClientError::UnsafeArchive(_)) {
+                    let _ = std::fs::remove_file(archive);
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
+        };
         let _ = std::fs::remove_file(archive);
         let installed = Installed {
-            worker_id: worker.to_owned(),
-            version: version.to_owned(),
+            worker_id: worker.to_string(),
+            version: version.to_string(),
             platform: self.platform.name().to_owned(),
-            digest: digest.to_owned(),
-            path: target,
+            digest: digest.to_string(),
+            files_digest: Some(files_digest),
+            path: self.dest.join(worker.as_str()).join(version.to_string()),
             installed_at: now_rfc3339(),
         };
-        let mut records = self.read_records()?;
+        let mut records = Records::read(dest.root())?;
         records.workers.retain(|r| {
-            !(r.worker_id == worker && r.version == version && r.platform == installed.platform)
+            !(r.worker_id == installed.worker_id
+                && r.version == installed.version
+                && r.platform == installed.platform)
         });
         records.workers.push(installed.clone());
-        records
-            .workers
-            .sort_by(|a, b| (&a.worker_id, &a.version).cmp(&(&b.worker_id, &b.version)));
-        self.write_records(&records)?;
+        records.write(dest.root())?;
+        // Only now that the new record is on disk does the old build go.
+        if let Some(old) = old {
+            let _ = std::fs::remove_dir_all(old);
+        }
         Ok(Outcome::Installed(installed))
     }
 
     /// Removes `worker` (every version, or just `version`). Returns what
-    /// was removed.
+    /// was removed. Only `<dest>/<worker>/<version>` folders are ever
+    /// deleted, built from checked values and compared as canonical paths.
     pub fn uninstall(
         &self,
         worker: &str,
         version: Option<&str>,
     ) -> Result<Vec<Installed>, ClientError> {
-        let mut records = self.read_records()?;
-        let (gone, kept): (Vec<Installed>, Vec<Installed>) = records
-            .workers
-            .into_iter()
-            .partition(|r| r.worker_id == worker && version.is_none_or(|v| r.version == v));
+        let id = worker_id(worker)?;
+        let version = version
+            .map(parse_version)
+            .transpose()
+            .map_err(ClientError::Invalid)?;
+        let not_installed = || ClientError::NotFound(format!("{id} is not installed"));
+        let dest = Dest::existing(&self.dest)?.ok_or_else(not_installed)?;
+        let _lock = dest.lock()?;
+        let mut records = Records::read(dest.root())?;
+        let (gone, kept): (Vec<Installed>, Vec<Installed>) =
+            records.workers.into_iter().partition(|r| {
+                r.worker_id == id.as_str()
+                    && version.as_ref().is_none_or(|v| r.version == v.to_string())
+            });
         if gone.is_empty() {
-            return Err(ClientError::NotFound(format!("{worker} is not installed")));
+            return Err(not_installed());
         }
         for r in &gone {
-            // Only ever delete inside the destination, whatever the record says.
-            let dir = self.dest.join(&r.worker_id).join(&r.version);
-            if dir.starts_with(&self.dest) {
-                let _ = std::fs::remove_dir_all(&dir);
+            // A record whose version is not a version (written by hand, or
+            // by an older installer that trusted the network) names no
+            // folder this installer would have made: forget it, delete
+            // nothing for it.
+            if let Ok(v) = parse_version(&r.version) {
+                dest.remove_build(&id, &v)?;
             }
         }
-        let worker_dir = self.dest.join(worker);
-        if std::fs::read_dir(&worker_dir).is_ok_and(|mut d| d.next().is_none()) {
-            let _ = std::fs::remove_dir(&worker_dir);
-        }
+        dest.remove_worker_dir_if_empty(&id);
         records.workers = kept;
-        self.write_records(&records)?;
+        records.write(dest.root())?;
         Ok(gone)
     }
 }
 
+/// Unpacks `archive` into a fresh staging folder, syncs it, and renames
+/// it to `<dest>/<worker>/<version>`, moving an existing folder there
+/// aside first (and back if the rename fails). Returns the build's
+/// fingerprint and where the old folder went, to delete once the record
+/// is written.
+fn move_into_place(
+    dest: &Dest,
+    worker: &WorkerId,
+    version: &semver::Version,
+    archive: &Path,
+    max_unpacked: u64,
+) -> Result<(String, Option<PathBuf>), ClientError> {
+    // Removed when dropped, on any failure before the rename.
+    let staging = tempfile::Builder::new()
+        .prefix(".staging-")
+        .tempdir_in(dest.root())?;
+    unpack::unpack(archive, staging.path(), max_unpacked)?;
+    sync_tree(staging.path())?;
+    let files_digest = fingerprint(staging.path())?;
+    let worker_dir = dest.worker_dir(worker)?;
+    let target = dest.build_dir(worker, version);
+    let old = match std::fs::symlink_metadata(&target) {
+        Ok(_) => {
+            let old = dest.old_name();
+            std::fs::rename(&target, &old)?;
+            Some(old)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
+    if let Err(e) = std::fs::rename(staging.path(), &target) {
+        if let Some(old) = &old {
+            std::fs::rename(old, &target)?;
+        }
+        return Err(e.into());
+    }
+    // The staging path no longer exists; nothing to clean up.
+    let _ = staging.keep();
+    sync_dir(&worker_dir)?;
+    sync_dir(dest.root())?;
+    Ok((files_digest, old))
+}
+
 /// The highest of `published` matching the semver requirement `req`.
 pub fn pick_version(worker: &str, req: &str, published: &[String]) -> Result<String, ClientError> {
+    pick(worker, req, published).map(|v| v.to_string())
+}
+
+/// [`pick_version`], as a checked version. Published entries that are not
+/// versions are ignored.
+pub(crate) fn pick(
+    worker: &str,
+    req: &str,
+    published: &[String],
+) -> Result<semver::Version, ClientError> {
     let parsed = semver::VersionReq::parse(req)
         .map_err(|e| ClientError::Invalid(format!("bad version requirement `{req}`: {e}")))?;
     published
         .iter()
-        .filter_map(|v| semver::Version::parse(v).ok())
+        .filter_map(|v| parse_version(v).ok())
         .filter(|v| parsed.matches(v))
         .max()
-        .map(|v| v.to_string())
         .ok_or_else(|| ClientError::NoMatchingVersion {
             worker: worker.to_owned(),
             requirement: req.to_owned(),
-            published: published.to_vec(),
+            published: published.iter().take(50).cloned().collect(),
         })
-}
-
-fn random_suffix() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{}-{nanos}", std::process::id())
 }
 
 fn now_rfc3339() -> String {

@@ -2,10 +2,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use rbee_worker_client::{CatalogClient, ClientError, Installer, Outcome, RegistrySource};
+use rbee_worker_client::limits::DEFAULT_MAX_DOWNLOAD;
+use rbee_worker_client::{
+    CatalogClient, ClientError, Installer, Outcome, RegistrySource, Timeouts,
+};
 
 #[derive(Parser)]
 #[command(version, about = "Install rbee workers from the worker catalog")]
@@ -21,8 +25,28 @@ struct Cli {
     /// Where workers are installed.
     #[arg(long, global = true, env = "RBEE_WORKERS_DIR")]
     dest: Option<PathBuf>,
+    /// Seconds to wait for a connection (catalog and registry).
+    #[arg(long, global = true, env = "RBEE_CONNECT_TIMEOUT", default_value_t = Timeouts::DEFAULT.connect.as_secs())]
+    connect_timeout: u64,
+    /// Seconds of silence after which a read fails (a stalled server).
+    #[arg(long, global = true, env = "RBEE_READ_TIMEOUT", default_value_t = Timeouts::DEFAULT.read_idle.as_secs())]
+    read_timeout: u64,
+    /// Seconds one whole download may take.
+    #[arg(long, global = true, env = "RBEE_TOTAL_TIMEOUT", default_value_t = Timeouts::DEFAULT.total.as_secs())]
+    total_timeout: u64,
     #[command(subcommand)]
     command: Command,
+}
+
+impl Cli {
+    fn catalog(&self) -> Result<CatalogClient, ClientError> {
+        let secs = |s: u64| Duration::from_secs(s.max(1));
+        CatalogClient::new(&self.catalog)?.with_timeouts(Timeouts {
+            connect: secs(self.connect_timeout),
+            read_idle: secs(self.read_timeout),
+            total: secs(self.total_timeout),
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -40,6 +64,10 @@ enum Command {
         /// Repository namespace in that registry.
         #[arg(long, default_value = "rbee")]
         namespace: String,
+        /// The largest build (bytes) to download; larger ones are refused
+        /// before any byte is fetched.
+        #[arg(long, env = "RBEE_MAX_DOWNLOAD", default_value_t = DEFAULT_MAX_DOWNLOAD)]
+        max_download: u64,
     },
     /// List installed workers.
     List,
@@ -59,20 +87,22 @@ fn default_dest() -> PathBuf {
 }
 
 async fn run(cli: Cli) -> Result<(), ClientError> {
-    let dest = cli.dest.unwrap_or_else(default_dest);
+    let dest = cli.dest.clone().unwrap_or_else(default_dest);
+    let catalog = cli.catalog()?;
     match cli.command {
         Command::Install {
             worker,
             license_key,
             registry,
             namespace,
+            max_download,
         } => {
             let (id, req) = match worker.split_once('@') {
                 Some((id, req)) => (id.to_owned(), Some(req.to_owned())),
                 None => (worker.clone(), None),
             };
-            let client = CatalogClient::new(&cli.catalog)?.with_license_key(license_key);
-            let installer = Installer::new(client, &dest)?;
+            let client = catalog.with_license_key(license_key);
+            let installer = Installer::new(client, &dest)?.with_max_download(max_download);
             let bar = ProgressBar::new(0);
             bar.set_style(
                 ProgressStyle::with_template(
@@ -87,7 +117,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                 bar.set_position(done);
             };
             let outcome = match installer.install(&id, req.as_deref(), &progress).await {
-                Err(ClientError::Network(e)) if registry.is_some() => {
+                Err(e) if e.is_unreachable() && registry.is_some() => {
                     // Not `bar.println`: a hidden bar (stderr is not a
                     // terminal, as in logs and scripts) drops its output.
                     bar.suspend(|| {
@@ -98,7 +128,12 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                         namespace,
                     };
                     installer
-                        .install_from_registry(&source, &id, req.as_deref())
+                        .install_from_registry_with_progress(
+                            &source,
+                            &id,
+                            req.as_deref(),
+                            &progress,
+                        )
                         .await?
                 }
                 other => other?,
@@ -125,7 +160,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             }
         }
         Command::List => {
-            let installer = Installer::new(CatalogClient::new(&cli.catalog)?, &dest)?;
+            let installer = Installer::new(catalog, &dest)?;
             for i in installer.list()? {
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
@@ -142,7 +177,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                 Some((id, v)) => (id, Some(v)),
                 None => (worker.as_str(), None),
             };
-            let installer = Installer::new(CatalogClient::new(&cli.catalog)?, &dest)?;
+            let installer = Installer::new(catalog, &dest)?;
             for i in installer.uninstall(id, version)? {
                 println!("removed {} {}", i.worker_id, i.version);
             }

@@ -43,8 +43,8 @@ fn safe_path(raw: &Path) -> Result<PathBuf, ClientError> {
     Ok(out)
 }
 
-/// Unpacks the tar.gz at `archive` into the empty directory `target`.
-/// Blocking: call it from a blocking thread.
+/// Unpacks the tar.gz at `archive` into the empty directory `target`,
+/// each file synced to disk. Blocking: call it from a blocking thread.
 pub fn unpack(
     archive: &Path,
     target: &Path,
@@ -94,6 +94,9 @@ pub fn unpack(
             )));
         }
         set_mode(&dest, mode)?;
+        // On disk before the build is renamed into place and recorded:
+        // after a power cut a recorded build is never empty.
+        out.sync_all()?;
         written.push(rel);
     }
     Ok(written)

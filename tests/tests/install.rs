@@ -85,11 +85,11 @@ fn blob_pulls(events: &mut tokio::sync::broadcast::Receiver<rbee_registry::Event
 }
 
 /// Nothing of `worker` in `dest`: no worker folder, no record, no staging
-/// folder; only the (empty) download folder may be there.
+/// folder; only the (empty) download folder and the lock file may be there.
 fn assert_nothing_installed(dest: &Path) {
     let names = names_in(dest);
     assert!(
-        names.iter().all(|n| n == ".downloads"),
+        names.iter().all(|n| n == ".downloads" || n == ".lock"),
         "{} holds {names:?}",
         dest.display()
     );
@@ -146,7 +146,7 @@ async fn published_worker_installs_runs_lists_and_uninstalls() {
     assert_eq!(lib.list().unwrap(), std::slice::from_ref(&installed));
     assert_eq!(
         names_in(&dest),
-        BTreeSet::from([".downloads", "installed.json", WORKER].map(String::from)),
+        BTreeSet::from([".downloads", ".lock", "installed.json", WORKER].map(String::from)),
         "no staging folder left"
     );
     assert!(
@@ -405,7 +405,7 @@ async fn a_cut_download_resumes_where_it_stopped() {
     );
     assert_eq!(
         names_in(&dest),
-        BTreeSet::from([".downloads".to_owned()]),
+        BTreeSet::from([".downloads", ".lock"].map(String::from)),
         "no worker folder, no record"
     );
 
@@ -542,8 +542,15 @@ async fn hostile_archives_are_refused_and_nothing_is_written() {
     // Nothing new anywhere but the (empty) download folder.
     let after = tree(&root);
     let new: Vec<&PathBuf> = after.difference(&before).collect();
-    let allowed =
-        BTreeSet::from(["workers", "workers/dest", "workers/dest/.downloads"].map(PathBuf::from));
+    let allowed = BTreeSet::from(
+        [
+            "workers",
+            "workers/dest",
+            "workers/dest/.downloads",
+            "workers/dest/.lock",
+        ]
+        .map(PathBuf::from),
+    );
     assert!(new.iter().all(|p| allowed.contains(*p)), "written: {new:?}");
     assert_nothing_installed(&dest);
     assert!(names_in(&outside).is_empty());

@@ -11,6 +11,7 @@
 pub mod catalog;
 pub mod distribution;
 pub mod faults;
+pub mod hostile;
 pub mod install;
 pub mod publishing;
 
