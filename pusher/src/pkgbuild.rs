@@ -22,7 +22,7 @@ pub const REQUIRED: [&str; 6] = [
 
 /// Variables copied into `.SRCINFO`, in makepkg's order. Arrays and
 /// scalars alike; absent ones are skipped.
-const SRCINFO_KEYS: [&str; 20] = [
+pub const SRCINFO_KEYS: [&str; 20] = [
     "pkgdesc",
     "pkgver",
     "pkgrel",
@@ -118,9 +118,26 @@ done
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
+    let pkgbuild = Pkgbuild {
+        vars: read_printed(&out.stdout),
+        text,
+    };
+    let problems = problems(&pkgbuild, &shown.to_string(), version);
+    if problems.is_empty() {
+        Ok(pkgbuild)
+    } else {
+        Err(PushError::Invalid(problems.join("\n")))
+    }
+}
+
+/// Reads what the bash reader in [`check`] prints: each variable name
+/// marked with `\x01`, then one NUL-terminated value per element. Pure
+/// Rust and total (any bytes give some list), so it is fuzzed on its own;
+/// bytes that are not UTF-8 are replaced, as a `String` must hold them.
+pub fn read_printed(stdout: &[u8]) -> Vec<(String, Vec<String>)> {
     // Names come marked with \x01 so that no value can pass for one.
     let mut vars: Vec<(String, Vec<String>)> = Vec::new();
-    let stdout = out.stdout.strip_suffix(b"\0").unwrap_or(&out.stdout);
+    let stdout = stdout.strip_suffix(b"\0").unwrap_or(stdout);
     for field in stdout.split(|&b| b == 0) {
         let field = String::from_utf8_lossy(field).into_owned();
         if let Some(name) = field.strip_prefix('\u{1}') {
@@ -129,7 +146,13 @@ done
             values.push(field);
         }
     }
-    let pkgbuild = Pkgbuild { vars, text };
+    vars
+}
+
+/// What is wrong with the variables of `pkgbuild` (read from the file
+/// shown as `shown`) for a release of `version`; empty when nothing is.
+/// The checks after bash has run: pure Rust, fuzzed on their own.
+pub fn problems(pkgbuild: &Pkgbuild, shown: &str, version: &str) -> Vec<String> {
     let mut problems = Vec::new();
     for name in REQUIRED {
         if pkgbuild
@@ -163,11 +186,7 @@ done
             sums.len()
         ));
     }
-    if problems.is_empty() {
-        Ok(pkgbuild)
-    } else {
-        Err(PushError::Invalid(problems.join("\n")))
-    }
+    problems
 }
 
 /// The `.SRCINFO` of a checked PKGBUILD, in `makepkg --printsrcinfo` layout.
