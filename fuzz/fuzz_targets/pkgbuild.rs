@@ -93,7 +93,7 @@ fuzz_target!(|data: &[u8]| {
 });
 
 /// What the reader script in `pkgbuild::check` prints: `\x01NAME\0`, then
-/// `VALUE\0` per element.
+/// `\x02VALUE\0` per element.
 fn print_like_bash(vars: &[(String, Vec<String>)]) -> Vec<u8> {
     let mut out = Vec::new();
     for (name, values) in vars {
@@ -101,6 +101,7 @@ fn print_like_bash(vars: &[(String, Vec<String>)]) -> Vec<u8> {
         out.extend_from_slice(name.as_bytes());
         out.push(0);
         for v in values {
+            out.push(2);
             out.extend_from_slice(v.as_bytes());
             out.push(0);
         }

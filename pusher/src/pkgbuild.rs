@@ -90,7 +90,7 @@ pub fn check(path: &Path, version: &str) -> Result<Pkgbuild, PushError> {
             String::from_utf8_lossy(&syntax.stderr).trim()
         )));
     }
-    // Print each variable as NAME, then one NUL-terminated value per element.
+    // Print each variable as \x01NAME\0, then \x02VALUE\0 per element.
     let mut names: Vec<&str> = vec!["pkgname"];
     names.extend(SRCINFO_KEYS);
     let script = r#"
@@ -100,7 +100,7 @@ shift
 for v in "$@"; do
   if declare -p "$v" >/dev/null 2>&1; then
     printf '\001%s\0' "$v"
-    eval 'for x in "${'"$v"'[@]}"; do printf "%s\0" "$x"; done'
+    eval 'for x in "${'"$v"'[@]}"; do printf "\002%s\0" "$x"; done'
   fi
 done
 "#;
@@ -130,23 +130,39 @@ done
     }
 }
 
-/// Reads what the bash reader in [`check`] prints: each variable name
-/// marked with `\x01`, then one NUL-terminated value per element. Pure
-/// Rust and total (any bytes give some list), so it is fuzzed on its own;
-/// bytes that are not UTF-8 are replaced, as a `String` must hold them.
+/// Reads what the bash reader in [`check`] prints: each variable name as
+/// `\x01NAME\0`, then `\x02VALUE\0` per element. Both are marked because a
+/// bash value may itself start with `\x01`: unmarked, it would pass for the
+/// name of another variable. Bash values hold no NUL, so the encoding is
+/// unambiguous. Pure Rust and total (any bytes give some list), so it is
+/// fuzzed on its own; bytes that are not UTF-8 are replaced, as a `String`
+/// must hold them.
 pub fn read_printed(stdout: &[u8]) -> Vec<(String, Vec<String>)> {
-    // Names come marked with \x01 so that no value can pass for one.
     let mut vars: Vec<(String, Vec<String>)> = Vec::new();
     let stdout = stdout.strip_suffix(b"\0").unwrap_or(stdout);
     for field in stdout.split(|&b| b == 0) {
-        let field = String::from_utf8_lossy(field).into_owned();
-        if let Some(name) = field.strip_prefix('\u{1}') {
-            vars.push((name.to_owned(), Vec::new()));
-        } else if let Some((_, values)) = vars.last_mut() {
-            values.push(field);
+        match field.split_first() {
+            Some((1, name)) => vars.push((String::from_utf8_lossy(name).into_owned(), Vec::new())),
+            Some((2, value)) => {
+                if let Some((_, values)) = vars.last_mut() {
+                    values.push(String::from_utf8_lossy(value).into_owned());
+                }
+            }
+            // The reader script prints nothing else.
+            _ => {}
         }
     }
     vars
+}
+
+/// Whether `c` ends a line for a `.SRCINFO` reader: `\n`, and everything
+/// else Python's `str.splitlines` splits on, which AUR tools use.
+fn breaks_line(c: char) -> bool {
+    matches!(
+        c,
+        '\n' | '\r' | '\u{0b}' | '\u{0c}' | '\u{1c}'
+            ..='\u{1e}' | '\u{85}' | '\u{2028}' | '\u{2029}'
+    )
 }
 
 /// What is wrong with the variables of `pkgbuild` (read from the file
@@ -185,6 +201,19 @@ pub fn problems(pkgbuild: &Pkgbuild, shown: &str, version: &str) -> Vec<String> 
             source.len(),
             sums.len()
         ));
+    }
+    // `.SRCINFO` holds one `key = value` per line: a line break in a value
+    // would let it forge entries (another `source`, say).
+    for (name, values) in &pkgbuild.vars {
+        if let Some(i) = values.iter().position(|v| v.contains(breaks_line)) {
+            let line = line_of(&pkgbuild.text, name)
+                .map(|l| format!(":{l}"))
+                .unwrap_or_default();
+            problems.push(format!(
+                "{shown}{line}: value {} of `{name}` has a line break, which .SRCINFO cannot hold",
+                i + 1
+            ));
+        }
     }
     problems
 }
