@@ -30,7 +30,11 @@ fuzz_target!(|text: &str| {
     };
     assert_eq!(index.validate(), Ok(()));
     let json = index.to_json_pretty();
-    assert_eq!(CatalogIndex::from_json(&json).as_ref(), Ok(&index), "{json}");
+    assert_eq!(
+        CatalogIndex::from_json(&json).as_ref(),
+        Ok(&index),
+        "{json}"
+    );
     assert!(index.workers.windows(2).all(|w| w[0].id < w[1].id));
     for e in &index.workers {
         assert_eq!(index.get(&e.id), Some(e));
@@ -56,7 +60,11 @@ fuzz_target!(|text: &str| {
             .iter()
             .map(|v| semver::Version::parse(v).unwrap())
             .collect();
-        assert!(parsed.windows(2).all(|w| w[0] > w[1]), "{:?}", fresh.versions);
+        assert!(
+            parsed.windows(2).all(|w| w[0] > w[1]),
+            "{:?}",
+            fresh.versions
+        );
         let highest_stable = parsed.iter().filter(|v| v.pre.is_empty()).max();
         assert_eq!(
             fresh.latest,

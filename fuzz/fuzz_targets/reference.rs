@@ -31,9 +31,10 @@ fuzz_target!(|s: &str| {
             };
             let c = c.to_str().unwrap();
             assert!(c != "." && c != "..");
-            assert!(c.bytes().all(|b| b.is_ascii_lowercase()
-                || b.is_ascii_digit()
-                || b"._-".contains(&b)));
+            assert!(
+                c.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+            );
             assert!(rbee_schemas::is_repository_name_component(c));
         }
     }
@@ -57,7 +58,11 @@ fuzz_target!(|s: &str| {
             Algorithm::Sha512 => 128,
         };
         assert_eq!(d.hex().len(), want);
-        assert!(d.hex().bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+        assert!(
+            d.hex()
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        );
         assert_eq!(s, format!("{}:{}", d.algorithm().name(), d.hex()));
         // serde goes through the same grammar, both ways.
         let json = serde_json::to_string(d).unwrap();

@@ -81,7 +81,12 @@ fn walk(dir: &Path) {
         if meta.is_dir() {
             walk(&entry.path());
         } else {
-            assert!(meta.is_file(), "{:?} is {:?}", entry.path(), meta.file_type());
+            assert!(
+                meta.is_file(),
+                "{:?} is {:?}",
+                entry.path(),
+                meta.file_type()
+            );
         }
     }
 }

@@ -48,7 +48,10 @@ fuzz_target!(|text: &str| {
     assert_eq!(WorkerMetadata::from_json(&json).as_ref(), Ok(&m), "{json}");
 
     let value: serde_json::Value = serde_json::from_str(text).unwrap();
-    let schema_errors: Vec<String> = schema().iter_errors(&value).map(|e| e.to_string()).collect();
+    let schema_errors: Vec<String> = schema()
+        .iter_errors(&value)
+        .map(|e| e.to_string())
+        .collect();
     assert!(
         schema_errors.is_empty(),
         "Rust accepts a document the JSON Schema refuses: {schema_errors:?}"

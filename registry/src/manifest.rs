@@ -78,7 +78,12 @@ fn essence(media_type: &str) -> &str {
 
 /// Validates `body` as a manifest sent with `content_type`.
 pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Manifest> {
-    let wire: Wire = serde_json::from_slice(body)
+    // JSON is UTF-8 (RFC 8259 §8.1). serde_json skips unknown members
+    // without checking their bytes, so without this a body that is not
+    // JSON would be stored and served to clients that cannot read it.
+    let text = std::str::from_utf8(body)
+        .map_err(|e| RegistryError::ManifestInvalid(format!("not UTF-8, so not JSON: {e}")))?;
+    let wire: Wire = serde_json::from_str(text)
         .map_err(|e| RegistryError::ManifestInvalid(format!("not a valid manifest: {e}")))?;
     if wire.schema_version != Some(2) {
         return Err(RegistryError::ManifestInvalid(
