@@ -35,6 +35,14 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install --locked cargo-fuzz
 fi
 
+# The unpack target creates and removes a directory per input: on tmpfs
+# that costs no disk writes (and no fsync).
+if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
+    TMPDIR=$(mktemp -d /dev/shm/rbee-fuzz.XXXXXX)
+    export TMPDIR
+    trap 'rm -rf "$TMPDIR"' EXIT
+fi
+
 cd fuzz
 # Start from the workspace's versions of the shared dependencies.
 [ -f Cargo.lock ] || cp ../Cargo.lock Cargo.lock
@@ -55,6 +63,7 @@ for t in "${targets[@]}"; do
     mkdir -p "corpus/$t" "seeds/$t" "artifacts/$t"
     log="artifacts/logs/$t.log"
     echo "== $t: ${seconds}s (log: fuzz/$log)"
+    touch "artifacts/logs/$t.start" # reproducers of this run are newer
     status=0
     # New inputs go to the first folder (corpus); seeds are only read.
     cargo +nightly fuzz run "$t" "corpus/$t" "seeds/$t" -- \
@@ -73,8 +82,9 @@ printf '  %s\n' "${summary[@]}"
 if [ ${#crashed[@]} -gt 0 ]; then
     echo "== crashed: ${crashed[*]}; reproducers:"
     for t in "${crashed[@]}"; do
-        ls -1 "artifacts/$t"/crash-* "artifacts/$t"/leak-* "artifacts/$t"/timeout-* \
-            "artifacts/$t"/oom-* 2>/dev/null | sed 's|^|  fuzz/|' || true
+        find "artifacts/$t" -maxdepth 1 -type f -newer "artifacts/logs/$t.start" \
+            \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) |
+            sed 's|^|  fuzz/|'
     done
     echo "replay: cd fuzz && cargo +nightly fuzz run <target> <reproducer>"
     exit 1
