@@ -31,7 +31,11 @@ fuzz_target!(|data: &[u8]| {
                 .chain(&m.layers)
                 .map(|d| d.digest.as_str())
                 .collect();
-            let got: Vec<String> = accepted.blobs.iter().map(Digest::to_string).collect();
+            let got: Vec<String> = accepted
+                .blobs
+                .iter()
+                .map(|d| d.digest.to_string())
+                .collect();
             assert_eq!(got, want);
             let artifact_type = m.artifact_type.as_ref().unwrap_or(&m.config.media_type);
             assert_eq!(accepted.artifact_type.as_ref(), Some(artifact_type));
@@ -48,7 +52,11 @@ fuzz_target!(|data: &[u8]| {
     {
         let accepted = manifest::parse(Some(&index.media_type), &oci::to_bytes(&index))
             .unwrap_or_else(|e| panic!("the registry refuses what the pusher writes: {e}"));
-        let got: Vec<String> = accepted.manifests.iter().map(Digest::to_string).collect();
+        let got: Vec<String> = accepted
+            .manifests
+            .iter()
+            .map(|d| d.digest.to_string())
+            .collect();
         let want: Vec<&str> = index.manifests.iter().map(|d| d.digest.as_str()).collect();
         assert_eq!(got, want);
     }

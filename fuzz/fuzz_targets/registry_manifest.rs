@@ -77,7 +77,7 @@ fn check(m: &Manifest, header: Option<&str>, body: &[u8]) {
         let layers = json["layers"].as_array().expect("an image has layers");
         assert!(!m.blobs.is_empty() && m.blobs.len() <= 1 + layers.len());
         assert_eq!(
-            m.blobs[0].to_string(),
+            m.blobs[0].digest.to_string(),
             json["config"]["digest"].as_str().unwrap()
         );
         assert!(m.artifact_type.is_some());
@@ -86,7 +86,8 @@ fn check(m: &Manifest, header: Option<&str>, body: &[u8]) {
         .blobs
         .iter()
         .chain(&m.manifests)
-        .chain(m.subject.as_ref().map(|s| &s.digest))
+        .chain(&m.subject)
+        .map(|d| &d.digest)
     {
         assert_eq!(&Digest::parse(&d.to_string()).unwrap(), d);
     }
