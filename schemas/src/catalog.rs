@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::limits;
 use crate::rules;
 use crate::validation::{self, Issues, Object, ValidationErrors};
-use crate::worker_id::validate_worker_id;
+use crate::worker_id::validate_published_worker_id;
 
 /// The catalog index document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -233,7 +233,7 @@ impl CatalogEntry {
 
     fn read(value: &Value, path: &str, iss: &mut Issues) -> Option<CatalogEntry> {
         let mut obj = Object::new(value, path, iss)?;
-        let id = obj.string("id", iss, validate_worker_id);
+        let id = obj.string("id", iss, validate_published_worker_id);
         let repository = obj.string("repository", iss, rules::oci_repository);
         let latest = obj.optional_string("latest", iss, rules::semver);
         let versions = obj.strings(

@@ -24,7 +24,7 @@ pub use platform::{OciPlatform, Platform, PlatformError};
 pub use rules::file_name as validate_file_name;
 pub use rules::is_name_component as is_repository_name_component;
 pub use validation::{ValidationErrors, ValidationIssue};
-pub use worker_id::{WORKER_ID_MAX_LEN, validate_worker_id};
+pub use worker_id::{WORKER_ID_MAX_LEN, validate_published_worker_id, validate_worker_id};
 
 /// The JSON Schema (draft 2020-12) of the worker metadata document, the
 /// text of `schemas/worker-metadata.schema.json`. Embedded so that tools can

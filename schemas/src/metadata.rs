@@ -19,7 +19,7 @@ use crate::limits;
 use crate::platform::Platform;
 use crate::rules;
 use crate::validation::{self, Issues, Object, ValidationErrors};
-use crate::worker_id::validate_worker_id;
+use crate::worker_id::{validate_published_worker_id, validate_worker_id};
 
 /// The worker metadata document (snake_case JSON, unknown fields refused).
 ///
@@ -198,7 +198,7 @@ impl WorkerMetadata {
         let Some(mut doc) = Object::new(value, "$", &mut iss) else {
             return Err(iss.into_errors());
         };
-        let id = doc.string("id", &mut iss, validate_worker_id);
+        let id = doc.string("id", &mut iss, validate_published_worker_id);
         let family = doc.string("family", &mut iss, validate_worker_id);
         let backend = doc.value::<Backend>("backend", &mut iss);
         let name = doc.string("name", &mut iss, rules::name);

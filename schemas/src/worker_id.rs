@@ -34,6 +34,24 @@ pub fn validate_worker_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks that `id` can name a published worker: a worker id (see
+/// [`validate_worker_id`]) that starts and ends with a letter or digit.
+/// The id becomes the last component of an OCI repository name
+/// (`rbee/<id>`), and that grammar allows `-` only between letters and
+/// digits: `-hello` would pass `rbee-pusher validate` and then be refused
+/// by every registry. The API routes keep the wider rule, so such an id
+/// is a 404 there, not a 400.
+pub fn validate_published_worker_id(id: &str) -> Result<(), String> {
+    validate_worker_id(id)?;
+    if !crate::rules::is_name_component(id) {
+        return Err(format!(
+            "`{}` cannot name a published worker: it must start and end with a letter or digit, because it becomes an OCI repository name (`rbee/<id>`)",
+            crate::rules::shown(id)
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,6 +68,16 @@ mod tests {
             assert_eq!(validate_worker_id(id), Ok(()), "{id}");
         }
         assert_eq!(validate_worker_id(&"a".repeat(100)), Ok(()));
+    }
+
+    #[test]
+    fn published_ids_start_and_end_with_a_letter_or_digit() {
+        for id in ["a", "0-0", "llm--worker", "llm-worker-rbee-cpu"] {
+            assert_eq!(validate_published_worker_id(id), Ok(()), "{id}");
+        }
+        for id in ["-", "-hello", "hello-", "LLM", ""] {
+            assert!(validate_published_worker_id(id).is_err(), "{id}");
+        }
     }
 
     #[test]

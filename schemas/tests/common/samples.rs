@@ -40,7 +40,7 @@ pub fn cases() -> Vec<Case> {
         case(
             "id of digits and dashes",
             FREE,
-            |d| d["id"] = "0-9--".into(),
+            |d| d["id"] = "0-9--1".into(),
             &[],
         ),
         case("no depends", FREE, |d| remove(d, "depends"), &[]),
@@ -223,6 +223,18 @@ pub fn cases() -> Vec<Case> {
             "id upper-case",
             FREE,
             |d| d["id"] = "LLM-worker".into(),
+            &["$.id"],
+        ),
+        case(
+            "id with a leading dash",
+            FREE,
+            |d| d["id"] = "-hello".into(),
+            &["$.id"],
+        ),
+        case(
+            "id with a trailing dash",
+            FREE,
+            |d| d["id"] = "hello-".into(),
             &["$.id"],
         ),
         case(
