@@ -152,12 +152,7 @@ impl RegistryRead for InProcess {
                 out.extend_from_slice(&chunk);
             }
             let bytes = out.freeze();
-            let actual = parsed.algorithm().of(&bytes);
-            if actual != digest {
-                return Err(UpstreamError::Invalid(format!(
-                    "{what} has digest {actual}"
-                )));
-            }
+            parsed.check(&what, &bytes)?;
             Ok(bytes)
         })
         .await

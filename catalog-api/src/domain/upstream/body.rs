@@ -91,6 +91,18 @@ impl Digest {
         self.algorithm
     }
 
+    /// Checks that `bytes` hash to this digest; otherwise upstream sent
+    /// invalid data for `what`.
+    pub fn check(&self, what: &str, bytes: &[u8]) -> Result<(), UpstreamError> {
+        let actual = self.algorithm.of(bytes);
+        if actual.split_once(':').map(|(_, hex)| hex) != Some(self.hex.as_str()) {
+            return Err(UpstreamError::Invalid(format!(
+                "{what} has digest {actual}"
+            )));
+        }
+        Ok(())
+    }
+
     /// The tag of the referrers tag schema: `sha256-<hex>`.
     pub fn fallback_tag(&self) -> String {
         let alg = match self.algorithm {

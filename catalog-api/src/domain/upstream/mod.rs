@@ -251,12 +251,7 @@ impl Upstream {
             let url = self.url(&format!("/v2/{repo}/blobs/{digest}"))?;
             let resp = self.get(repo, url, None).await?;
             let bytes = body::read_capped(resp, limit, &what).await?;
-            let actual = parsed.algorithm().of(&bytes);
-            if actual != digest {
-                return Err(UpstreamError::Invalid(format!(
-                    "{what} has digest {actual}"
-                )));
-            }
+            parsed.check(&what, &bytes)?;
             Ok(bytes)
         })
         .await
