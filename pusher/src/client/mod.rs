@@ -2,8 +2,9 @@
 //! monolithic and chunked (resumable) blob uploads, manifest reads and
 //! writes, with the docker token flow and retries.
 //!
-//! `oci-client` is what the catalog and the installer use to read. The
-//! pusher talks HTTP itself because publishing from CI needs three things
+//! The installer's registry fallback reads through `oci-client`; the
+//! catalog reads with its own capped client (`catalog-api`'s
+//! `domain/upstream`). The pusher talks HTTP itself because publishing from CI needs three things
 //! that `oci-client` does not expose: the `Retry-After` of a 429, resuming
 //! a chunked upload from the offset the registry reports after a failed
 //! chunk, and byte-level progress. Auth follows the same docker token spec.
