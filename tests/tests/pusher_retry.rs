@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::response::Response;
 use bytes::Bytes;
 use rbee_pusher::PushError;
@@ -108,6 +108,24 @@ fn client(url: &str, max_delay: Duration) -> RegistryClient {
     .unwrap()
 }
 
+/// Uploads `size` pseudo-random bytes (from `seed`) as a blob of `rbee/x`.
+async fn upload(client: &RegistryClient, seed: u64, size: usize) -> Result<(), PushError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blob");
+    let data = common::pseudo_random(seed, size);
+    std::fs::write(&path, &data).unwrap();
+    let digest = common::sha256_digest(&data);
+    client
+        .upload_file(
+            "rbee/x",
+            Path::new(&path),
+            &digest,
+            data.len() as u64,
+            Arc::new(|_| {}),
+        )
+        .await
+}
+
 /// Runs `fut`, failing the test if it takes a minute (a retry loop that
 /// does not stop).
 async fn bounded<T>(fut: impl std::future::Future<Output = T>) -> T {
@@ -147,18 +165,7 @@ async fn a_blob_upload_in_a_503_storm_is_tried_attempts_times_in_all() {
     })
     .await;
     let client = client(&peer.url, Duration::from_millis(50));
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("blob");
-    let data = common::pseudo_random(1, 64 << 10);
-    std::fs::write(&path, &data).unwrap();
-    let upload = client.upload_file(
-        "rbee/x",
-        Path::new(&path),
-        &common::sha256_digest(&data),
-        data.len() as u64,
-        Arc::new(|_| {}),
-    );
-    let err = bounded(upload).await.unwrap_err();
+    let err = bounded(upload(&client, 1, 64 << 10)).await.unwrap_err();
     assert_gave_up(&err, "503");
     assert_eq!(peer.count(Method::POST), ATTEMPTS as usize);
     assert_eq!(peer.count(Method::PUT), ATTEMPTS as usize);
@@ -175,18 +182,7 @@ async fn a_chunk_in_a_503_storm_is_tried_attempts_times_not_a_product_of_loops()
     })
     .await;
     let client = client(&peer.url, Duration::from_millis(50)).with_chunking(1 << 10, 1 << 10);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("blob");
-    let data = common::pseudo_random(2, 8 << 10);
-    std::fs::write(&path, &data).unwrap();
-    let upload = client.upload_file(
-        "rbee/x",
-        Path::new(&path),
-        &common::sha256_digest(&data),
-        data.len() as u64,
-        Arc::new(|_| {}),
-    );
-    let err = bounded(upload).await.unwrap_err();
+    let err = bounded(upload(&client, 2, 8 << 10)).await.unwrap_err();
     assert_gave_up(&err, "503");
     // One session; the first chunk sent `ATTEMPTS` times, each retry after
     // asking where the upload stands; no restart of the whole upload.
@@ -268,18 +264,7 @@ async fn a_refused_chunk_is_not_retried() {
     })
     .await;
     let client = client(&peer.url, Duration::from_millis(50)).with_chunking(1 << 10, 1 << 10);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("blob");
-    let data = common::pseudo_random(3, 4 << 10);
-    std::fs::write(&path, &data).unwrap();
-    let upload = client.upload_file(
-        "rbee/x",
-        Path::new(&path),
-        &common::sha256_digest(&data),
-        data.len() as u64,
-        Arc::new(|_| {}),
-    );
-    let err = bounded(upload).await.unwrap_err();
+    let err = bounded(upload(&client, 3, 4 << 10)).await.unwrap_err();
     assert!(matches!(err, PushError::Rejected(_)), "{err:?}");
     assert_eq!(peer.count(Method::PATCH), 1);
     assert_eq!(peer.count(Method::GET), 0, "no status request either");
