@@ -160,11 +160,7 @@ impl Registry {
     }
 
     /// Streams a blob (or a range of it) that `blob_size` found.
-    async fn read_blob(
-        &self,
-        digest: &Digest,
-        range: Option<Range<u64>>,
-    ) -> Result<ByteStream> {
+    async fn read_blob(&self, digest: &Digest, range: Option<Range<u64>>) -> Result<ByteStream> {
         match self.storage.get(&layout::blob(digest), range).await {
             Err(storage::StorageError::NotFound(_)) => {
                 Err(RegistryError::BlobUnknown(digest.to_string()))

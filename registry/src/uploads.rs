@@ -297,14 +297,17 @@ impl Registry {
     ) -> Result<u64> {
         let mut state = self.session(repo, id).await?;
         let finished = self
-            .finish_locked(context, repo, id, &mut state, digest, start, body)
+            .finish_locked(repo, id, &mut state, digest, start, body)
             .await;
-        self.discard_if_full(id, &mut state, finished).await
+        let size = self.discard_if_full(id, &mut state, finished).await?;
+        let mut event = Event::new(Action::Push, Target::Blob, repo, digest, context);
+        event.size = Some(size);
+        self.announce(event);
+        Ok(size)
     }
 
     async fn finish_locked(
         &self,
-        context: &RequestContext,
         repo: &RepoName,
         id: &str,
         state: &mut SessionState,
@@ -341,9 +344,6 @@ impl Registry {
         }
         self.close_session(id, state).await?;
         self.link_blob(repo, digest).await?;
-        let mut event = Event::new(Action::Push, Target::Blob, repo, digest, context);
-        event.size = Some(size);
-        self.announce(event);
         Ok(size)
     }
 
