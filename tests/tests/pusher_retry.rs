@@ -29,7 +29,6 @@ const ATTEMPTS: u32 = 3;
 #[derive(Debug, Clone)]
 struct Seen {
     method: Method,
-    path: String,
     at: Instant,
 }
 
@@ -60,7 +59,6 @@ impl Peer {
                     let mut log = log.lock().unwrap();
                     log.push(Seen {
                         method: method.clone(),
-                        path: path.clone(),
                         at: Instant::now(),
                     });
                     log.iter().filter(|s| s.method == method).count()
