@@ -156,16 +156,18 @@ impl Release {
         regular_file(&license, "LICENSE", &mut problems);
         regular_file(&readme, "README", &mut problems);
         let pkgbuild = match &files.pkgbuild {
-            Some(path) => match pkgbuild::check(path, &metadata.version.to_string(), &metadata.id) {
-                Ok(p) => {
-                    let info = pkgbuild::srcinfo(&p);
-                    Some((p, info))
+            Some(path) => {
+                match pkgbuild::check(path, &metadata.version.to_string(), &metadata.id) {
+                    Ok(p) => {
+                        let info = pkgbuild::srcinfo(&p);
+                        Some((p, info))
+                    }
+                    Err(e) => {
+                        problems.push(e.to_string());
+                        None
+                    }
                 }
-                Err(e) => {
-                    problems.push(e.to_string());
-                    None
-                }
-            },
+            }
             None => None,
         };
         // The version becomes the OCI tag, whose grammar has no `+`: a
