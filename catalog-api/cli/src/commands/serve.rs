@@ -55,6 +55,11 @@ pub struct Args {
     /// Shared secret of POST /v1/webhooks/registry (disabled when unset).
     #[arg(long, env = "RBEE_CATALOG_WEBHOOK_SECRET", hide_env_values = true)]
     webhook_secret: Option<String>,
+    /// The catalog's database (licenses, keys, audit log): sqlite://PATH or
+    /// postgres://USER:PASSWORD@HOST/DB. Default: SQLite in
+    /// <data dir>/catalog.db.
+    #[arg(long, env = "RBEE_CATALOG_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
     /// Publish the example worker on first start.
     #[arg(long, env = "RBEE_CATALOG_DEMO")]
     pub demo: bool,
@@ -123,6 +128,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     config.upstream.deadline = Duration::from_secs(args.upstream_timeout.max(1));
     config.cors_origins = args.cors_origins;
     config.webhook_secret = args.webhook_secret;
+    config.database_url = args.database_url;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
