@@ -2,7 +2,9 @@
 # Installs what the end-to-end tests and the benchmark need on Debian
 # (bookworm): skopeo, CNCF Distribution (`docker-registry`), htpasswd
 # (apache2-utils, for Distribution's Basic auth), nginx and wrk from apt,
-# and the `oras` Python SDK and `schemathesis` (pinned) from PyPI.
+# and the `oras` Python SDK and `schemathesis` (pinned) from PyPI; then
+# PostgreSQL (`postgresql` from apt) and a throwaway test cluster on
+# 127.0.0.1 (scripts/test-postgres.sh).
 #
 # Idempotent: when everything is already present it touches nothing (no
 # `apt-get update`, no pip) and returns at once. Run it as root, or as a user
@@ -47,8 +49,12 @@ if ! "$PYTHON" -m schemathesis.cli --version 2>/dev/null | grep -q "version $SCH
 fi
 # ---- end schemathesis ------------------------------------------------------
 
+# The test cluster runs on every call (it returns at once when it answers).
+postgres_cluster() { "$(dirname "$0")/test-postgres.sh"; }
+
 if [ -z "$missing_apt" ] && [ "$need_oras" -eq 0 ] && [ "$need_schemathesis" -eq 0 ]; then
     echo "install-test-deps: everything is present"
+    postgres_cluster
     exit 0
 fi
 
@@ -92,8 +98,6 @@ if [ "$need_oras" -eq 1 ]; then
     }
 fi
 
-echo "install-test-deps: done"
-
 # ---- schemathesis (PyPI) -------------------------------------------------
 if [ "$need_schemathesis" -eq 1 ]; then
     echo "install-test-deps: installing schemathesis $SCHEMATHESIS_VERSION (PyPI) for $PYTHON"
@@ -107,3 +111,7 @@ if [ "$need_schemathesis" -eq 1 ]; then
         exit 1
     }
 fi
+
+postgres_cluster
+echo "install-test-deps: done"
+

@@ -1,5 +1,6 @@
 //! Catalog settings. Defaults run everything embedded with no
-//! configuration; `main.rs` maps flags and environment variables onto it.
+//! configuration; the `rbee-catalog` binary (`catalog-api/cli/`) maps
+//! flags and environment variables onto it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,8 +54,9 @@ pub struct CatalogConfig {
     pub cors_origins: Vec<String>,
     /// Shared secret for `POST /v1/webhooks/registry`; unset disables it.
     pub webhook_secret: Option<String>,
-    /// Publish the example worker on first start.
-    pub demo: bool,
+    /// The catalog's database (licenses, keys, audit log): `sqlite://PATH`
+    /// or `postgres://...`; `None`: SQLite in `<data_dir>/catalog.db`.
+    pub database_url: Option<String>,
     /// What clients may hold: connections, time to send headers and
     /// bodies, memory for buffered bodies (webhook payloads and the
     /// embedded registry's manifests share one budget).
@@ -75,7 +77,7 @@ impl CatalogConfig {
             upstream: UpstreamOptions::default(),
             cors_origins: DEFAULT_CORS_ORIGINS.map(str::to_owned).to_vec(),
             webhook_secret: None,
-            demo: false,
+            database_url: None,
             limits: ServerLimits::default(),
         }
     }

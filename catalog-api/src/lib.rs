@@ -8,8 +8,8 @@
 //! mapping, metrics, OpenAPI, JSON shapes, the server), which depends on the
 //! domain and never the other way round.
 
+pub mod admin;
 pub mod config;
-pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod extract;
