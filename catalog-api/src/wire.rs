@@ -19,9 +19,7 @@ use utoipa::ToSchema;
 pub use rbee_schemas::v1::{Download, PlatformBuild, Version, Versions, Worker, Workers};
 
 use crate::domain::catalog::{self, Release};
-use crate::openapi::{
-    BackendName, LegacyArch, LegacyBuildSystem, LegacyImplementation, LegacyOs,
-};
+use crate::openapi::{BackendName, LegacyArch, LegacyBuildSystem, LegacyImplementation, LegacyOs};
 
 /// rbee-hive compares these to `std::env::consts::OS`.
 fn os_name(p: Platform) -> &'static str {
@@ -207,9 +205,7 @@ impl LegacyWorker {
         let caps = &m.capabilities;
         // The metadata schema caps it at `u32::MAX`, so this never drops a
         // value of a valid document.
-        let max_context_length = caps
-            .max_context_length
-            .and_then(|n| u32::try_from(n).ok());
+        let max_context_length = caps.max_context_length.and_then(|n| u32::try_from(n).ok());
         LegacyWorker {
             id: m.id.clone(),
             name: m.name.clone(),

@@ -256,18 +256,32 @@ async fn rbee_keeper_marketplace_sdk_decodes_the_list_and_each_worker() {
     assert_eq!(long_context, 1);
     // `get_worker`: one `WorkerCatalogEntry`, `None` on 404.
     for id in EXAMPLE_IDS {
-        let entry: keeper::WorkerCatalogEntry =
-            catalog.get(&format!("/workers/{id}")).await.expect(200).parse();
+        let entry: keeper::WorkerCatalogEntry = catalog
+            .get(&format!("/workers/{id}"))
+            .await
+            .expect(200)
+            .parse();
         assert_eq!(entry.id, id);
-        assert!(entry.supported_formats.iter().any(|f| f.eq_ignore_ascii_case("GGUF")));
+        assert!(
+            entry
+                .supported_formats
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case("GGUF"))
+        );
     }
-    let metal: keeper::WorkerCatalogEntry = catalog
-        .get("/workers/llm-worker-rbee-metal")
-        .await
-        .parse();
+    let metal: keeper::WorkerCatalogEntry =
+        catalog.get("/workers/llm-worker-rbee-metal").await.parse();
     assert_eq!(
-        (metal.implementation, metal.build_system, metal.max_context_length),
-        (keeper::WorkerImplementation::Python, keeper::BuildSystem::Make, None)
+        (
+            metal.implementation,
+            metal.build_system,
+            metal.max_context_length
+        ),
+        (
+            keeper::WorkerImplementation::Python,
+            keeper::BuildSystem::Make,
+            None
+        )
     );
     catalog.get("/workers/no-such-worker-cpu").await.expect(404);
     catalog.stop().await;
@@ -279,7 +293,9 @@ async fn rbee_keeper_marketplace_sdk_decodes_the_list_and_each_worker() {
 /// or `null` is the TypeError these tests exist to prevent.
 fn get<'a>(obj: &'a Value, key: &str, at: &str) -> &'a Value {
     match obj {
-        Value::Null => panic!("TypeError: Cannot read properties of null (reading '{key}') at {at}"),
+        Value::Null => {
+            panic!("TypeError: Cannot read properties of null (reading '{key}') at {at}")
+        }
         Value::Object(map) => map.get(key).unwrap_or(&Value::Null),
         other => panic!("{at}: reading '{key}' of {other}"),
     }
@@ -322,8 +338,11 @@ async fn rbee_hive_web_ui_finds_every_field_it_dereferences() {
         let at = format!("catalog.workers[{i}]");
         // `isWorkerSupported`: `worker.platforms.includes(platform)`.
         let platforms = array(w, "platforms", &at);
-        assert!(platforms.iter().all(|p| ["linux", "macos", "windows"]
-            .contains(&p.as_str().unwrap_or(""))));
+        assert!(
+            platforms
+                .iter()
+                .all(|p| ["linux", "macos", "windows"].contains(&p.as_str().unwrap_or("")))
+        );
         // The option row: `v{workerEntry.version} • {workerEntry.supported_formats.join(', ')}`.
         string(w, "version", &at);
         let formats = array(w, "supported_formats", &at);
@@ -335,7 +354,10 @@ async fn rbee_hive_web_ui_finds_every_field_it_dereferences() {
         assert!(get(w, "supports_streaming", &at).is_boolean(), "{w}");
         // `worker.max_context_length?.toLocaleString() || 'N/A'`.
         let max = get(w, "max_context_length", &at);
-        assert!(max.is_null() || max.is_u64(), "{at}.max_context_length: {max}");
+        assert!(
+            max.is_null() || max.is_u64(),
+            "{at}.max_context_length: {max}"
+        );
         assert!(array(w, "platforms", &at).iter().all(Value::is_string));
     }
     catalog.stop().await;
@@ -354,7 +376,10 @@ fn convert_gwc_worker(worker: &Value, at: &str) {
     assert!(!variants.is_empty(), "{at}: no variants");
     for (i, v) in variants.iter().enumerate() {
         let backend = string(v, "backend", &format!("{at}.variants[{i}]"));
-        assert!(["cpu", "cuda", "metal", "rocm"].contains(&backend), "{backend}");
+        assert!(
+            ["cpu", "cuda", "metal", "rocm"].contains(&backend),
+            "{backend}"
+        );
     }
     for key in ["id", "name", "description", "license", "version"] {
         string(worker, key, at);

@@ -31,8 +31,7 @@ async fn the_openapi_document_matches_the_server_under_schemathesis() {
     if !common::require_python_module("schemathesis.cli") {
         return;
     }
-    let catalog =
-        TestCatalog::start(|c| c.webhook_secret = Some(WEBHOOK_SECRET.to_owned())).await;
+    let catalog = TestCatalog::start(|c| c.webhook_secret = Some(WEBHOOK_SECRET.to_owned())).await;
     let _fixtures = publish_example_set(&catalog).await;
     let reports = tempfile::tempdir().unwrap();
     let started = Instant::now();
