@@ -4,7 +4,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use rbee_registry::limits::ServerLimits;
+
+use crate::domain::license::LicenseLookup;
+use crate::rate_limit::RateLimit;
 
 use crate::catalog::CacheTtls;
 use crate::upstream::UpstreamOptions;
@@ -39,6 +44,12 @@ pub struct CatalogConfig {
     /// bodies, memory for buffered bodies (webhook payloads and the
     /// embedded registry's manifests share one budget).
     pub limits: ServerLimits,
+    /// Per-client-address limit of `/token`, license verification,
+    /// downloads and `/admin`.
+    pub rate_limit: RateLimit,
+    /// Where license keys are looked up; `None`: no key unlocks a
+    /// premium worker.
+    pub licenses: Option<Arc<dyn LicenseLookup>>,
 }
 
 impl CatalogConfig {
@@ -57,6 +68,8 @@ impl CatalogConfig {
             webhook_secret: None,
             demo: false,
             limits: ServerLimits::default(),
+            rate_limit: RateLimit::default(),
+            licenses: None,
         }
     }
 }

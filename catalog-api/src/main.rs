@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use rbee_catalog::CatalogConfig;
 use rbee_catalog::catalog::CacheTtls;
+use rbee_catalog::rate_limit::RateLimit;
 use rbee_registry::limits::ServerLimits;
 
 #[derive(Parser)]
@@ -94,6 +95,16 @@ struct ServeArgs {
     /// they are dropped.
     #[arg(long, env = "RBEE_CATALOG_SHUTDOWN_GRACE", default_value_t = ServerLimits::default().shutdown_grace.as_secs())]
     shutdown_grace: u64,
+    /// Requests per second one client address may make to /token, license
+    /// verification, downloads and /admin (refilled continuously); 0 turns
+    /// rate limiting off.
+    #[arg(long, env = "RBEE_CATALOG_RATE_LIMIT_PER_SECOND", default_value_t = RateLimit::default().per_second)]
+    rate_limit_per_second: u32,
+    /// Requests one client address may make at once to those routes
+    /// before it gets 429 with Retry-After.
+    #[arg(long, env = "RBEE_CATALOG_RATE_LIMIT_BURST", default_value_t = RateLimit::default().burst,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    rate_limit_burst: u32,
 }
 
 impl ServeArgs {
@@ -128,6 +139,10 @@ async fn run() -> anyhow::Result<()> {
     config.upstream.deadline = Duration::from_secs(args.upstream_timeout.max(1));
     config.cors_origins = args.cors_origins;
     config.webhook_secret = args.webhook_secret;
+    config.rate_limit = RateLimit {
+        per_second: args.rate_limit_per_second,
+        burst: args.rate_limit_burst,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

@@ -5,6 +5,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
@@ -22,7 +23,7 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::config::CatalogConfig;
 use crate::error::ApiError;
-use crate::routes::{legacy, ops, v1, webhook};
+use crate::routes::{legacy, licenses, ops, v1, webhook};
 use crate::state::AppState;
 
 /// A catalog serving on a background task.
@@ -103,6 +104,14 @@ fn catalog_routes(state: Arc<AppState>, cors_origins: &[String]) -> Router {
         // The marketplace's scripts read these to revalidate and to show
         // that data is stale.
         .expose_headers([header::ETAG, header::WARNING, header::CACHE_CONTROL]);
+    // Routes that check secrets or hand out builds: one bucket per client
+    // address across all of them.
+    let limited = state.rate_limiter.wrap(
+        Router::new()
+            .route("/v1/workers/{id}/{version}/download", get(v1::download))
+            .route("/v1/workers/{id}/{version}/blob", get(v1::blob))
+            .route("/v1/licenses/verify", post(licenses::verify)),
+    );
     Router::new()
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
@@ -114,8 +123,7 @@ fn catalog_routes(state: Arc<AppState>, cors_origins: &[String]) -> Router {
         .route("/v1/workers", get(v1::list))
         .route("/v1/workers/{id}", get(v1::get))
         .route("/v1/workers/{id}/versions", get(v1::versions))
-        .route("/v1/workers/{id}/{version}/download", get(v1::download))
-        .route("/v1/workers/{id}/{version}/blob", get(v1::blob))
+        .merge(limited)
         .route("/v1/webhooks/registry", post(webhook::registry_events))
         // Covers the routes above only (not the registry's, merged later);
         // axum still adds the `Allow` header.
@@ -177,6 +185,7 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
     let purge = registry
         .as_ref()
         .map(rbee_registry::server::spawn_upload_purge);
+    let buckets = state.rate_limiter.spawn_cleanup(Duration::from_secs(60));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let limits = config.limits.clone();
     let body_budget = BodyBudget::new(limits.buffered_body_bytes);
@@ -188,6 +197,9 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
         .await;
         if let Some(purge) = purge {
             purge.abort();
+        }
+        if let Some(buckets) = buckets {
+            buckets.abort();
         }
         result
     });

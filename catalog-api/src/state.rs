@@ -8,9 +8,12 @@ use rbee_registry::Registry;
 use crate::config::CatalogConfig;
 use crate::domain::catalog::Catalog;
 use crate::domain::in_process::InProcess;
+use crate::domain::license::{LicenseLookup, NoLicenses};
 use crate::domain::source::RegistryRead;
 use crate::domain::upstream::{Upstream, registry_host};
 use crate::metrics::Metrics;
+use crate::rate_limit::RateLimiter;
+use crate::signed_url::UrlSigner;
 
 /// Shared state of the catalog routes.
 #[derive(Debug)]
@@ -26,6 +29,13 @@ pub struct AppState {
     pub webhook_secret: Option<String>,
     /// This server's Prometheus metrics (`/metrics`).
     pub metrics: Arc<Metrics>,
+    /// Where presented license keys are looked up.
+    pub licenses: Arc<dyn LicenseLookup>,
+    /// Signs and checks the download URLs of premium builds.
+    pub signer: UrlSigner,
+    /// The per-client-address buckets of the rate-limited routes (wrap a
+    /// router of such routes with [`RateLimiter::wrap`]).
+    pub rate_limiter: RateLimiter,
 }
 
 impl AppState {
@@ -67,6 +77,12 @@ impl AppState {
             registry_public_url,
             webhook_secret: config.webhook_secret.clone(),
             metrics,
+            licenses: config
+                .licenses
+                .clone()
+                .unwrap_or_else(|| Arc::new(NoLicenses)),
+            signer: UrlSigner::load_or_create(&config.data_dir)?,
+            rate_limiter: RateLimiter::new(config.rate_limit),
         })
     }
 

@@ -82,6 +82,13 @@ pub struct LegacyWorker {
     /// Whether downloads need a license key (premium workers).
     #[serde(rename = "requiresLicense")]
     pub requires_license: bool,
+    /// The price of a license, for premium workers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<Price>,
+    /// Only when the request carried a license key: whether it unlocks
+    /// the latest version (always true for free workers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unlocked: Option<bool>,
     /// Where the source lives: the metadata document's `source` object.
     #[schema(value_type = Object)]
     pub source: serde_json::Value,
@@ -121,6 +128,8 @@ impl LegacyWorker {
             supports_streaming: m.capabilities.streaming,
             supports_batching: m.capabilities.batching,
             requires_license: m.distribution.requires_license,
+            pricing: m.pricing.as_ref().map(Price::from),
+            unlocked: None,
             source: serde_json::to_value(&m.source).unwrap_or_default(),
         }
     }
@@ -150,6 +159,13 @@ pub struct Worker {
     pub platforms: Vec<Platform>,
     /// Whether downloads need a license key (premium workers).
     pub requires_license: bool,
+    /// The price of a license (premium workers), from the metadata.
+    #[schema(required = true)]
+    pub pricing: Option<Price>,
+    /// Only when the request carried a license key: whether it unlocks
+    /// the latest version (always true for free workers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unlocked: Option<bool>,
     /// The OCI repository, e.g. `rbee/llm-worker-rbee-cpu`.
     pub repository: String,
     /// The latest version's worker metadata document.
@@ -179,10 +195,53 @@ impl Worker {
             versions,
             platforms: m.platforms.clone(),
             requires_license: m.distribution.requires_license,
+            pricing: m.pricing.as_ref().map(Price::from),
+            unlocked: None,
             repository: release.repository.clone(),
             metadata: m.clone(),
         }
     }
+}
+
+/// The price of a premium worker's license.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Price {
+    /// Price in units of `currency`, for display (the purchase page owns
+    /// the exact amount).
+    pub amount: f64,
+    /// ISO 4217 code, e.g. `EUR`.
+    pub currency: String,
+    /// Where a license is bought.
+    pub purchase_url: String,
+}
+
+impl From<&rbee_schemas::Pricing> for Price {
+    fn from(p: &rbee_schemas::Pricing) -> Self {
+        Price {
+            amount: p.amount,
+            currency: p.currency.clone(),
+            purchase_url: p.purchase_url.clone(),
+        }
+    }
+}
+
+/// `POST /v1/licenses/verify`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LicenseVerification {
+    /// Whether the key is a current license. Malformed, unknown, revoked
+    /// and expired keys all answer `false` and nothing else.
+    pub valid: bool,
+    /// The worker ids it unlocks (only when valid).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_ids: Option<Vec<String>>,
+    /// The namespaces whose every worker it unlocks (only when valid).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<Vec<String>>,
+    /// When it expires, RFC 3339; `null` for a license that does not
+    /// (only when valid).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub expires_at: Option<Option<String>>,
 }
 
 /// One platform build of a release.
@@ -259,7 +318,8 @@ pub struct Download {
     /// The rbee platform of this build.
     #[schema(value_type = PlatformName)]
     pub platform: Platform,
-    /// Where to GET the tar.gz (plain HTTP, no auth needed unless premium).
+    /// Where to GET the tar.gz with no credentials. For a premium worker a
+    /// signed URL of this catalog, valid for `expires_in` seconds.
     pub download_url: String,
     /// `sha256:<hex>` of the tar.gz.
     pub checksum: String,
@@ -267,7 +327,8 @@ pub struct Download {
     pub size: u64,
     /// File name of the tar.gz, e.g. `llm-worker-rbee-cpu-0.1.0-linux-x86_64.tar.gz`.
     pub filename: String,
-    /// Seconds the URL stays valid; `null` when it does not expire.
+    /// Seconds the URL stays valid (3600 for a premium build); `null`
+    /// when it does not expire.
     #[schema(required = true)]
     pub expires_in: Option<u64>,
     /// `registry/repo@sha256:…` of the platform manifest, for OCI clients.

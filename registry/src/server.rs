@@ -110,9 +110,9 @@ pub async fn serve_router(
             permit = connections.clone().acquire_owned() => permit.map_err(io::Error::other)?,
             () = &mut shutdown => break,
         };
-        let tcp = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     accept_failed(e).await;
                     continue;
@@ -129,6 +129,10 @@ pub async fn serve_router(
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let mut req: Request<_> = req.map(|body| IdleTimeoutBody::new(body, idle));
             req.extensions_mut().insert(budget.clone());
+            // The client's address, for per-address rate limits (axum's
+            // `ConnectInfo`, as `into_make_service_with_connect_info` sets it).
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
             // A `Router` is always ready, so it is called without `poll_ready`.
             let mut app = app.clone();
             async move { Ok::<_, Infallible>(app.call(req).await.unwrap_or_else(|e| match e {})) }

@@ -1,6 +1,7 @@
 //! The catalog's HTTP routes, one file per family.
 
 pub mod legacy;
+pub mod licenses;
 pub mod ops;
 pub mod v1;
 pub mod webhook;
