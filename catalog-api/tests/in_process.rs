@@ -74,7 +74,7 @@ fn cache_misses(metrics: &str) -> f64 {
 #[tokio::test]
 async fn the_embedded_catalog_reads_its_registry_without_http_or_pull_events() {
     let server = Server::start().await;
-    let published = rbee_catalog::demo::publish_example(
+    let published = rbee_catalog_cli::demo::publish_example(
         &server.running.state.registry_public_url,
         "rbee/catalog",
     )

@@ -156,7 +156,7 @@ impl Release {
         regular_file(&license, "LICENSE", &mut problems);
         regular_file(&readme, "README", &mut problems);
         let pkgbuild = match &files.pkgbuild {
-            Some(path) => match pkgbuild::check(path, &metadata.version.to_string()) {
+            Some(path) => match pkgbuild::check(path, &metadata.version.to_string(), &metadata.id) {
                 Ok(p) => {
                     let info = pkgbuild::srcinfo(&p);
                     Some((p, info))
