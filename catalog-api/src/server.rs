@@ -133,6 +133,18 @@ fn catalog_routes(state: Arc<AppState>, cors_origins: &[String]) -> Router {
         .with_state(state)
 }
 
+/// The span of one request: method, path and request id, never the query
+/// string (a signed download URL's signature is a credential for an hour)
+/// nor any header (`Authorization` carries license keys and tokens).
+fn request_span(req: &Request) -> tracing::Span {
+    let id = req
+        .headers()
+        .get(&ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+}
+
 /// Starts the catalog on `listener` as `config` says.
 pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<RunningCatalog> {
     let addr = listener.local_addr()?;
@@ -178,6 +190,7 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
         // line would only repeat the status.
         .layer(
             TraceLayer::new_for_http()
+                .make_span_with(request_span)
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
         .layer(SetRequestIdLayer::new(ID, MakeRequestUuid));
