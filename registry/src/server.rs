@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -90,8 +90,9 @@ async fn serve_with_budget(
 /// This is `axum::serve` plus what it lacks: a cap on connections (past
 /// it, accepting pauses and new connections wait in the listen queue), a
 /// header read timeout (hyper's, which needs a timer), an idle timeout on
-/// every request body, and the shared [`BodyBudget`] in every request's
-/// extensions (`budget`, normally `limits.buffered_body_bytes` large).
+/// every request body, and the shared [`BodyBudget`] and the peer's
+/// address (`ConnectInfo<SocketAddr>`) in every request's extensions
+/// (`budget`, normally `limits.buffered_body_bytes` large).
 pub async fn serve_router(
     listener: TcpListener,
     app: Router,
@@ -129,10 +130,9 @@ pub async fn serve_router(
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let mut req: Request<_> = req.map(|body| IdleTimeoutBody::new(body, idle));
             req.extensions_mut().insert(budget.clone());
-            // The client's address, for per-address rate limits (axum's
-            // `ConnectInfo`, as `into_make_service_with_connect_info` sets it).
-            req.extensions_mut()
-                .insert(axum::extract::ConnectInfo(peer));
+            // The peer, for the events' request context (axum's type, so
+            // handlers can also extract it).
+            req.extensions_mut().insert(ConnectInfo(peer));
             // A `Router` is always ready, so it is called without `poll_ready`.
             let mut app = app.clone();
             async move { Ok::<_, Infallible>(app.call(req).await.unwrap_or_else(|e| match e {})) }

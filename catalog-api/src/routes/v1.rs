@@ -20,7 +20,7 @@ use crate::respond::{self, Caching};
 use crate::routes::licenses::{license_of, presented_key, require_license, unlocks};
 use crate::signed_url::{SignatureError, URL_LIFETIME_SECS};
 use crate::state::AppState;
-use crate::wire::{Download, Version, Versions, Worker};
+use crate::wire::{self, Download, Versions, Worker};
 
 /// Filters of `GET /v1/workers`.
 #[derive(Debug, Deserialize)]
@@ -101,7 +101,7 @@ pub async fn list(
         .filter(|(_, r)| backend.is_none_or(|b| r.metadata.backend == b))
         .filter(|(_, r)| platform.is_none_or(|p| r.builds.iter().any(|b| b.platform == p)))
         .map(|(entry, r)| {
-            let mut worker = Worker::new(r, entry.versions.clone());
+            let mut worker = wire::worker(r, entry.versions.clone());
             if presented_key(&headers).is_some() {
                 worker.unlocked = Some(
                     !r.metadata.distribution.requires_license
@@ -152,7 +152,7 @@ pub async fn get(
                 CatalogError::VersionNotFound(_) => ApiError::WorkerNotFound,
                 other => other.into(),
             })?;
-    let worker = Worker::new(&release, entry.versions);
+    let worker = wire::worker(&release, entry.versions);
     Ok(respond::json(
         &headers,
         &worker,
@@ -186,7 +186,7 @@ pub async fn versions(
     check_worker_id(&id)?;
     let ((entry, releases), stale) = state.catalog.releases(&id).await?;
     let body = Versions {
-        versions: releases.iter().map(|r| Version::new(r)).collect(),
+        versions: releases.iter().map(|r| wire::version(r)).collect(),
         latest: entry.latest,
     };
     Ok(respond::json(&headers, &body, stale, Caching::Public(600)))

@@ -92,19 +92,23 @@ impl RegistryClient {
             .take(200)
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect();
+        let detail = match detail.trim() {
+            "" => String::new(),
+            text => format!(": {text}"),
+        };
         match status {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => PushError::Auth(format!(
-                "the registry refused the push ({status}): {detail}"
-            )),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                PushError::Auth(format!("the registry refused the push ({status}){detail}"))
+            }
             // Not a refusal of what we sent: the registry asks us to slow
             // down.
             StatusCode::TOO_MANY_REQUESTS => {
-                PushError::Registry(format!("the registry answered {status}: {detail}"))
+                PushError::Registry(format!("the registry answered {status}{detail}"))
             }
             s if s.is_client_error() => {
-                PushError::Rejected(format!("the registry refused ({status}): {detail}"))
+                PushError::Rejected(format!("the registry refused ({status}){detail}"))
             }
-            _ => PushError::Registry(format!("the registry answered {status}: {detail}")),
+            _ => PushError::Registry(format!("the registry answered {status}{detail}")),
         }
     }
 }

@@ -167,10 +167,19 @@ impl RegistryClient {
     /// the registry where the upload stands; then PATCH the chunk from
     /// there.
     async fn send_next_chunk(&self, upload: &ChunkedUpload<'_>) -> Result<(), Failure> {
-        let (location, mut offset, unsure) = upload.state();
+        let (mut location, mut offset, unsure) = upload.state();
         if unsure {
-            offset = self.upload_offset(upload.repo, &location).await?;
+            match self.upload_offset(upload.repo, &location).await? {
+                Some(at) => offset = at,
+                None => {
+                    // The registry forgot the session (it expired, or the
+                    // registry lost it): start over in a new one.
+                    location = self.start_upload(upload.repo).await?;
+                    offset = 0;
+                }
+            }
             upload.update(|c| {
+                c.location = location.clone();
                 c.offset = offset;
                 c.unsure = false;
             });
@@ -218,10 +227,14 @@ impl RegistryClient {
         Ok(())
     }
 
-    /// Where an upload stands: the end of the `Range` the registry reports.
-    async fn upload_offset(&self, repo: &str, location: &Url) -> Result<u64, Failure> {
+    /// Where an upload stands: the end of the `Range` the registry
+    /// reports; `None` when the registry does not know the session.
+    async fn upload_offset(&self, repo: &str, location: &Url) -> Result<Option<u64>, Failure> {
         let build = |c: &reqwest::Client| c.get(location.clone());
         let resp = self.send_once(&scope(repo, true), &build).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
         if resp.status() != StatusCode::NO_CONTENT {
             return Err(Failure::fatal(status_error(
                 "asking where the upload stands",
@@ -240,7 +253,7 @@ impl RegistryClient {
             .unwrap_or(0);
         // `0-0` means either nothing or one byte; a registry that has
         // nothing answers it too, so treat it as nothing.
-        Ok(if end == 0 { 0 } else { end + 1 })
+        Ok(Some(if end == 0 { 0 } else { end + 1 }))
     }
 
     /// Uploads a small in-memory blob unless the repository has it.

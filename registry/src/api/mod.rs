@@ -20,6 +20,7 @@ use axum::routing::{any, get};
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::error::{RegistryError, Result};
+use crate::events::RequestContext;
 use crate::registry::Registry;
 use route::Route;
 
@@ -71,6 +72,10 @@ async fn api_version_header(req: Request, next: Next) -> Response {
 async fn dispatch(State(registry): State<Arc<Registry>>, req: Request) -> Result<Response> {
     let route = route::parse(req.uri().path())?;
     let method = req.method().clone();
+    // Who asked, for the events this request causes. An access gate puts
+    // the subject it verified in the extensions (`AuthenticatedSubject`)
+    // before this line, or sets `ctx.subject` after it.
+    let ctx = RequestContext::of(&req);
     let reg = &*registry;
     match (route, method) {
         (Route::Catalog, Method::GET) => listing::catalog(reg, req).await,
@@ -79,22 +84,24 @@ async fn dispatch(State(registry): State<Arc<Registry>>, req: Request) -> Result
             listing::referrers(reg, &name, &digest, req).await
         }
         (Route::Manifest(name, reference), m) if m == Method::GET || m == Method::HEAD => {
-            manifests::get(reg, &name, &reference, m == Method::HEAD).await
+            manifests::get(reg, &ctx, &name, &reference, m == Method::HEAD).await
         }
         (Route::Manifest(name, reference), Method::PUT) => {
-            manifests::put(&registry, &name, &reference, req).await
+            manifests::put(&registry, &ctx, &name, &reference, req).await
         }
         (Route::Manifest(name, reference), Method::DELETE) => {
-            manifests::delete(&registry, &name, &reference).await
+            manifests::delete(&registry, &ctx, &name, &reference).await
         }
         (Route::Blob(name, digest), m) if m == Method::GET || m == Method::HEAD => {
-            blobs::get(reg, &name, &digest, m == Method::HEAD, req).await
+            blobs::get(reg, &ctx, &name, &digest, m == Method::HEAD, req).await
         }
-        (Route::Blob(name, digest), Method::DELETE) => blobs::delete(reg, &name, &digest).await,
-        (Route::UploadStart(name), Method::POST) => uploads::start(reg, &name, req).await,
+        (Route::Blob(name, digest), Method::DELETE) => {
+            blobs::delete(reg, &ctx, &name, &digest).await
+        }
+        (Route::UploadStart(name), Method::POST) => uploads::start(reg, &ctx, &name, req).await,
         (Route::Upload(name, id), Method::GET) => uploads::status(reg, &name, &id).await,
         (Route::Upload(name, id), Method::PATCH) => uploads::patch(reg, &name, &id, req).await,
-        (Route::Upload(name, id), Method::PUT) => uploads::put(reg, &name, &id, req).await,
+        (Route::Upload(name, id), Method::PUT) => uploads::put(reg, &ctx, &name, &id, req).await,
         (Route::Upload(name, id), Method::DELETE) => uploads::cancel(reg, &name, &id).await,
         _ => Err(RegistryError::MethodNotAllowed),
     }

@@ -7,6 +7,7 @@ use axum::response::Response;
 use futures_util::TryStreamExt;
 
 use crate::error::{RegistryError, Result};
+use crate::events::RequestContext;
 use crate::reference::{Digest, RepoName};
 use crate::registry::Registry;
 use crate::storage::ByteStream;
@@ -57,13 +58,18 @@ fn digest_param(q: &std::collections::HashMap<String, String>) -> Result<Option<
     q.get("digest").map(|d| Digest::parse(d)).transpose()
 }
 
-pub async fn start(reg: &Registry, name: &RepoName, req: Request) -> Result<Response> {
+pub async fn start(
+    reg: &Registry,
+    context: &RequestContext,
+    name: &RepoName,
+    req: Request,
+) -> Result<Response> {
     let q = super::query(&req)?;
     if let Some(mount) = q.get("mount") {
         let digest = Digest::parse(mount)?;
         if let Some(from) = q.get("from") {
             let from = RepoName::parse(from)?;
-            if reg.mount_blob(name, &digest, &from).await? {
+            if reg.mount_blob(context, name, &digest, &from).await? {
                 return created(name, &digest);
             }
         }
@@ -77,7 +83,7 @@ pub async fn start(reg: &Registry, name: &RepoName, req: Request) -> Result<Resp
         Some(digest) => {
             let body = has_body(req.headers()).then(|| body_stream(req));
             let finished = reg
-                .finish_upload(name, &status.id, &digest, None, body)
+                .finish_upload(context, name, &status.id, &digest, None, body)
                 .await;
             if finished.is_err() {
                 // The client never learnt this session's id, so nobody
@@ -139,7 +145,13 @@ pub async fn patch(reg: &Registry, name: &RepoName, id: &str, req: Request) -> R
     accepted(name, &status, StatusCode::ACCEPTED)
 }
 
-pub async fn put(reg: &Registry, name: &RepoName, id: &str, req: Request) -> Result<Response> {
+pub async fn put(
+    reg: &Registry,
+    context: &RequestContext,
+    name: &RepoName,
+    id: &str,
+    req: Request,
+) -> Result<Response> {
     let q = super::query(&req)?;
     let digest = digest_param(&q)?.ok_or_else(|| {
         RegistryError::DigestInvalid("the `digest` query parameter is required".into())
@@ -149,7 +161,8 @@ pub async fn put(reg: &Registry, name: &RepoName, id: &str, req: Request) -> Res
     } else {
         (None, None)
     };
-    reg.finish_upload(name, id, &digest, start, body).await?;
+    reg.finish_upload(context, name, id, &digest, start, body)
+        .await?;
     created(name, &digest)
 }
 
