@@ -5,11 +5,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use std::sync::Arc;
-
 use rbee_registry::limits::ServerLimits;
 
-use crate::domain::license::LicenseLookup;
 use crate::rate_limit::RateLimit;
 
 use crate::catalog::CacheTtls;
@@ -39,6 +36,9 @@ pub struct CatalogConfig {
     pub cors_origins: Vec<String>,
     /// Shared secret for `POST /v1/webhooks/registry`; unset disables it.
     pub webhook_secret: Option<String>,
+    /// The catalog's database (licenses, keys, audit log): `sqlite://PATH`
+    /// or `postgres://...`; `None`: SQLite in `<data_dir>/catalog.db`.
+    pub database_url: Option<String>,
     /// What clients may hold: connections, time to send headers and
     /// bodies, memory for buffered bodies (webhook payloads and the
     /// embedded registry's manifests share one budget).
@@ -46,9 +46,6 @@ pub struct CatalogConfig {
     /// Per-client-address limit of `/token`, license verification,
     /// downloads and `/admin`.
     pub rate_limit: RateLimit,
-    /// Where license keys are looked up; `None`: no key unlocks a
-    /// premium worker.
-    pub licenses: Option<Arc<dyn LicenseLookup>>,
 }
 
 impl CatalogConfig {
@@ -65,9 +62,9 @@ impl CatalogConfig {
             upstream: UpstreamOptions::default(),
             cors_origins: Vec::new(),
             webhook_secret: None,
+            database_url: None,
             limits: ServerLimits::default(),
             rate_limit: RateLimit::default(),
-            licenses: None,
         }
     }
 }

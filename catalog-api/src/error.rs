@@ -7,6 +7,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use rbee_store::StoreError;
+
 use crate::domain::CatalogError;
 use crate::domain::upstream::UpstreamError;
 
@@ -121,6 +123,10 @@ pub enum ApiError {
     /// The registry failed and nothing cached could stand in.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// The catalog's database refused the input (400), has no such record
+    /// (404), or failed (500, detail in the log only).
+    #[error(transparent)]
+    Store(#[from] rbee_store::StoreError),
 }
 
 impl ApiError {
@@ -159,6 +165,9 @@ impl ApiError {
             ApiError::Upstream(UpstreamError::Invalid(_)) => {
                 (StatusCode::BAD_GATEWAY, "Registry data invalid")
             }
+            ApiError::Store(StoreError::NotFound { .. }) => (StatusCode::NOT_FOUND, "Not found"),
+            ApiError::Store(StoreError::Invalid(_)) => (StatusCode::BAD_REQUEST, "Bad request"),
+            ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Database error"),
         }
     }
 }
@@ -176,6 +185,14 @@ impl IntoResponse for ApiError {
             ApiError::LicensesUnavailable(e) => {
                 tracing::error!(error = %e, "license lookup failed");
                 self.to_string()
+            }
+            ApiError::Store(e @ (StoreError::NotFound { .. } | StoreError::Invalid(_))) => {
+                e.to_string()
+            }
+            ApiError::Store(e) => {
+                let cause = std::error::Error::source(e).map(ToString::to_string);
+                tracing::error!(error = %e, cause = cause.as_deref().unwrap_or(""), "database failure");
+                "the catalog's database failed; try again later".to_owned()
             }
             other => other.to_string(),
         };

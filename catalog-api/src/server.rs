@@ -23,7 +23,7 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::config::CatalogConfig;
 use crate::error::ApiError;
-use crate::routes::{legacy, licenses, ops, v1, webhook};
+use crate::routes::{admin, legacy, licenses, ops, v1, webhook};
 use crate::state::AppState;
 
 /// A catalog serving on a background task.
@@ -110,7 +110,8 @@ fn catalog_routes(state: Arc<AppState>, cors_origins: &[String]) -> Router {
         Router::new()
             .route("/v1/workers/{id}/{version}/download", get(v1::download))
             .route("/v1/workers/{id}/{version}/blob", get(v1::blob))
-            .route("/v1/licenses/verify", post(licenses::verify)),
+            .route("/v1/licenses/verify", post(licenses::verify))
+            .nest("/admin", admin::routes()),
     );
     Router::new()
         .route("/health", get(ops::health))
@@ -154,6 +155,16 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
         .unwrap_or_else(|| format!("http://{addr}"))
         .trim_end_matches('/')
         .to_owned();
+    let store = crate::admin::open_store(&config)
+        .await
+        .map_err(|e| io::Error::other(error_chain(&e)))?;
+    tracing::info!(database = store.db().dialect(), "catalog database open");
+    if let Some(path) = crate::admin::ensure_admin_key(&store, &config.data_dir).await? {
+        tracing::warn!(
+            path = %path.display(),
+            "created the admin key (for /admin and the token service); it is in this file only"
+        );
+    }
     let (registry, upstream_url, registry_public_url) = match &config.registry_url {
         Some(url) => (None, url.clone(), url.trim_end_matches('/').to_owned()),
         None => {
@@ -169,6 +180,7 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
         &upstream_url,
         public_url,
         registry_public_url,
+        store,
     )?);
 
     let mut app = catalog_routes(state.clone(), &config.cors_origins);
@@ -224,6 +236,19 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
         stop: Some(stop),
         task,
     })
+}
+
+/// An error and its causes on one line (the store's errors keep the
+/// driver's detail in `source()`).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// Drops cached data as soon as the embedded registry changes a manifest.

@@ -4,11 +4,12 @@ use std::io;
 use std::sync::Arc;
 
 use rbee_registry::Registry;
+use rbee_store::Store;
 
 use crate::config::CatalogConfig;
 use crate::domain::catalog::Catalog;
 use crate::domain::in_process::InProcess;
-use crate::domain::license::{LicenseLookup, NoLicenses};
+use crate::domain::license::LicenseLookup;
 use crate::domain::source::RegistryRead;
 use crate::domain::upstream::{Upstream, registry_host};
 use crate::metrics::Metrics;
@@ -29,7 +30,9 @@ pub struct AppState {
     pub webhook_secret: Option<String>,
     /// This server's Prometheus metrics (`/metrics`).
     pub metrics: Arc<Metrics>,
-    /// Where presented license keys are looked up.
+    /// The catalog's database: licenses, keys, the audit log.
+    pub store: Store,
+    /// Where presented license keys are looked up (the store).
     pub licenses: Arc<dyn LicenseLookup>,
     /// Signs and checks the download URLs of premium builds.
     pub signer: UrlSigner,
@@ -42,13 +45,15 @@ impl AppState {
     /// The state of a catalog configured by `config`. With an `embedded`
     /// registry, the catalog reads it in process (served at
     /// `registry_url`, which names it in OCI references); without one, it
-    /// reads the registry at `registry_url` over HTTP.
+    /// reads the registry at `registry_url` over HTTP. `store` is the
+    /// opened database ([`crate::admin::open_store`]).
     pub fn new(
         config: &CatalogConfig,
         embedded: Option<&Arc<Registry>>,
         registry_url: &str,
         public_url: String,
         registry_public_url: String,
+        store: Store,
     ) -> io::Result<Self> {
         let source: Arc<dyn RegistryRead> = match embedded {
             Some(registry) => Arc::new(InProcess::new(
@@ -81,10 +86,8 @@ impl AppState {
             registry_public_url,
             webhook_secret: config.webhook_secret.clone(),
             metrics,
-            licenses: config
-                .licenses
-                .clone()
-                .unwrap_or_else(|| Arc::new(NoLicenses)),
+            licenses: Arc::new(store.clone()),
+            store,
             signer: UrlSigner::load_or_create(&config.data_dir)?,
             rate_limiter: RateLimiter::new(config.rate_limit),
         })

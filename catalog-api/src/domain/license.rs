@@ -104,14 +104,31 @@ pub trait LicenseLookup: Send + Sync + Debug {
     async fn license(&self, key: &str) -> Result<Option<License>, LicenseLookupError>;
 }
 
-/// A catalog with no license database: no key unlocks anything.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoLicenses;
-
+/// The catalog's database holds the licenses. Only license keys count
+/// here: a publisher or admin key unlocks no download through the catalog
+/// (they pull through the registry's token service instead).
 #[async_trait::async_trait]
-impl LicenseLookup for NoLicenses {
-    async fn license(&self, _key: &str) -> Result<Option<License>, LicenseLookupError> {
-        Ok(None)
+impl LicenseLookup for rbee_store::Store {
+    async fn license(&self, key: &str) -> Result<Option<License>, LicenseLookupError> {
+        let credential = self
+            .authenticate(key)
+            .await
+            .map_err(|e| LicenseLookupError(Box::new(e)))?;
+        Ok(credential
+            .filter(|c| c.kind == rbee_store::CredentialKind::License)
+            .map(|c| License {
+                id: c.id,
+                grants: c
+                    .grants
+                    .into_iter()
+                    .map(|g| match g {
+                        rbee_store::Grant::Worker(id) => Grant::Worker(id),
+                        rbee_store::Grant::Namespace(ns) => Grant::Namespace(ns),
+                    })
+                    .collect(),
+                expires_at: c.expires_at,
+                perpetual_fallback: c.perpetual_fallback,
+            }))
     }
 }
 
