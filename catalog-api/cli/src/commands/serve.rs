@@ -56,6 +56,11 @@ pub struct Args {
     /// Shared secret of POST /v1/webhooks/registry (disabled when unset).
     #[arg(long, env = "RBEE_CATALOG_WEBHOOK_SECRET", hide_env_values = true)]
     webhook_secret: Option<String>,
+    /// The catalog's database (licenses, keys, audit log): sqlite://PATH or
+    /// postgres://USER:PASSWORD@HOST/DB. Default: SQLite in
+    /// <data dir>/catalog.db.
+    #[arg(long, env = "RBEE_CATALOG_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
     /// Publish the example worker on first start.
     #[arg(long, env = "RBEE_CATALOG_DEMO")]
     pub demo: bool,
@@ -138,6 +143,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         per_second: args.rate_limit_per_second,
         burst: args.rate_limit_burst,
     };
+    config.database_url = args.database_url;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
