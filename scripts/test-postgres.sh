@@ -50,6 +50,13 @@ if [ -n "$AS" ]; then chown postgres "$DIR"; fi
 chmod 0700 "$DIR"
 rm -f "$DIR/url"
 
+# Not answering: a cluster left by an earlier run (a killed server, a stale
+# postmaster.pid whose PID is now another process's) is thrown away and
+# made anew; it never held anything worth keeping.
+if [ -d "$DIR/data" ]; then
+    $AS "$PGBIN/pg_ctl" -D "$DIR/data" stop -m immediate >/dev/null 2>&1 || true
+    rm -rf "$DIR/data"
+fi
 if [ ! -f "$DIR/data/PG_VERSION" ]; then
     $AS "$PGBIN/initdb" -D "$DIR/data" -U postgres --auth=trust -E UTF8 --no-sync >"$DIR/initdb.log" 2>&1 || {
         cat "$DIR/initdb.log" >&2

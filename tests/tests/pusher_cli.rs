@@ -73,8 +73,10 @@ async fn invalid_releases_push_nothing(reg: UnderTest) {
     // A PKGBUILD with a syntax error: the file and the line are named.
     let fixture = Fixture::new(VERSION);
     let pkgbuild = std::fs::read_to_string(&fixture.pkgbuild).unwrap();
-    let lines: Vec<&str> = pkgbuild.lines().collect();
-    assert_eq!(lines[3], "pkgrel=1", "line 4 of the example PKGBUILD");
+    let pkgrel_line = 1 + pkgbuild
+        .lines()
+        .position(|l| l == "pkgrel=1")
+        .expect("the example PKGBUILD sets pkgrel=1 on a line of its own");
     std::fs::write(
         &fixture.pkgbuild,
         pkgbuild.replace("\npkgrel=1\n", "\npkgrel=1)\n"),
@@ -83,13 +85,19 @@ async fn invalid_releases_push_nothing(reg: UnderTest) {
     let err = refused_as_invalid(&reg, &fixture.args()).await;
     let shown = fixture.pkgbuild.display().to_string();
     assert!(
-        err.contains(&shown) && err.contains("line 4") && err.contains("syntax error"),
+        err.contains(&shown)
+            && err.contains(&format!("line {pkgrel_line}"))
+            && err.contains("syntax error"),
         "{err}"
     );
 
     // A PKGBUILD whose pkgver is not the metadata version.
     let fixture = Fixture::new(VERSION);
     let pkgbuild = std::fs::read_to_string(&fixture.pkgbuild).unwrap();
+    let pkgver_line = 1 + pkgbuild
+        .lines()
+        .position(|l| l == "pkgver=0.1.0")
+        .expect("the example PKGBUILD sets pkgver=0.1.0 on a line of its own");
     std::fs::write(
         &fixture.pkgbuild,
         pkgbuild.replace("\npkgver=0.1.0\n", "\npkgver=0.0.9\n"),
@@ -97,7 +105,7 @@ async fn invalid_releases_push_nothing(reg: UnderTest) {
     .unwrap();
     let err = refused_as_invalid(&reg, &fixture.args()).await;
     let needle = format!(
-        "{}:3: pkgver is `0.0.9` but the metadata version is `0.1.0`",
+        "{}:{pkgver_line}: pkgver is `0.0.9` but the metadata version is `0.1.0`",
         fixture.pkgbuild.display()
     );
     assert!(err.contains(&needle), "{err}");
