@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use rbee_registry::limits::ServerLimits;
 
+use crate::rate_limit::RateLimit;
+
 use crate::catalog::CacheTtls;
 use crate::upstream::UpstreamOptions;
 
@@ -61,6 +63,9 @@ pub struct CatalogConfig {
     /// bodies, memory for buffered bodies (webhook payloads and the
     /// embedded registry's manifests share one budget).
     pub limits: ServerLimits,
+    /// Per-client-address limit of `/token`, license verification,
+    /// downloads and `/admin`.
+    pub rate_limit: RateLimit,
 }
 
 impl CatalogConfig {
@@ -79,6 +84,7 @@ impl CatalogConfig {
             webhook_secret: None,
             database_url: None,
             limits: ServerLimits::default(),
+            rate_limit: RateLimit::default(),
         }
     }
 }

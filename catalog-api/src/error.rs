@@ -72,12 +72,32 @@ pub enum ApiError {
         /// The platforms the version was built for.
         available: Vec<String>,
     },
-    /// The worker is premium. License verification is not built yet, so
-    /// no key is accepted: paid builds are never handed out unchecked.
-    #[error("this worker requires a license")]
+    /// The worker is premium and the request carried no license key.
+    #[error("this worker requires a license; send the key as `Authorization: Bearer rbee_lic_...`")]
     LicenseRequired {
         /// Where to buy one, from the worker's pricing.
         purchase_url: Option<String>,
+    },
+    /// The worker is premium and the key sent does not unlock this
+    /// version. Unknown, revoked, expired and other workers' keys get the
+    /// same answer, so that it tells a guesser nothing.
+    #[error("the license key sent does not unlock this version of this worker")]
+    LicenseNotAccepted {
+        /// Where to buy one, from the worker's pricing.
+        purchase_url: Option<String>,
+    },
+    /// A signed download URL that is tampered with, expired, or made for
+    /// another blob.
+    #[error("{0}; ask /v1/workers/<id>/<version>/download for a new URL")]
+    DownloadUrlInvalid(#[from] crate::signed_url::SignatureError),
+    /// The license database failed; the cause is logged, not sent.
+    #[error("licenses cannot be checked right now; try again later")]
+    LicensesUnavailable(#[from] crate::domain::license::LicenseLookupError),
+    /// The client sent more requests than its rate limit allows.
+    #[error("too many requests from this address; retry after {retry_after} s")]
+    TooManyRequests {
+        /// Seconds until the next request is accepted.
+        retry_after: u64,
     },
     /// The worker has no PKGBUILD.
     #[error("this worker has no PKGBUILD")]
@@ -121,7 +141,16 @@ impl ApiError {
             ApiError::UnknownPlatform(_) => (StatusCode::BAD_REQUEST, "Unknown platform"),
             ApiError::PlatformNotBuilt { .. } => (StatusCode::NOT_FOUND, "Platform not available"),
             ApiError::PkgbuildNotFound => (StatusCode::NOT_FOUND, "PKGBUILD not found"),
-            ApiError::LicenseRequired { .. } => (StatusCode::FORBIDDEN, "License required"),
+            ApiError::LicenseRequired { .. } | ApiError::LicenseNotAccepted { .. } => {
+                (StatusCode::FORBIDDEN, "License required")
+            }
+            ApiError::DownloadUrlInvalid(_) => (StatusCode::FORBIDDEN, "Invalid download URL"),
+            ApiError::LicensesUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "License check unavailable")
+            }
+            ApiError::TooManyRequests { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "Too many requests")
+            }
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad request"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "Not found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
@@ -155,6 +184,10 @@ impl IntoResponse for ApiError {
                 tracing::warn!(error = %e, "upstream registry failure");
                 "the registry behind the catalog failed; try again later".to_owned()
             }
+            ApiError::LicensesUnavailable(e) => {
+                tracing::error!(error = %e, "license lookup failed");
+                self.to_string()
+            }
             ApiError::Store(e @ (StoreError::NotFound { .. } | StoreError::Invalid(_))) => {
                 e.to_string()
             }
@@ -172,7 +205,9 @@ impl IntoResponse for ApiError {
         if let ApiError::UnknownPlatform(_) = &self {
             body.valid_platforms = Some(rbee_schemas::Platform::names());
         }
-        if let ApiError::LicenseRequired { purchase_url } = &self {
+        if let ApiError::LicenseRequired { purchase_url }
+        | ApiError::LicenseNotAccepted { purchase_url } = &self
+        {
             body.purchase_url = purchase_url.clone();
         }
         let mut resp = (status, Json(body)).into_response();
@@ -181,6 +216,10 @@ impl IntoResponse for ApiError {
                 header::RETRY_AFTER,
                 HeaderValue::from(rbee_registry::limits::RETRY_AFTER_SECS),
             );
+        }
+        if let ApiError::TooManyRequests { retry_after } = &self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
         }
         if let ApiError::Upstream(UpstreamError::RateLimited { retry_after }) = &self
             && let Ok(v) = HeaderValue::from_str(&retry_after.as_secs().to_string())

@@ -15,9 +15,11 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
+pub mod rate_limit;
 mod respond;
 pub mod routes;
 pub mod server;
+pub mod signed_url;
 pub mod state;
 pub mod wire;
 

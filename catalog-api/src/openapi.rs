@@ -19,7 +19,7 @@ use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToSchema};
 
 use rbee_schemas::Platform;
 
-use crate::routes::{legacy, ops, v1, webhook};
+use crate::routes::{legacy, licenses, ops, v1, webhook};
 
 /// The `{id}` of worker routes. Parameter descriptions live in these
 /// doc-only structs because the handlers take plain `Path<String>`s.
@@ -84,6 +84,21 @@ pub struct PlatformQuery {
     /// `available_platforms`).
     #[param(value_type = Platform, example = "linux-x86_64")]
     pub platform: String,
+}
+
+/// The query of a `/blob` URL: the platform, and for a premium build the
+/// signature a licensed download answered.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BlobQuery {
+    /// The platform to download, as for a download.
+    #[param(value_type = Platform, example = "linux-x86_64")]
+    pub platform: String,
+    /// Premium builds: Unix seconds until which the URL is valid.
+    pub expires: Option<u64>,
+    /// Premium builds: the server's hex HMAC-SHA256 over the blob's
+    /// digest, repository and `expires`.
+    pub signature: Option<String>,
 }
 
 /// The schema of a backend name (`cpu`, `cuda`, ...), as a string enum
@@ -210,6 +225,7 @@ impl ToSchema for GzipFile {}
         v1::versions,
         v1::download,
         v1::blob,
+        licenses::verify,
         webhook::registry_events,
         ops::health,
         ops::ready,
@@ -230,7 +246,7 @@ impl ToSchema for GzipFile {}
         (name = "v1", description = "Workers, versions and downloads (snake_case JSON)."),
         (name = "ops", description = "Health, readiness, metrics, this document, and the registry webhook."),
     ),
-    modifiers(&CachingHeaders, &WebhookSecret),
+    modifiers(&CachingHeaders, &WebhookSecret, &LicenseKey),
 )]
 struct ApiDoc;
 
@@ -317,6 +333,28 @@ impl Modify for WebhookSecret {
                     .build(),
             ),
         );
+    }
+}
+
+/// A license key, as a bearer token: premium downloads, and what each
+/// listed worker says about it.
+struct LicenseKey;
+
+impl Modify for LicenseKey {
+    fn modify(&self, doc: &mut Document) {
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "license_key",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some(
+                            "A license key `rbee_lic_...` (`Authorization: Bearer rbee_lic_...`).",
+                        ))
+                        .build(),
+                ),
+            );
     }
 }
 

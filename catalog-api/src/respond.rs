@@ -13,6 +13,9 @@ use sha2::Digest as _;
 pub enum Caching {
     /// Public data, for this many seconds.
     Public(u32),
+    /// An answer for one license holder (a signed URL, what their license
+    /// unlocks): kept by no cache.
+    Private,
 }
 
 /// Serialises `value` and answers it with caching headers.
@@ -45,6 +48,7 @@ pub fn respond(
             Caching::Public(secs) if !stale => format!("public, max-age={secs}"),
             // Stale data should not be kept downstream for long.
             Caching::Public(_) => "public, max-age=10".to_owned(),
+            Caching::Private => "private, no-store".to_owned(),
         },
     );
     if stale {

@@ -5,6 +5,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
@@ -22,7 +23,7 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::config::CatalogConfig;
 use crate::error::ApiError;
-use crate::routes::{admin, legacy, ops, v1, webhook};
+use crate::routes::{admin, legacy, licenses, ops, v1, webhook};
 use crate::state::AppState;
 
 /// A catalog serving on a background task.
@@ -115,6 +116,15 @@ fn catalog_routes(state: Arc<AppState>, cors_origins: &[String]) -> Router {
         // The marketplace's scripts read these to revalidate and to show
         // that data is stale.
         .expose_headers([header::ETAG, header::WARNING, header::CACHE_CONTROL]);
+    // Routes that check secrets or hand out builds: one bucket per client
+    // address across all of them.
+    let limited = state.rate_limiter.wrap(
+        Router::new()
+            .route("/v1/workers/{id}/{version}/download", get(v1::download))
+            .route("/v1/workers/{id}/{version}/blob", get(v1::blob))
+            .route("/v1/licenses/verify", post(licenses::verify))
+            .nest("/admin", admin::routes()),
+    );
     Router::new()
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
@@ -126,16 +136,26 @@ fn catalog_routes(state: Arc<AppState>, cors_origins: &[String]) -> Router {
         .route("/v1/workers", get(v1::list))
         .route("/v1/workers/{id}", get(v1::get))
         .route("/v1/workers/{id}/versions", get(v1::versions))
-        .route("/v1/workers/{id}/{version}/download", get(v1::download))
-        .route("/v1/workers/{id}/{version}/blob", get(v1::blob))
+        .merge(limited)
         .route("/v1/webhooks/registry", post(webhook::registry_events))
-        .nest("/admin", admin::routes())
         // Covers the routes above only (not the registry's, merged later);
         // axum still adds the `Allow` header.
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(|| async { ApiError::NotFound })
         .layer(cors)
         .with_state(state)
+}
+
+/// The span of one request: method, path and request id, never the query
+/// string (a signed download URL's signature is a credential for an hour)
+/// nor any header (`Authorization` carries license keys and tokens).
+fn request_span(req: &Request) -> tracing::Span {
+    let id = req
+        .headers()
+        .get(&ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
 }
 
 /// Starts the catalog on `listener` as `config` says.
@@ -194,6 +214,7 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
         // line would only repeat the status.
         .layer(
             TraceLayer::new_for_http()
+                .make_span_with(request_span)
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
         .layer(SetRequestIdLayer::new(ID, MakeRequestUuid));
@@ -201,6 +222,7 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
     let purge = registry
         .as_ref()
         .map(rbee_registry::server::spawn_upload_purge);
+    let buckets = state.rate_limiter.spawn_cleanup(Duration::from_secs(60));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let limits = config.limits.clone();
     let body_budget = BodyBudget::new(limits.buffered_body_bytes);
@@ -212,6 +234,9 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
         .await;
         if let Some(purge) = purge {
             purge.abort();
+        }
+        if let Some(buckets) = buckets {
+            buckets.abort();
         }
         result
     });

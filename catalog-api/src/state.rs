@@ -9,9 +9,12 @@ use rbee_store::Store;
 use crate::config::CatalogConfig;
 use crate::domain::catalog::Catalog;
 use crate::domain::in_process::InProcess;
+use crate::domain::license::LicenseLookup;
 use crate::domain::source::RegistryRead;
 use crate::domain::upstream::{Upstream, registry_host};
 use crate::metrics::Metrics;
+use crate::rate_limit::RateLimiter;
+use crate::signed_url::UrlSigner;
 
 /// Shared state of the catalog routes.
 #[derive(Debug)]
@@ -29,6 +32,13 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The catalog's database: licenses, keys, the audit log.
     pub store: Store,
+    /// Where presented license keys are looked up (the store).
+    pub licenses: Arc<dyn LicenseLookup>,
+    /// Signs and checks the download URLs of premium builds.
+    pub signer: UrlSigner,
+    /// The per-client-address buckets of the rate-limited routes (wrap a
+    /// router of such routes with [`RateLimiter::wrap`]).
+    pub rate_limiter: RateLimiter,
 }
 
 impl AppState {
@@ -76,7 +86,10 @@ impl AppState {
             registry_public_url,
             webhook_secret: config.webhook_secret.clone(),
             metrics,
+            licenses: Arc::new(store.clone()),
             store,
+            signer: UrlSigner::load_or_create(&config.data_dir)?,
+            rate_limiter: RateLimiter::new(config.rate_limit),
         })
     }
 

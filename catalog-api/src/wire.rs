@@ -16,7 +16,9 @@ use rbee_schemas::{Platform, WorkerMetadata};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-pub use rbee_schemas::v1::{Download, PlatformBuild, Version, Versions, Worker, Workers};
+pub use rbee_schemas::v1::{
+    Download, LicenseVerification, PlatformBuild, Price, Version, Versions, Worker, Workers,
+};
 
 use crate::domain::catalog::{self, Release};
 use crate::openapi::{BackendName, LegacyArch, LegacyBuildSystem, LegacyImplementation, LegacyOs};
@@ -122,6 +124,13 @@ pub struct LegacyWorker {
     /// Whether downloads need a license key (premium workers).
     #[serde(rename = "requiresLicense")]
     pub requires_license: bool,
+    /// The price of a license, for premium workers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<Price>,
+    /// Only when the request carried a license key: whether it unlocks
+    /// the latest version (always true for free workers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unlocked: Option<bool>,
     /// The marketplace site's view: this worker as a family with one
     /// variant, its own backend.
     pub variants: Vec<LegacyVariant>,
@@ -234,6 +243,8 @@ impl LegacyWorker {
             supports_streaming: caps.streaming,
             supports_batching: caps.batching,
             requires_license: m.distribution.requires_license,
+            pricing: m.pricing.as_ref().map(price),
+            unlocked: None,
             variants: vec![LegacyVariant {
                 backend: m.backend.as_str(),
                 platforms,
@@ -270,8 +281,19 @@ pub fn worker(release: &Release, versions: Vec<String>) -> Worker {
         versions,
         platforms: m.platforms.clone(),
         requires_license: m.distribution.requires_license,
+        pricing: m.pricing.as_ref().map(price),
+        unlocked: None,
         repository: release.repository.clone(),
         metadata: m.clone(),
+    }
+}
+
+/// The v1 view of a worker's price.
+pub fn price(p: &rbee_schemas::Pricing) -> Price {
+    Price {
+        amount: p.amount,
+        currency: p.currency.clone(),
+        purchase_url: p.purchase_url.clone(),
     }
 }
 

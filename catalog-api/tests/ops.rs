@@ -174,6 +174,7 @@ const CATALOG_ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/workers/{id}/{version}/download"),
     ("get", "/v1/workers/{id}/{version}/blob"),
     ("post", "/v1/webhooks/registry"),
+    ("post", "/v1/licenses/verify"),
 ];
 
 #[tokio::test]

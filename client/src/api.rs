@@ -22,7 +22,7 @@ use crate::limits::{MAX_ANSWER_BYTES, Timeouts};
 // The answers' shapes are the catalog's own, defined once in rbee-schemas.
 // `Build` and `DownloadInfo` are this crate's earlier names for them.
 pub use rbee_schemas::v1::{
-    Download as DownloadInfo, PlatformBuild as Build, Version, Versions, Worker,
+    Download as DownloadInfo, PlatformBuild as Build, Price, Version, Versions, Worker,
 };
 
 #[derive(Debug, Default, Deserialize)]
@@ -97,6 +97,17 @@ pub(crate) fn check_download(
     })
 }
 
+/// A license key: a secret that never appears in a `Debug` print, a log
+/// line or an error message.
+#[derive(Clone)]
+pub(crate) struct LicenseKey(String);
+
+impl std::fmt::Debug for LicenseKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LicenseKey(<redacted>)")
+    }
+}
+
 /// A client of one catalog.
 #[derive(Debug, Clone)]
 pub struct CatalogClient {
@@ -106,7 +117,7 @@ pub struct CatalogClient {
     /// redirect, so the key cannot be forwarded anywhere.
     keyed: reqwest::Client,
     base: Url,
-    license_key: Option<String>,
+    license_key: Option<LicenseKey>,
     timeouts: Timeouts,
 }
 
@@ -170,8 +181,28 @@ impl CatalogClient {
     /// Sends `key` as `Authorization: Bearer` (premium workers), to the
     /// catalog's own origin only.
     pub fn with_license_key(mut self, key: Option<String>) -> Self {
-        self.license_key = key;
+        self.license_key = key.map(LicenseKey);
         self
+    }
+
+    /// Reads the license key from `path`: the file's text, surrounding
+    /// white space removed (at most 4 KiB; an empty file is an error).
+    pub fn with_license_file(self, path: &std::path::Path) -> Result<Self, ClientError> {
+        use std::io::Read as _;
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(4096).read_to_string(&mut text))
+            .map_err(|e| {
+                ClientError::Invalid(format!("cannot read license file {}: {e}", path.display()))
+            })?;
+        let key = text.trim();
+        if key.is_empty() || key.contains(char::is_whitespace) || text.len() >= 4096 {
+            return Err(ClientError::Invalid(format!(
+                "license file {} must hold one license key (rbee_lic_...)",
+                path.display()
+            )));
+        }
+        Ok(self.with_license_key(Some(key.to_owned())))
     }
 
     /// Whether `url` is on the catalog's origin (scheme, host, port).
@@ -203,7 +234,7 @@ impl CatalogClient {
             return Ok(request(&self.http, url).send().await?);
         };
         let resp = request(&self.keyed, url.clone())
-            .bearer_auth(key)
+            .bearer_auth(&key.0)
             .send()
             .await?;
         if !resp.status().is_redirection() {
@@ -225,6 +256,11 @@ impl CatalogClient {
             .map_err(|e| ClientError::Invalid(e.to_string()))?;
         let resp = self.get_url(url, 0, self.timeouts.answer()).await?;
         let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(16).collect::<String>());
         let body = read_capped(resp).await?;
         if status.is_success() {
             return serde_json::from_slice(&body)
@@ -239,11 +275,26 @@ impl CatalogClient {
                 }
             }
             StatusCode::NOT_FOUND => ClientError::NotFound(format!("{what}: {}", body.message)),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::PAYMENT_REQUIRED
+                if self.license_key.is_some() =>
+            {
+                ClientError::LicenseNotAccepted {
+                    purchase_url: body.purchase_url,
+                }
+            }
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::PAYMENT_REQUIRED => {
                 ClientError::LicenseRequired {
                     purchase_url: body.purchase_url,
                 }
             }
+            StatusCode::TOO_MANY_REQUESTS => ClientError::Server {
+                status: 429,
+                message: format!(
+                    "{} (retry after {} s)",
+                    body.message,
+                    retry_after.as_deref().unwrap_or("?")
+                ),
+            },
             s => ClientError::Server {
                 status: s.as_u16(),
                 message: if body.message.is_empty() {
@@ -321,4 +372,44 @@ async fn read_capped(resp: reqwest::Response) -> Result<Vec<u8>, ClientError> {
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+#[cfg(test)]
+mod license_tests {
+    use super::*;
+
+    #[test]
+    fn the_key_never_shows_in_debug() {
+        let c = CatalogClient::new("http://127.0.0.1:1")
+            .unwrap()
+            .with_license_key(Some("rbee_lic_topsecret".into()));
+        let text = format!("{c:?}");
+        assert!(!text.contains("topsecret"), "{text}");
+    }
+
+    #[test]
+    fn a_license_file_holds_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, "  rbee_lic_abc\n").unwrap();
+        let c = CatalogClient::new("http://127.0.0.1:1")
+            .unwrap()
+            .with_license_file(&path)
+            .unwrap();
+        assert_eq!(c.license_key.unwrap().0, "rbee_lic_abc");
+        for bad in ["", "\n", "rbee_lic_a rbee_lic_b"] {
+            std::fs::write(&path, bad).unwrap();
+            let e = CatalogClient::new("http://127.0.0.1:1")
+                .unwrap()
+                .with_license_file(&path)
+                .unwrap_err();
+            assert!(matches!(e, ClientError::Invalid(_)), "{bad:?}: {e}");
+            assert!(!e.to_string().contains("rbee_lic_a"), "{e}");
+        }
+        let e = CatalogClient::new("http://127.0.0.1:1")
+            .unwrap()
+            .with_license_file(&dir.path().join("missing"))
+            .unwrap_err();
+        assert!(e.to_string().contains("missing"), "{e}");
+    }
 }

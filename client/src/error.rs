@@ -27,9 +27,18 @@ pub enum ClientError {
         /// The platforms built.
         available: Vec<String>,
     },
-    /// The worker needs a license key (none given, or it was refused).
-    #[error("this worker requires a license{}", purchase_url.as_ref().map(|u| format!("; buy one at {u}")).unwrap_or_default())]
+    /// The worker needs a license key and none was given (or a download
+    /// URL was refused).
+    #[error("this worker requires a license key and none was given{}", purchase_url.as_ref().map(|u| format!("; buy one at {u}")).unwrap_or_default())]
     LicenseRequired {
+        /// Where to buy one, when the server says.
+        purchase_url: Option<String>,
+    },
+    /// The license key given does not unlock this worker or version: it is
+    /// unknown, revoked, expired, or for other workers (the catalog does not
+    /// say which).
+    #[error("the license key given does not unlock this worker (unknown, revoked, expired or for other workers){}", purchase_url.as_ref().map(|u| format!("; buy one at {u}")).unwrap_or_default())]
+    LicenseNotAccepted {
         /// Where to buy one, when the server says.
         purchase_url: Option<String>,
     },

@@ -55,9 +55,19 @@ enum Command {
     Install {
         /// Worker id, optionally with a semver requirement after `@`.
         worker: String,
-        /// License key for premium workers.
-        #[arg(long, env = "RBEE_LICENSE_KEY", hide_env_values = true)]
-        license_key: Option<String>,
+        /// License key for premium workers (rbee_lic_...). Sent only to the
+        /// catalog; prefer the environment variable or --license-file, which
+        /// other users cannot read in the process list.
+        #[arg(
+            long,
+            alias = "license-key",
+            env = "RBEE_LICENSE_KEY",
+            hide_env_values = true
+        )]
+        license: Option<String>,
+        /// A file holding the license key (e.g. with mode 0600).
+        #[arg(long, conflicts_with = "license")]
+        license_file: Option<PathBuf>,
         /// Registry to install from when the catalog is unreachable.
         #[arg(long, env = "RBEE_REGISTRY_URL")]
         registry: Option<String>,
@@ -92,7 +102,8 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
     match cli.command {
         Command::Install {
             worker,
-            license_key,
+            license,
+            license_file,
             registry,
             namespace,
             max_download,
@@ -101,7 +112,10 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                 Some((id, req)) => (id.to_owned(), Some(req.to_owned())),
                 None => (worker.clone(), None),
             };
-            let client = catalog.with_license_key(license_key);
+            let client = match license_file {
+                Some(path) => catalog.with_license_file(&path)?,
+                None => catalog.with_license_key(license),
+            };
             let installer = Installer::new(client, &dest)?.with_max_download(max_download);
             let bar = ProgressBar::new(0);
             bar.set_style(
@@ -192,6 +206,9 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
+            if let ClientError::LicenseRequired { .. } = e {
+                eprintln!("give a license key with --license, RBEE_LICENSE_KEY or --license-file");
+            }
             ExitCode::FAILURE
         }
     }

@@ -41,6 +41,15 @@ pub struct Worker {
     pub platforms: Vec<Platform>,
     /// Whether downloads need a license key (premium workers).
     pub requires_license: bool,
+    /// The price of a license (premium workers), from the metadata.
+    /// Read as `null` from catalogs that predate it.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    #[serde(default)]
+    pub pricing: Option<Price>,
+    /// Only when the request carried a license key: whether it unlocks
+    /// the latest version (always true for free workers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlocked: Option<bool>,
     /// The OCI repository, e.g. `rbee/llm-worker-rbee-cpu`.
     pub repository: String,
     /// The latest version's worker metadata document.
@@ -49,6 +58,41 @@ pub struct Worker {
         schema(value_type = crate::openapi::WorkerMetadataSchema)
     )]
     pub metadata: WorkerMetadata,
+}
+
+/// The price of a premium worker's license.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Price {
+    /// Price in units of `currency`, for display (the purchase page owns
+    /// the exact amount).
+    pub amount: f64,
+    /// ISO 4217 code, e.g. `EUR`.
+    pub currency: String,
+    /// Where a license is bought.
+    pub purchase_url: String,
+}
+
+/// `POST /v1/licenses/verify`. Written only (no client reads it yet):
+/// `expires_at` is absent, `null` or a time, which a plain `Option` could
+/// not read back apart.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LicenseVerification {
+    /// Whether the key is a current license. Malformed, unknown, revoked
+    /// and expired keys all answer `false` and nothing else.
+    pub valid: bool,
+    /// The worker ids it unlocks (only when valid).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_ids: Option<Vec<String>>,
+    /// The namespaces whose every worker it unlocks (only when valid).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<Vec<String>>,
+    /// When it expires, RFC 3339; `null` for a license that does not
+    /// (only when valid).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub expires_at: Option<Option<String>>,
 }
 
 /// `GET /v1/workers`.
@@ -112,7 +156,8 @@ pub struct Download {
     pub version: String,
     /// The rbee platform of this build.
     pub platform: Platform,
-    /// Where to GET the tar.gz (plain HTTP, no auth needed unless premium).
+    /// Where to GET the tar.gz with no credentials. For a premium worker a
+    /// signed URL of the catalog, valid for `expires_in` seconds.
     pub download_url: String,
     /// `sha256:<hex>` of the tar.gz.
     pub checksum: String,
@@ -120,7 +165,8 @@ pub struct Download {
     pub size: u64,
     /// File name of the tar.gz, e.g. `llm-worker-rbee-cpu-0.1.0-linux-x86_64.tar.gz`.
     pub filename: String,
-    /// Seconds the URL stays valid; `null` when it does not expire.
+    /// Seconds the URL stays valid (3600 for a premium build); `null`
+    /// when it does not expire.
     #[cfg_attr(feature = "openapi", schema(required = true))]
     pub expires_in: Option<u64>,
     /// `registry/repo@sha256:…` of the platform manifest, for OCI clients.
@@ -202,6 +248,8 @@ mod tests {
             versions: vec![metadata.version.to_string()],
             platforms: metadata.platforms.clone(),
             requires_license: false,
+            pricing: None,
+            unlocked: None,
             repository: format!("rbee/{}", metadata.id),
             metadata,
         };

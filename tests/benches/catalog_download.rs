@@ -22,7 +22,13 @@
 //!    send HEAD (its parser waits for the body a HEAD answer announces, so
 //!    no request ever completes), and a ratio is only fair with one client.
 //!
-//! The four measurements are repeated `RBEE_BENCH_ROUNDS` times (default
+//! 4. (issue 11) the same wrk GET of the download route of a premium worker
+//!    with a license key (`Authorization: Bearer rbee_lic_...`, looked up
+//!    in the catalog's database and answered with a freshly signed URL),
+//!    against 1 (no auth). The catalog runs with a rate limit too high to
+//!    refuse anything, so that its bookkeeping is part of the cost.
+//!
+//! The measurements are repeated `RBEE_BENCH_ROUNDS` times (default
 //! 3), interleaved, and the medians are judged: the ratio on 3 (same
 //! client, Distribution's HEAD as the issue says), the p99 on wrk's for
 //! ours. A MISS does not fail
@@ -37,7 +43,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::catalog::{WORKER, publish_files};
+use common::catalog::{WORKER, other_worker, publish_files};
 use common::distribution::Distribution;
 use common::publishing::{Fixture, REPO};
 use common::{OCI_INDEX, find_tool, sha256_digest};
@@ -50,6 +56,9 @@ const QUIET_LOAD: f64 = 1.5;
 const QUIET_IDLE: f64 = 0.85;
 const TARGET_RATIO: f64 = 3.0;
 const TARGET_P99_MS: f64 = 10.0;
+/// Issue 11: authentication may cost at most 10% of the requests/s.
+const TARGET_AUTH_SHARE: f64 = 0.9;
+const PREMIUM: &str = "premium-worker-rbee-cpu";
 
 fn main() {
     // `cargo bench` passes `--bench`; there is nothing to filter.
@@ -84,7 +93,22 @@ async fn run() -> Result<()> {
     let catalog = CatalogProcess::start(&binary, dir.path()).await?;
     let download_path = format!("/v1/workers/{WORKER}/0.1.0/download?platform={platform}");
     let ours_url = format!("{}{download_path}", catalog.url);
-    check_download(&ours_url).await?;
+    check_download(&ours_url, None).await?;
+
+    // A premium worker and a license for it, in the same catalog.
+    let (premium_fixture, premium_files) = other_worker(PREMIUM, "0.1.0", false);
+    premium_fixture.edit_metadata(|m| {
+        m["distribution"]["requires_license"] = true.into();
+        m["pricing"] = serde_json::json!({
+            "amount": 10.0, "currency": "EUR", "purchase_url": "https://rbee.dev/buy"
+        });
+    });
+    publish_files(&catalog.url, &premium_files).await;
+    let license_key = catalog.create_license(PREMIUM).await?;
+    let licensed_path = format!("/v1/workers/{PREMIUM}/0.1.0/download?platform={platform}");
+    let licensed_url = format!("{}{licensed_path}", catalog.url);
+    check_download(&licensed_url, Some(&license_key)).await?;
+    let auth_header = format!("Authorization: Bearer {license_key}");
 
     // Distribution with the same worker published.
     let registry = Distribution::start()
@@ -98,6 +122,7 @@ async fn run() -> Result<()> {
     for (url, method) in [(&ours_url, "GET"), (&head_url, "HEAD")] {
         load(url, method, Duration::from_secs(2)).await?;
     }
+    run_wrk_for(&licensed_url, &[auth_header.as_str()], 2)?;
 
     let rounds: usize = std::env::var("RBEE_BENCH_ROUNDS")
         .ok()
@@ -105,7 +130,7 @@ async fn run() -> Result<()> {
         .unwrap_or(3)
         .max(1);
     let mut rows = Vec::new();
-    let mut all: [Vec<Figures>; 4] = Default::default();
+    let mut all: [Vec<Figures>; 5] = Default::default();
     for round in 1..=rounds {
         all[0].push(
             measure(&mut rows, round, "ours: GET download (wrk)", || {
@@ -137,8 +162,28 @@ async fn run() -> Result<()> {
             )
             .await?,
         );
+        all[4].push(
+            measure(
+                &mut rows,
+                round,
+                "ours: GET premium download, license key (wrk)",
+                || {
+                    let url = licensed_url.clone();
+                    let header = auth_header.clone();
+                    async move {
+                        tokio::task::spawn_blocking(move || {
+                            run_wrk_for(&url, &[header.as_str()], SECONDS)
+                        })
+                        .await
+                        .map_err(|e| e.to_string())?
+                    }
+                },
+            )
+            .await?,
+        );
     }
-    let [ours_wrk, dist_wrk, dist_head, ours_gen] = all.map(|f| median(&f));
+    let [ours_wrk, dist_wrk, dist_head, ours_gen, licensed_wrk] = all.map(|f| median(&f));
+    let auth_share = licensed_wrk.rps / ours_wrk.rps;
 
     let ratio = ours_gen.rps / dist_head.rps;
     let wrk_ratio = ours_wrk.rps / dist_wrk.rps;
@@ -159,6 +204,11 @@ async fn run() -> Result<()> {
         ("Distribution: GET manifest", "wrk", dist_wrk),
         ("Distribution: HEAD manifest", "generator", dist_head),
         ("ours: GET download", "generator", ours_gen),
+        (
+            "ours: GET premium download, license key",
+            "wrk",
+            licensed_wrk,
+        ),
     ];
     for (what, client, f) in medians {
         println!(
@@ -194,8 +244,25 @@ async fn run() -> Result<()> {
         dist_wrk.rps,
         verdict(wrk_ratio >= TARGET_RATIO)
     );
+    println!(
+        "| (issue 11) licensed download >= {:.0}% of the free download's req/s (wrk) | {:.1}% ({:.0} vs {:.0}) | {} |",
+        TARGET_AUTH_SHARE * 100.0,
+        auth_share * 100.0,
+        licensed_wrk.rps,
+        ours_wrk.rps,
+        verdict(auth_share >= TARGET_AUTH_SHARE)
+    );
+    println!(
+        "| (issue 11) licensed download p99 <= {TARGET_P99_MS} ms (wrk) | {:.3} ms | {} |",
+        licensed_wrk.p99_ms,
+        verdict(licensed_wrk.p99_ms <= TARGET_P99_MS)
+    );
+    println!(
+        "| (issue 11) /v2 blob HEAD with a bearer token vs without | not measured: the registry's token gate is not in this build | — |"
+    );
     drop(registry);
     drop(catalog);
+    drop(premium_fixture);
     Ok(())
 }
 
@@ -230,9 +297,34 @@ fn catalog_binary() -> Result<PathBuf> {
 struct CatalogProcess {
     child: Child,
     url: String,
+    data_dir: PathBuf,
 }
 
 impl CatalogProcess {
+    /// Issues a license for `worker` in the catalog's own database (the
+    /// SQLite file in its data dir, opened next to the running server, as
+    /// `rbee-catalog license create` does) and returns its key.
+    async fn create_license(&self, worker: &str) -> Result<String> {
+        let url = format!("sqlite://{}", self.data_dir.join("catalog.db").display());
+        let store = rbee_store::Store::open(&url)
+            .await
+            .map_err(|e| format!("opening {url}: {e}"))?;
+        let (_, key) = store
+            .create_license(
+                "bench",
+                rbee_store::NewLicense {
+                    owner: "bench".into(),
+                    grants: vec![rbee_store::Grant::Worker(worker.into())],
+                    expires_at: None,
+                    perpetual_fallback: false,
+                },
+            )
+            .await
+            .map_err(|e| format!("creating a license: {e}"))?;
+        store.close().await;
+        Ok(key.expose().to_owned())
+    }
+
     async fn start(binary: &Path, dir: &Path) -> Result<CatalogProcess> {
         let mut last = String::new();
         // A port found free may be taken before the server binds it: retry.
@@ -243,11 +335,16 @@ impl CatalogProcess {
                 .port();
             let log_path = dir.join(format!("catalog-{attempt}.log"));
             let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+            let data_dir = dir.join(format!("data-{attempt}"));
             let child = Command::new(binary)
                 .args(["serve", "--demo", "--listen"])
                 .arg(format!("127.0.0.1:{port}"))
                 .arg("--data-dir")
-                .arg(dir.join(format!("data-{attempt}")))
+                .arg(&data_dir)
+                // Measured, never refusing: 32 connections from one address
+                // are far over the default limit.
+                .args(["--rate-limit-per-second", "1000000"])
+                .args(["--rate-limit-burst", "1000000"])
                 .env("NO_PROXY", "127.0.0.1")
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().map_err(|e| e.to_string())?)
@@ -257,6 +354,7 @@ impl CatalogProcess {
             let mut process = CatalogProcess {
                 child,
                 url: format!("http://127.0.0.1:{port}"),
+                data_dir,
             };
             if process.wait_for_demo().await {
                 return Ok(process);
@@ -298,9 +396,14 @@ fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
-/// The download route answers, and its URL serves the checksum's bytes.
-async fn check_download(url: &str) -> Result<()> {
-    let resp = client().get(url).send().await.map_err(|e| e.to_string())?;
+/// The download route answers (with `license` as a bearer key, when
+/// given), and its URL serves the checksum's bytes with no header.
+async fn check_download(url: &str, license: Option<&str>) -> Result<()> {
+    let mut req = client().get(url);
+    if let Some(key) = license {
+        req = req.bearer_auth(key);
+    }
+    let resp = req.send().await.map_err(|e| e.to_string())?;
     if resp.status() != 200 {
         return Err(format!("GET {url}: {}", resp.status()));
     }
@@ -472,15 +575,21 @@ async fn wrk(url: String, accept: Option<&'static str>) -> Result<Figures> {
 }
 
 fn run_wrk(url: &str, accept: Option<&str>) -> Result<Figures> {
+    let accept = accept.map(|a| format!("Accept: {a}"));
+    run_wrk_for(url, accept.as_deref().as_slice(), SECONDS)
+}
+
+/// wrk GET of `url` with extra `headers`, for `seconds`.
+fn run_wrk_for(url: &str, headers: &[&str], seconds: u64) -> Result<Figures> {
     let mut cmd = Command::new("wrk");
     cmd.args([
         format!("-t{THREADS}"),
         format!("-c{CONNECTIONS}"),
-        format!("-d{SECONDS}s"),
+        format!("-d{seconds}s"),
         "--latency".to_owned(),
     ]);
-    if let Some(accept) = accept {
-        cmd.arg("-H").arg(format!("Accept: {accept}"));
+    for header in headers {
+        cmd.arg("-H").arg(header);
     }
     let out = cmd.arg(url).output().map_err(|e| format!("wrk: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -1,6 +1,7 @@
-//! Premium workers before license verification exists: their downloads
+//! Premium workers without a license that unlocks them: their downloads
 //! are refused with a purchase URL, in the catalog and through the client,
-//! so a paid build is never handed out unchecked.
+//! so a paid build is never handed out unchecked. (Licensed downloads:
+//! `licenses.rs` and `licenses_store.rs`.)
 
 mod common;
 
@@ -34,10 +35,7 @@ async fn premium_downloads_need_a_license() {
     assert_eq!(worker["requires_license"], true);
 
     // Its download is refused, with or without a key, and says where to buy one.
-    for headers in [
-        vec![],
-        vec![("authorization", "Bearer rbee_lic_not-verified-yet")],
-    ] {
+    for headers in [vec![], vec![("authorization", "Bearer rbee_lic_unknown")]] {
         let body = catalog
             .get_with(
                 &format!("/v1/workers/{PREMIUM}/latest/download?platform=linux-x86_64"),
@@ -55,21 +53,24 @@ async fn premium_downloads_need_a_license() {
         .await
         .error(403, Some("License required"));
 
-    // The client tells the caller what to do.
-    let dest = tempfile::tempdir().unwrap();
-    let client = CatalogClient::new(&catalog.url)
-        .unwrap()
-        .with_license_key(Some("rbee_lic_x".into()));
-    let installer = Installer::new(client, dest.path())
-        .unwrap()
-        .with_platform(Platform::LinuxX86_64);
-    match installer.install(PREMIUM, None, &|_, _| {}).await {
-        Err(ClientError::LicenseRequired { purchase_url }) => {
-            assert_eq!(purchase_url.as_deref(), Some(PURCHASE))
+    // The client tells the caller what to do: get a key, or another one.
+    for key in [None, Some("rbee_lic_x")] {
+        let dest = tempfile::tempdir().unwrap();
+        let client = CatalogClient::new(&catalog.url)
+            .unwrap()
+            .with_license_key(key.map(String::from));
+        let installer = Installer::new(client, dest.path())
+            .unwrap()
+            .with_platform(Platform::LinuxX86_64);
+        match (key, installer.install(PREMIUM, None, &|_, _| {}).await) {
+            (None, Err(ClientError::LicenseRequired { purchase_url }))
+            | (Some(_), Err(ClientError::LicenseNotAccepted { purchase_url })) => {
+                assert_eq!(purchase_url.as_deref(), Some(PURCHASE))
+            }
+            other => panic!("expected a license error, got {other:?}"),
         }
-        other => panic!("expected LicenseRequired, got {other:?}"),
+        assert!(installer.list().unwrap().is_empty());
     }
-    assert!(installer.list().unwrap().is_empty());
     drop(fixture);
     catalog.stop().await;
 }

@@ -19,6 +19,7 @@ pub mod cache;
 pub mod catalog;
 pub mod error;
 pub mod in_process;
+pub mod license;
 pub mod observe;
 pub mod source;
 pub mod upstream;
@@ -37,6 +38,7 @@ mod tests {
         ("domain/catalog/fetch.rs", include_str!("catalog/fetch.rs")),
         ("domain/error.rs", include_str!("error.rs")),
         ("domain/in_process.rs", include_str!("in_process.rs")),
+        ("domain/license.rs", include_str!("license.rs")),
         ("domain/observe.rs", include_str!("observe.rs")),
         ("domain/source.rs", include_str!("source.rs")),
         ("domain/upstream/mod.rs", include_str!("upstream/mod.rs")),

@@ -12,6 +12,8 @@ use crate::error::{ApiError, ErrorBody, check_worker_id};
 use crate::extract::Path;
 use crate::openapi::WorkerIdPath;
 use crate::respond::{self, Caching};
+use crate::routes::licenses::{license_of, presented_key, unlocks};
+use crate::routes::v1::{listing_caching, per_caller};
 use crate::state::AppState;
 use crate::wire::{LegacyWorker, LegacyWorkers};
 
@@ -25,6 +27,7 @@ use crate::wire::{LegacyWorker, LegacyWorkers};
     path = "/workers",
     tag = "legacy",
     operation_id = "legacy_list_workers",
+    security((), ("license_key" = [])),
     responses(
         (status = 200, description = "Every worker; cached 5 minutes", body = LegacyWorkers),
         (status = 304, description = "Not modified: the `If-None-Match` ETag still matches"),
@@ -37,16 +40,25 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (latest, stale) = state.catalog.latest_releases().await?;
+    let license = license_of(&state, &headers).await?;
+    let keyed = presented_key(&headers).is_some();
     let workers: Vec<LegacyWorker> = latest
         .iter()
-        .map(|(_, r)| LegacyWorker::new(&r.metadata))
+        .map(|(_, r)| {
+            let mut w = LegacyWorker::new(&r.metadata);
+            w.unlocked = keyed.then(|| {
+                !r.metadata.distribution.requires_license
+                    || license.as_ref().is_some_and(|l| unlocks(l, r))
+            });
+            w
+        })
         .collect();
-    Ok(respond::json(
+    Ok(per_caller(respond::json(
         &headers,
         &LegacyWorkers { workers },
         stale,
-        Caching::Public(300),
-    ))
+        listing_caching(&headers, Caching::Public(300)),
+    )))
 }
 
 /// One worker, latest version, in the legacy shape.

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod legacy;
+pub mod licenses;
 pub mod ops;
 pub mod v1;
 pub mod webhook;

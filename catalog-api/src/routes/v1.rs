@@ -17,6 +17,8 @@ use crate::domain::upstream::UpstreamError;
 use crate::error::{ApiError, check_worker_id};
 use crate::extract::{Path, Query};
 use crate::respond::{self, Caching};
+use crate::routes::licenses::{license_of, presented_key, require_license, unlocks};
+use crate::signed_url::{SignatureError, URL_LIFETIME_SECS};
 use crate::state::AppState;
 use crate::wire::{self, Download, Versions, Worker};
 
@@ -29,11 +31,17 @@ pub struct ListFilter {
     pub platform: Option<String>,
 }
 
-/// `?platform=` of a download.
+/// `?platform=` of a download, and the signature of a premium build's
+/// `/blob` URL.
 #[derive(Debug, Deserialize)]
 pub struct PlatformQuery {
     /// The rbee platform name.
     pub platform: Option<String>,
+    /// Unix seconds after which a signed URL is refused. Text, so that a
+    /// tampered value is a 403 like any other bad signature.
+    pub expires: Option<String>,
+    /// Hex HMAC of the blob's digest, repository and `expires`.
+    pub signature: Option<String>,
 }
 
 fn parse_platform(raw: Option<&str>) -> Result<Platform, ApiError> {
@@ -55,6 +63,7 @@ fn parse_platform(raw: Option<&str>) -> Result<Platform, ApiError> {
     operation_id = "list_workers",
     summary = "Every published worker, latest version",
     params(crate::openapi::ListQuery),
+    security((), ("license_key" = [])),
     responses(
         (status = 200, description = "The workers that pass the filters; cached 5 minutes", body = crate::wire::Workers),
         (status = 304, description = "Not modified: the `If-None-Match` ETag still matches"),
@@ -86,18 +95,28 @@ pub async fn list(
         None => None,
     };
     let (latest, stale) = state.catalog.latest_releases().await?;
+    let license = license_of(&state, &headers).await?;
     let workers: Vec<Worker> = latest
         .iter()
         .filter(|(_, r)| backend.is_none_or(|b| r.metadata.backend == b))
         .filter(|(_, r)| platform.is_none_or(|p| r.builds.iter().any(|b| b.platform == p)))
-        .map(|(entry, r)| wire::worker(r, entry.versions.clone()))
+        .map(|(entry, r)| {
+            let mut worker = wire::worker(r, entry.versions.clone());
+            if presented_key(&headers).is_some() {
+                worker.unlocked = Some(
+                    !r.metadata.distribution.requires_license
+                        || license.as_ref().is_some_and(|l| unlocks(l, r)),
+                );
+            }
+            worker
+        })
         .collect();
-    Ok(respond::json(
+    Ok(per_caller(respond::json(
         &headers,
         &json!({ "workers": workers }),
         stale,
-        Caching::Public(300),
-    ))
+        listing_caching(&headers, Caching::Public(300)),
+    )))
 }
 
 /// `GET /v1/workers/:id`
@@ -189,20 +208,21 @@ fn build_for(release: &Release, platform: Platform) -> Result<&PlatformBuild, Ap
         })
 }
 
-/// Premium builds need a verified license, and license verification is
-/// not built yet: until it is, premium downloads are refused (403 with the
-/// purchase URL) rather than handed out unchecked.
-fn require_license(release: &Release) -> Result<(), ApiError> {
-    if release.metadata.distribution.requires_license {
-        return Err(ApiError::LicenseRequired {
-            purchase_url: release
-                .metadata
-                .pricing
-                .as_ref()
-                .map(|p| p.purchase_url.clone()),
-        });
+/// An answer that depends on the caller's license is kept by no cache.
+pub(crate) fn listing_caching(headers: &HeaderMap, public: Caching) -> Caching {
+    if presented_key(headers).is_some() {
+        Caching::Private
+    } else {
+        public
     }
-    Ok(())
+}
+
+/// Shared caches must not answer a licensed request with an anonymous
+/// answer (or the other way round).
+pub(crate) fn per_caller(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("authorization"));
+    resp
 }
 
 fn check_version_param(version: &str) -> Result<(), ApiError> {
@@ -229,10 +249,12 @@ fn check_version_param(version: &str) -> Result<(), ApiError> {
         (status = 304, description = "Not modified: the `If-None-Match` ETag still matches"),
         (status = 400, description = "`Invalid worker id`, `Bad request` (bad version, no platform) or `Unknown platform` (with `valid_platforms`)", body = crate::error::ErrorBody),
         (status = 404, description = "`Worker not found`, `Version not found` or `Platform not available` (with `available_platforms`)", body = crate::error::ErrorBody),
-        (status = 403, description = "`License required` (premium worker; with `purchase_url`)", body = crate::error::ErrorBody),
+        (status = 403, description = "`License required` (premium worker without a license key that unlocks this version; with `purchase_url`)", body = crate::error::ErrorBody),
+        (status = 429, description = "`Too many requests` from this address; see `Retry-After`", body = crate::error::ErrorBody),
         (status = 502, description = "`Registry unavailable` or `Registry data invalid`, with nothing cached to stand in", body = crate::error::ErrorBody),
-        (status = 503, description = "`Registry rate-limited`, with nothing cached to stand in; see `Retry-After`", body = crate::error::ErrorBody),
+        (status = 503, description = "`Registry rate-limited`, with nothing cached to stand in; see `Retry-After`; or `License check unavailable`", body = crate::error::ErrorBody),
     ),
+    security((), ("license_key" = [])),
 )]
 pub async fn download(
     State(state): State<Arc<AppState>>,
@@ -244,10 +266,22 @@ pub async fn download(
     check_version_param(&version)?;
     let platform = parse_platform(q.platform.as_deref())?;
     let (release, stale) = state.catalog.release(&id, &version).await?;
-    require_license(&release)?;
+    require_license(&state, &headers, &release).await?;
     let build = build_for(&release, platform)?;
     let source = state.catalog.source();
-    let download_url = if source.needs_auth() {
+    let premium = release.metadata.distribution.requires_license;
+    let download_url = if premium {
+        // The license was checked above; the URL carries the proof, so
+        // that curl or any downloader can fetch it with no header.
+        let expires = unix_now() + URL_LIFETIME_SECS;
+        let signature = state
+            .signer
+            .sign(&release.repository, &build.layer_digest, expires);
+        format!(
+            "{}/v1/workers/{id}/{}/blob?platform={platform}&expires={expires}&signature={signature}",
+            state.public_url, release.version
+        )
+    } else if source.needs_auth() {
         // Clients should not need the registry's credentials: stream it.
         format!(
             "{}/v1/workers/{id}/{}/blob?platform={platform}",
@@ -269,7 +303,7 @@ pub async fn download(
         checksum: build.layer_digest.clone(),
         size: build.size,
         filename: build.filename.clone(),
-        expires_in: None,
+        expires_in: premium.then_some(URL_LIFETIME_SECS),
         oci_reference: format!(
             "{}/{}@{}",
             source.registry(),
@@ -277,12 +311,14 @@ pub async fn download(
             build.manifest_digest
         ),
     };
-    let caching = if version == "latest" {
+    let caching = if premium {
+        Caching::Private
+    } else if version == "latest" {
         Caching::Public(300)
     } else {
         Caching::Public(3600)
     };
-    Ok(respond::json(&headers, &body, stale, caching))
+    Ok(per_caller(respond::json(&headers, &body, stale, caching)))
 }
 
 /// `GET /v1/workers/:id/:version/blob?platform=…`: the tar.gz streamed
@@ -294,12 +330,13 @@ pub async fn download(
     operation_id = "get_blob",
     summary = "The tar.gz of one platform build, streamed through the catalog",
     description = "The `download_url` of a download when the registry needs credentials the client does not have. The `Docker-Content-Digest` header carries the sha256.",
-    params(crate::openapi::ReleasePath, crate::openapi::PlatformQuery),
+    params(crate::openapi::ReleasePath, crate::openapi::BlobQuery),
     responses(
         (status = 200, description = "The tar.gz", body = inline(crate::openapi::GzipFile), content_type = "application/gzip"),
         (status = 400, description = "`Invalid worker id`, `Bad request` or `Unknown platform`", body = crate::error::ErrorBody),
         (status = 404, description = "`Worker not found`, `Version not found` or `Platform not available`", body = crate::error::ErrorBody),
-        (status = 403, description = "`License required` (premium worker; with `purchase_url`)", body = crate::error::ErrorBody),
+        (status = 403, description = "`License required` (premium build, URL not signed; with `purchase_url`) or `Invalid download URL` (tampered, expired or made for another blob)", body = crate::error::ErrorBody),
+        (status = 429, description = "`Too many requests` from this address; see `Retry-After`", body = crate::error::ErrorBody),
         (status = 502, description = "`Registry unavailable` or `Registry data invalid`, with nothing cached to stand in", body = crate::error::ErrorBody),
         (status = 503, description = "`Registry rate-limited`, with nothing cached to stand in; see `Retry-After`", body = crate::error::ErrorBody),
     ),
@@ -313,8 +350,10 @@ pub async fn blob(
     check_version_param(&version)?;
     let platform = parse_platform(q.platform.as_deref())?;
     let (release, _) = state.catalog.release(&id, &version).await?;
-    require_license(&release)?;
     let build = build_for(&release, platform)?;
+    if release.metadata.distribution.requires_license {
+        check_signature(&state, &release, build, &q)?;
+    }
     let stream = state
         .catalog
         .source()
@@ -335,6 +374,48 @@ pub async fn blob(
     );
     headers.insert("docker-content-digest", digest);
     Ok(resp)
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A premium build's `/blob` URL must carry a signature this server made
+/// for this very blob and repository, not yet expired. Without one: 403
+/// `License required` with the purchase URL; with a bad one: 403 `Invalid
+/// download URL`.
+fn check_signature(
+    state: &AppState,
+    release: &Release,
+    build: &PlatformBuild,
+    q: &PlatformQuery,
+) -> Result<(), ApiError> {
+    let (Some(expires), Some(signature)) = (&q.expires, &q.signature) else {
+        return Err(ApiError::LicenseRequired {
+            purchase_url: release
+                .metadata
+                .pricing
+                .as_ref()
+                .map(|p| p.purchase_url.clone()),
+        });
+    };
+    let expires: u64 = expires.parse().map_err(|_| SignatureError::Invalid)?;
+    state
+        .signer
+        .verify(
+            &release.repository,
+            &build.layer_digest,
+            expires,
+            signature,
+            unix_now(),
+        )
+        .inspect_err(
+            |e| tracing::debug!(worker = %release.metadata.id, error = %e, "signed URL refused"),
+        )?;
+    Ok(())
 }
 
 /// Characters left as they are in an RFC 5987 `ext-value` (`attr-char`).

@@ -90,6 +90,11 @@ impl TestCatalog {
         }
     }
 
+    /// The server's shared state (its signer, its license store).
+    pub fn state(&self) -> &std::sync::Arc<rbee_catalog::state::AppState> {
+        &self.running.state
+    }
+
     /// `127.0.0.1:PORT`.
     pub fn host(&self) -> String {
         self.running.addr.to_string()

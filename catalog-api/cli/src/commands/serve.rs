@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use rbee_catalog::CatalogConfig;
 use rbee_catalog::catalog::CacheTtls;
+use rbee_catalog::rate_limit::RateLimit;
 use rbee_registry::limits::ServerLimits;
 
 /// Flags of `serve` (each also an environment variable).
@@ -87,6 +88,16 @@ pub struct Args {
     /// they are dropped.
     #[arg(long, env = "RBEE_CATALOG_SHUTDOWN_GRACE", default_value_t = ServerLimits::default().shutdown_grace.as_secs())]
     shutdown_grace: u64,
+    /// Requests per second one client address may make to /token, license
+    /// verification, downloads and /admin (refilled continuously); 0 turns
+    /// rate limiting off.
+    #[arg(long, env = "RBEE_CATALOG_RATE_LIMIT_PER_SECOND", default_value_t = RateLimit::default().per_second)]
+    rate_limit_per_second: u32,
+    /// Requests one client address may make at once to those routes
+    /// before it gets 429 with Retry-After.
+    #[arg(long, env = "RBEE_CATALOG_RATE_LIMIT_BURST", default_value_t = RateLimit::default().burst,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    rate_limit_burst: u32,
 }
 
 /// Secrets (the registry password, the webhook secret) stay out of logs.
@@ -130,6 +141,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     config.upstream.deadline = Duration::from_secs(args.upstream_timeout.max(1));
     config.cors_origins = args.cors_origins;
     config.webhook_secret = args.webhook_secret;
+    config.rate_limit = RateLimit {
+        per_second: args.rate_limit_per_second,
+        burst: args.rate_limit_burst,
+    };
     config.database_url = args.database_url;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
