@@ -22,6 +22,12 @@ use crate::scope::{Actions, Repository, Scope};
 /// The one algorithm tokens are signed and verified with.
 pub const ALGORITHM: Algorithm = Algorithm::EdDSA;
 
+/// The default registry service name: tokens' `aud`, challenges' `service`.
+pub const DEFAULT_SERVICE: &str = "rbee-registry";
+
+/// The default issuer name: tokens' `iss`.
+pub const DEFAULT_ISSUER: &str = "rbee-token-service";
+
 /// How long a token lives. Docker's token specification asks for at least
 /// 60 seconds (clients such as skopeo assume it), and revocation must
 /// reach issued tokens within 60 seconds: exactly 60 meets both.

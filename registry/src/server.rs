@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -90,8 +90,8 @@ async fn serve_with_budget(
 /// This is `axum::serve` plus what it lacks: a cap on connections (past
 /// it, accepting pauses and new connections wait in the listen queue), a
 /// header read timeout (hyper's, which needs a timer), an idle timeout on
-/// every request body, and the shared [`BodyBudget`] in every request's
-/// extensions (`budget`, normally `limits.buffered_body_bytes` large).
+/// every request body, the peer address (`ConnectInfo<SocketAddr>`) and
+/// the shared [`BodyBudget`] in every request's extensions (`budget`, normally `limits.buffered_body_bytes` large).
 pub async fn serve_router(
     listener: TcpListener,
     app: Router,
@@ -110,9 +110,9 @@ pub async fn serve_router(
             permit = connections.clone().acquire_owned() => permit.map_err(io::Error::other)?,
             () = &mut shutdown => break,
         };
-        let tcp = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     accept_failed(e).await;
                     continue;
@@ -129,6 +129,9 @@ pub async fn serve_router(
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let mut req: Request<_> = req.map(|body| IdleTimeoutBody::new(body, idle));
             req.extensions_mut().insert(budget.clone());
+            // Where the connection came from, as `axum::serve` records it
+            // (the access gate's development switch needs it).
+            req.extensions_mut().insert(ConnectInfo(peer));
             // A `Router` is always ready, so it is called without `poll_ready`.
             let mut app = app.clone();
             async move { Ok::<_, Infallible>(app.call(req).await.unwrap_or_else(|e| match e {})) }

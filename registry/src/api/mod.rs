@@ -1,6 +1,8 @@
 //! The `/v2/` HTTP surface. Repository names contain `/`, so one catch-all
 //! route hands the path to [`route::parse`], which reads it from the right;
-//! [`dispatch`] then picks the handler by route and method.
+//! [`dispatch`] asks the access gate ([`crate::gate`]) about the access
+//! [`route::access`] says the request needs, then picks the handler by
+//! route and method.
 
 mod blobs;
 mod listing;
@@ -19,7 +21,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
+use rbee_auth::Access;
+
 use crate::error::{RegistryError, Result};
+use crate::gate;
 use crate::registry::Registry;
 use route::Route;
 
@@ -50,13 +55,17 @@ pub fn routes(registry: Arc<Registry>) -> Router {
         .with_state(registry)
 }
 
-/// `GET /v2/`: the API version check every client starts with.
-async fn base() -> impl IntoResponse {
-    (
+/// `GET /v2/`: the API version check every client starts with. With a
+/// token service configured it needs a token (any valid one), as with
+/// CNCF Distribution: the 401 is how clients learn where to get tokens.
+async fn base(State(registry): State<Arc<Registry>>, req: Request) -> Result<Response> {
+    gate::check(&registry.config().access, &Access::Base, &req)?;
+    Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
         "{}",
     )
+        .into_response())
 }
 
 async fn api_version_header(req: Request, next: Next) -> Response {
@@ -68,12 +77,17 @@ async fn api_version_header(req: Request, next: Next) -> Response {
     resp
 }
 
-async fn dispatch(State(registry): State<Arc<Registry>>, req: Request) -> Result<Response> {
+async fn dispatch(State(registry): State<Arc<Registry>>, mut req: Request) -> Result<Response> {
     let route = route::parse(req.uri().path())?;
     let method = req.method().clone();
+    let access = route::access(&route, &method)?;
+    let caller = gate::check(&registry.config().access, &access, &req)?;
+    // Hook for the request context of events: the subject is
+    // `caller.subject()`.
+    req.extensions_mut().insert(caller.clone());
     let reg = &*registry;
     match (route, method) {
-        (Route::Catalog, Method::GET) => listing::catalog(reg, req).await,
+        (Route::Catalog, Method::GET) => listing::catalog(reg, &caller, req).await,
         (Route::Tags(name), Method::GET) => listing::tags(reg, &name, req).await,
         (Route::Referrers(name, digest), Method::GET) => {
             listing::referrers(reg, &name, &digest, req).await
@@ -91,7 +105,7 @@ async fn dispatch(State(registry): State<Arc<Registry>>, req: Request) -> Result
             blobs::get(reg, &name, &digest, m == Method::HEAD, req).await
         }
         (Route::Blob(name, digest), Method::DELETE) => blobs::delete(reg, &name, &digest).await,
-        (Route::UploadStart(name), Method::POST) => uploads::start(reg, &name, req).await,
+        (Route::UploadStart(name), Method::POST) => uploads::start(reg, &name, &caller, req).await,
         (Route::Upload(name, id), Method::GET) => uploads::status(reg, &name, &id).await,
         (Route::Upload(name, id), Method::PATCH) => uploads::patch(reg, &name, &id, req).await,
         (Route::Upload(name, id), Method::PUT) => uploads::put(reg, &name, &id, req).await,

@@ -7,6 +7,7 @@ use axum::response::Response;
 use futures_util::TryStreamExt;
 
 use crate::error::{RegistryError, Result};
+use crate::gate::Caller;
 use crate::reference::{Digest, RepoName};
 use crate::registry::Registry;
 use crate::storage::ByteStream;
@@ -57,13 +58,21 @@ fn digest_param(q: &std::collections::HashMap<String, String>) -> Result<Option<
     q.get("digest").map(|d| Digest::parse(d)).transpose()
 }
 
-pub async fn start(reg: &Registry, name: &RepoName, req: Request) -> Result<Response> {
+/// `POST /blobs/uploads/`. A mount links the blob only when the caller
+/// may pull the source repository; otherwise it is a normal upload (202),
+/// so that a push right on one repository never reads another.
+pub async fn start(
+    reg: &Registry,
+    name: &RepoName,
+    caller: &Caller,
+    req: Request,
+) -> Result<Response> {
     let q = super::query(&req)?;
     if let Some(mount) = q.get("mount") {
         let digest = Digest::parse(mount)?;
         if let Some(from) = q.get("from") {
             let from = RepoName::parse(from)?;
-            if reg.mount_blob(name, &digest, &from).await? {
+            if caller.may_pull(from.as_str()) && reg.mount_blob(name, &digest, &from).await? {
                 return created(name, &digest);
             }
         }
