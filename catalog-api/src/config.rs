@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use rbee_registry::limits::ServerLimits;
 
 use crate::catalog::CacheTtls;
+use crate::tokens::TokenConfig;
 use crate::upstream::UpstreamOptions;
 
 /// How the catalog server runs.
@@ -39,6 +40,8 @@ pub struct CatalogConfig {
     /// bodies, memory for buffered bodies (webhook payloads and the
     /// embedded registry's manifests share one budget).
     pub limits: ServerLimits,
+    /// The token service (`/token`) and the embedded registry's gate.
+    pub tokens: TokenConfig,
 }
 
 impl CatalogConfig {
@@ -57,6 +60,7 @@ impl CatalogConfig {
             webhook_secret: None,
             demo: false,
             limits: ServerLimits::default(),
+            tokens: TokenConfig::default(),
         }
     }
 }

@@ -19,6 +19,7 @@ mod respond;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod tokens;
 pub mod wire;
 
 pub use config::CatalogConfig;

@@ -94,6 +94,31 @@ struct ServeArgs {
     /// they are dropped.
     #[arg(long, env = "RBEE_CATALOG_SHUTDOWN_GRACE", default_value_t = ServerLimits::default().shutdown_grace.as_secs())]
     shutdown_grace: u64,
+    /// Token signing key (PKCS#8 Ed25519, PEM or DER); default: generated
+    /// into <data-dir>/tokens/signing-key.pk8 on first start.
+    #[arg(long, env = "RBEE_CATALOG_TOKEN_SIGNING_KEY")]
+    token_signing_key: Option<PathBuf>,
+    /// The signing key being rotated out: still published and accepted,
+    /// never used to sign; default: <data-dir>/tokens/previous-signing-key.pk8
+    /// when it exists.
+    #[arg(long, env = "RBEE_CATALOG_TOKEN_PREVIOUS_KEY")]
+    token_previous_key: Option<PathBuf>,
+    /// Registry service name (tokens' aud, challenges' service).
+    #[arg(long, env = "RBEE_CATALOG_TOKEN_SERVICE", default_value = rbee_auth::token::DEFAULT_SERVICE)]
+    token_service: String,
+    /// Token issuer name (tokens' iss).
+    #[arg(long, env = "RBEE_CATALOG_TOKEN_ISSUER", default_value = rbee_auth::token::DEFAULT_ISSUER)]
+    token_issuer: String,
+    /// Namespaces anyone may pull from, comma-separated.
+    #[arg(long, env = "RBEE_CATALOG_PUBLIC_NAMESPACES", value_delimiter = ',', default_value = "rbee")]
+    public_namespaces: Vec<String>,
+    /// Refuse registry reads without a token, public namespaces included.
+    #[arg(long, env = "RBEE_CATALOG_NO_ANONYMOUS_PULL")]
+    no_anonymous_pull: bool,
+    /// DEVELOPMENT ONLY: loopback callers may pull, push and delete
+    /// anything on the embedded registry without a token.
+    #[arg(long, env = "RBEE_CATALOG_DEV_OPEN_LOOPBACK")]
+    dev_open_loopback: bool,
 }
 
 impl ServeArgs {
@@ -128,6 +153,15 @@ async fn run() -> anyhow::Result<()> {
     config.upstream.deadline = Duration::from_secs(args.upstream_timeout.max(1));
     config.cors_origins = args.cors_origins;
     config.webhook_secret = args.webhook_secret;
+    config.tokens.signing_key = args.token_signing_key;
+    config.tokens.previous_key = args.token_previous_key;
+    config.tokens.service = args.token_service;
+    config.tokens.issuer = args.token_issuer;
+    config.tokens.public = rbee_auth::PublicNamespaces::new(
+        args.public_namespaces.into_iter().filter(|n| !n.is_empty()),
+    );
+    config.tokens.anonymous_pull = !args.no_anonymous_pull;
+    config.tokens.dev_open_loopback = args.dev_open_loopback;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

@@ -17,7 +17,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, RefOr, Required};
 use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToSchema};
 
-use crate::routes::{legacy, ops, v1, webhook};
+use crate::routes::{legacy, ops, token, v1, webhook};
 
 /// The schema of an rbee platform name (`linux-x86_64`, ...), as a string
 /// enum built from [`rbee_schemas::Platform::names`]. It stands in for
@@ -183,12 +183,14 @@ impl ToSchema for GzipFile {}
         ops::ready,
         ops::metrics,
         ops::openapi,
+        token::token,
     ),
     components(schemas(crate::error::ErrorBody, BackendName, PlatformName)),
     tags(
         (name = "legacy", description = "Routes kept compatible with today's rbee-hive and marketplace."),
         (name = "v1", description = "Workers, versions and downloads (snake_case JSON)."),
         (name = "ops", description = "Health, readiness, metrics, this document, and the registry webhook."),
+        (name = "tokens", description = "Docker registry token authentication for `/v2/` (public keys at `/token/jwks.json`)."),
     ),
     modifiers(&CachingHeaders, &WebhookSecret),
 )]

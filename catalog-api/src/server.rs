@@ -22,8 +22,9 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::config::CatalogConfig;
 use crate::error::ApiError;
-use crate::routes::{legacy, ops, v1, webhook};
+use crate::routes::{legacy, ops, token, v1, webhook};
 use crate::state::AppState;
+use crate::tokens::TokenService;
 
 /// A catalog serving on a background task.
 #[derive(Debug)]
@@ -117,6 +118,10 @@ fn catalog_routes(state: Arc<AppState>, cors_origins: &[String]) -> Router {
         .route("/v1/workers/{id}/{version}/download", get(v1::download))
         .route("/v1/workers/{id}/{version}/blob", get(v1::blob))
         .route("/v1/webhooks/registry", post(webhook::registry_events))
+        // Rate limiting of `/token` goes here, as a `route_layer` on these
+        // two routes.
+        .route("/token", get(token::token))
+        .route("/token/jwks.json", get(token::jwks))
         // Covers the routes above only (not the registry's, merged later);
         // axum still adds the `Allow` header.
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -134,11 +139,16 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
         .unwrap_or_else(|| format!("http://{addr}"))
         .trim_end_matches('/')
         .to_owned();
+    let tokens = Arc::new(
+        TokenService::open(&config.tokens, &config.data_dir).map_err(io::Error::other)?,
+    );
     let (registry, upstream_url, registry_public_url) = match &config.registry_url {
         Some(url) => (None, url.clone(), url.trim_end_matches('/').to_owned()),
         None => {
             let mut registry_config = RegistryConfig::new(config.data_dir.join("registry"));
             registry_config.limits = config.limits.clone();
+            registry_config.access = embedded_access(&config, &tokens, &public_url);
+            rbee_registry::gate::announce(&registry_config.access);
             let registry = Registry::open(registry_config).await?;
             (Some(registry), format!("http://{addr}"), public_url.clone())
         }
@@ -149,6 +159,7 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
         &upstream_url,
         public_url,
         registry_public_url,
+        tokens,
     )?);
 
     let mut app = catalog_routes(state.clone(), &config.cors_origins);
@@ -199,6 +210,25 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
         stop: Some(stop),
         task,
     })
+}
+
+/// The embedded registry's access rules: it trusts this catalog's token
+/// service, whose realm is `<public URL>/token`.
+fn embedded_access(
+    config: &CatalogConfig,
+    tokens: &TokenService,
+    public_url: &str,
+) -> rbee_registry::gate::AccessConfig {
+    rbee_registry::gate::AccessConfig {
+        tokens: Some(rbee_registry::gate::TokenAuth {
+            verifier: Arc::new(tokens.verifier()),
+            realm: format!("{public_url}/token"),
+            service: tokens.service().to_owned(),
+        }),
+        public: config.tokens.public.clone(),
+        anonymous_pull: config.tokens.anonymous_pull,
+        dev_open_loopback: config.tokens.dev_open_loopback,
+    }
 }
 
 /// Drops cached data as soon as the embedded registry changes a manifest.

@@ -11,6 +11,7 @@ use crate::domain::in_process::InProcess;
 use crate::domain::source::RegistryRead;
 use crate::domain::upstream::{Upstream, registry_host};
 use crate::metrics::Metrics;
+use crate::tokens::TokenService;
 
 /// Shared state of the catalog routes.
 #[derive(Debug)]
@@ -26,6 +27,8 @@ pub struct AppState {
     pub webhook_secret: Option<String>,
     /// This server's Prometheus metrics (`/metrics`).
     pub metrics: Arc<Metrics>,
+    /// The token service behind `/token`.
+    pub tokens: Arc<TokenService>,
 }
 
 impl AppState {
@@ -39,6 +42,7 @@ impl AppState {
         registry_url: &str,
         public_url: String,
         registry_public_url: String,
+        tokens: Arc<TokenService>,
     ) -> io::Result<Self> {
         let source: Arc<dyn RegistryRead> = match embedded {
             Some(registry) => Arc::new(InProcess::new(
@@ -67,6 +71,7 @@ impl AppState {
             registry_public_url,
             webhook_secret: config.webhook_secret.clone(),
             metrics,
+            tokens,
         })
     }
 

@@ -2,5 +2,6 @@
 
 pub mod legacy;
 pub mod ops;
+pub mod token;
 pub mod v1;
 pub mod webhook;
