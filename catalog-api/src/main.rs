@@ -110,7 +110,12 @@ struct ServeArgs {
     #[arg(long, env = "RBEE_CATALOG_TOKEN_ISSUER", default_value = rbee_auth::token::DEFAULT_ISSUER)]
     token_issuer: String,
     /// Namespaces anyone may pull from, comma-separated.
-    #[arg(long, env = "RBEE_CATALOG_PUBLIC_NAMESPACES", value_delimiter = ',', default_value = "rbee")]
+    #[arg(
+        long,
+        env = "RBEE_CATALOG_PUBLIC_NAMESPACES",
+        value_delimiter = ',',
+        default_value = "rbee"
+    )]
     public_namespaces: Vec<String>,
     /// Refuse registry reads without a token, public namespaces included.
     #[arg(long, env = "RBEE_CATALOG_NO_ANONYMOUS_PULL")]

@@ -184,6 +184,7 @@ impl ToSchema for GzipFile {}
         ops::metrics,
         ops::openapi,
         token::token,
+        token::jwks,
     ),
     components(schemas(crate::error::ErrorBody, BackendName, PlatformName)),
     tags(

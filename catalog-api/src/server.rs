@@ -139,9 +139,8 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
         .unwrap_or_else(|| format!("http://{addr}"))
         .trim_end_matches('/')
         .to_owned();
-    let tokens = Arc::new(
-        TokenService::open(&config.tokens, &config.data_dir).map_err(io::Error::other)?,
-    );
+    let tokens =
+        Arc::new(TokenService::open(&config.tokens, &config.data_dir).map_err(io::Error::other)?);
     let (registry, upstream_url, registry_public_url) = match &config.registry_url {
         Some(url) => (None, url.clone(), url.trim_end_matches('/').to_owned()),
         None => {

@@ -176,6 +176,8 @@ const CATALOG_ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/workers/{id}/{version}/download"),
     ("get", "/v1/workers/{id}/{version}/blob"),
     ("post", "/v1/webhooks/registry"),
+    ("get", "/token"),
+    ("get", "/token/jwks.json"),
 ];
 
 #[tokio::test]
@@ -206,7 +208,7 @@ async fn openapi_lists_every_catalog_route_and_only_those() {
         let tags = op["tags"].as_array().unwrap();
         assert!(
             tags.iter()
-                .all(|t| ["legacy", "v1", "ops"].contains(&t.as_str().unwrap())),
+                .all(|t| ["legacy", "v1", "ops", "tokens"].contains(&t.as_str().unwrap())),
             "{method} {path}: {tags:?}"
         );
         assert!(op["operationId"].is_string(), "{method} {path}");

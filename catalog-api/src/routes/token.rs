@@ -92,7 +92,9 @@ pub async fn token(
         access_token: issued.token.clone(),
         token: issued.token,
         expires_in: issued.expires_in,
-        issued_at: issued.issued_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        issued_at: issued
+            .issued_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     })
     .into_response();
     resp.headers_mut()
@@ -100,6 +102,14 @@ pub async fn token(
     Ok(resp)
 }
 
+#[utoipa::path(
+    get,
+    path = "/token/jwks.json",
+    tag = "tokens",
+    responses(
+        (status = 200, description = "The JWKS (RFC 7517) of the Ed25519 keys tokens are signed with: the signing key and, during a rotation, the previous one", content_type = "application/json", body = Object),
+    )
+)]
 /// `GET /token/jwks.json`: the public keys tokens are signed with.
 pub async fn jwks(State(state): State<Arc<AppState>>) -> Response {
     (

@@ -123,8 +123,8 @@ impl TestRegistry {
         // switch (the access gate has its own tests, which leave it off).
         config.access.dev_open_loopback = true;
         let running = RunningRegistry::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("registry starts");
+            .await
+            .expect("registry starts");
         let scratch = tempfile::tempdir().expect("scratch dir");
         TestRegistry {
             host: running.addr.to_string(),
