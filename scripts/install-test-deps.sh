@@ -2,7 +2,8 @@
 # Installs what the end-to-end tests and the benchmark need on Debian
 # (bookworm): skopeo, CNCF Distribution (`docker-registry`), htpasswd
 # (apache2-utils, for Distribution's Basic auth), nginx and wrk from apt,
-# and the `oras` Python SDK from PyPI.
+# and the `oras` Python SDK from PyPI; then PostgreSQL (`postgresql` from
+# apt) and a throwaway test cluster on 127.0.0.1 (scripts/test-postgres.sh).
 #
 # Idempotent: when everything is already present it touches nothing (no
 # `apt-get update`, no pip) and returns at once. Run it as root, or as a user
@@ -33,8 +34,12 @@ if ! have "$PYTHON" || ! "$PYTHON" -c 'import oras' >/dev/null 2>&1; then
     fi
 fi
 
+# The test cluster runs on every call (it returns at once when it answers).
+postgres_cluster() { "$(dirname "$0")/test-postgres.sh"; }
+
 if [ -z "$missing_apt" ] && [ "$need_oras" -eq 0 ]; then
     echo "install-test-deps: everything is present"
+    postgres_cluster
     exit 0
 fi
 
@@ -78,4 +83,5 @@ if [ "$need_oras" -eq 1 ]; then
     }
 fi
 
+postgres_cluster
 echo "install-test-deps: done"

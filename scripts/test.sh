@@ -6,6 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/install-test-deps.sh
+# The PostgreSQL cluster install-test-deps.sh started: the store's tests
+# run on it as well as on SQLite (each test in its own database).
+RBEE_TEST_POSTGRES_URL="$(cat "${TMPDIR:-/tmp}/rbee-test-postgres/url")"
+export RBEE_TEST_POSTGRES_URL
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

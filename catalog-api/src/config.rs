@@ -1,5 +1,6 @@
 //! Catalog settings. Defaults run everything embedded with no
-//! configuration; `main.rs` maps flags and environment variables onto it.
+//! configuration; the `rbee-catalog` binary (`catalog-api/cli/`) maps
+//! flags and environment variables onto it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,8 +35,6 @@ pub struct CatalogConfig {
     pub cors_origins: Vec<String>,
     /// Shared secret for `POST /v1/webhooks/registry`; unset disables it.
     pub webhook_secret: Option<String>,
-    /// Publish the example worker on first start.
-    pub demo: bool,
     /// What clients may hold: connections, time to send headers and
     /// bodies, memory for buffered bodies (webhook payloads and the
     /// embedded registry's manifests share one budget).
@@ -58,7 +57,6 @@ impl CatalogConfig {
             upstream: UpstreamOptions::default(),
             cors_origins: Vec::new(),
             webhook_secret: None,
-            demo: false,
             limits: ServerLimits::default(),
             tokens: TokenConfig::default(),
         }

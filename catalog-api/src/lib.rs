@@ -9,7 +9,6 @@
 //! domain and never the other way round.
 
 pub mod config;
-pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod extract;

@@ -1,6 +1,7 @@
 //! Prometheus metrics of one catalog server: requests by route template,
 //! method and status class, request durations by route, how the upstream
-//! cache answered, and releases left out of lists.
+//! cache answered, releases left out of lists, and the embedded registry's
+//! lost events.
 //!
 //! Each server owns its own [`Registry`] instead of a process-wide recorder,
 //! because several servers run in one process in the tests (and could in an
@@ -12,8 +13,9 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
@@ -127,6 +129,24 @@ impl CatalogObserver for CacheMetrics {
     }
 }
 
+/// Reads the embedded registry's count of lost events at each scrape
+/// (the registry keeps the count itself: it has no metrics of its own).
+#[derive(Debug)]
+struct RegistryEvents(rbee_registry::EventBus);
+
+impl Collector for RegistryEvents {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let dropped = ConstCounter::new(self.0.dropped());
+        let metric = encoder.encode_descriptor(
+            "registry_events_dropped",
+            "Events of the embedded registry lost because a subscriber or sink (cache invalidation, analytics) could not keep up; downloads are never slowed instead",
+            None,
+            dropped.metric_type(),
+        )?;
+        dropped.encode(metric)
+    }
+}
+
 /// Request durations are recorded in buckets from 0.5 ms to about 4 s:
 /// cached answers take well under a millisecond, upstream fetches tens to
 /// hundreds.
@@ -193,6 +213,13 @@ impl Metrics {
             durations,
             cache,
         }
+    }
+
+    /// Exports the count of `events`' lost events, as
+    /// `rbee_catalog_registry_events_dropped_total`.
+    pub fn export_registry_events(&mut self, events: rbee_registry::EventBus) {
+        self.registry
+            .register_collector(Box::new(RegistryEvents(events)));
     }
 
     /// Counts one answered request.
@@ -292,5 +319,35 @@ mod tests {
         let text = m.encode();
         assert!(text.contains(r#"rbee_catalog_list_skipped_total{reason="unreadable"} 2"#));
         assert!(text.contains(r#"rbee_catalog_list_skipped_total{reason="timeout"} 0"#));
+    }
+
+    #[test]
+    fn lost_registry_events_are_exported() {
+        let events = rbee_registry::EventBus::new(1);
+        let (sink, _queue) = rbee_registry::QueueSink::new(1);
+        events.add_sink(Arc::new(sink));
+        let mut m = Metrics::new();
+        m.export_registry_events(events.clone());
+        assert!(
+            m.encode()
+                .contains("rbee_catalog_registry_events_dropped_total 0\n")
+        );
+        let event = rbee_registry::Event::new(
+            rbee_registry::Action::Push,
+            rbee_registry::Target::Blob,
+            &rbee_registry::reference::RepoName::parse("rbee/w").unwrap(),
+            &rbee_registry::reference::Digest::parse(&format!("sha256:{}", "0".repeat(64)))
+                .unwrap(),
+            &rbee_registry::RequestContext::default(),
+        );
+        for _ in 0..3 {
+            events.publish(event.clone());
+        }
+        assert!(
+            m.encode()
+                .contains("rbee_catalog_registry_events_dropped_total 2\n"),
+            "{}",
+            m.encode()
+        );
     }
 }

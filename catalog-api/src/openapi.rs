@@ -17,54 +17,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, RefOr, Required};
 use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToSchema};
 
+use rbee_schemas::Platform;
+
 use crate::routes::{legacy, ops, token, v1, webhook};
-
-/// The schema of an rbee platform name (`linux-x86_64`, ...), as a string
-/// enum built from [`rbee_schemas::Platform::names`]. It stands in for
-/// `rbee_schemas::Platform`, which lives in a crate without utoipa.
-#[derive(Debug)]
-pub struct PlatformName;
-
-impl PartialSchema for PlatformName {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(SchemaType::Type(Type::String))
-            .description(Some(
-                "An rbee platform name: `<os>-<arch>`, mapped one-to-one to an OCI platform \
-                 (`linux-x86_64` is `linux/amd64`, `macos-aarch64` is `darwin/arm64`).",
-            ))
-            .enum_values(Some(rbee_schemas::Platform::names()))
-            .into()
-    }
-}
-
-impl ToSchema for PlatformName {
-    fn name() -> Cow<'static, str> {
-        "Platform".into()
-    }
-}
-
-/// The schema of `rbee_schemas::WorkerMetadata`. The schemas crate already
-/// has the authoritative JSON Schema (draft 2020-12, the dialect of
-/// OpenAPI 3.1) and tests that keep it in agreement with the Rust reader,
-/// so [`document`] puts that schema in place of this placeholder rather
-/// than describing the document a second time.
-#[derive(Debug)]
-pub struct WorkerMetadataSchema;
-
-impl PartialSchema for WorkerMetadataSchema {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(SchemaType::Type(Type::Object))
-            .into()
-    }
-}
-
-impl ToSchema for WorkerMetadataSchema {
-    fn name() -> Cow<'static, str> {
-        "WorkerMetadata".into()
-    }
-}
 
 /// The `{id}` of worker routes. Parameter descriptions live in these
 /// doc-only structs because the handlers take plain `Path<String>`s.
@@ -107,7 +62,7 @@ pub struct ListQuery {
     pub backend: Option<String>,
     /// Only workers whose latest version was built for this platform; an
     /// unknown name is 400 `Unknown platform`.
-    #[param(value_type = Option<PlatformName>)]
+    #[param(value_type = Option<Platform>)]
     pub platform: Option<String>,
 }
 
@@ -119,7 +74,7 @@ pub struct PlatformQuery {
     /// name 400 `Unknown platform` (with `valid_platforms`), a platform
     /// this version was not built for 404 `Platform not available` (with
     /// `available_platforms`).
-    #[param(value_type = PlatformName, example = "linux-x86_64")]
+    #[param(value_type = Platform, example = "linux-x86_64")]
     pub platform: String,
 }
 
@@ -186,7 +141,7 @@ impl ToSchema for GzipFile {}
         token::token,
         token::jwks,
     ),
-    components(schemas(crate::error::ErrorBody, BackendName, PlatformName)),
+    components(schemas(crate::error::ErrorBody, BackendName, Platform)),
     tags(
         (name = "legacy", description = "Routes kept compatible with today's rbee-hive and marketplace."),
         (name = "v1", description = "Workers, versions and downloads (snake_case JSON)."),

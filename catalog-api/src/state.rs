@@ -59,7 +59,11 @@ impl AppState {
                 .map_err(io::Error::other)?,
             ),
         };
-        let metrics = Arc::new(Metrics::new());
+        let mut metrics = Metrics::new();
+        if let Some(registry) = embedded {
+            metrics.export_registry_events(registry.events().clone());
+        }
+        let metrics = Arc::new(metrics);
         Ok(AppState {
             catalog: Catalog::new(
                 source,

@@ -1,8 +1,11 @@
 //! The JSON shapes the catalog answers with. Legacy shapes keep the field
 //! names today's rbee-hive and marketplace read (both snake_case and the
-//! camelCase of rbee's contract type); `/v1` shapes are snake_case.
+//! camelCase of rbee's contract type). The `/v1` shapes are defined once in
+//! [`rbee_schemas::v1`], which the client reads with; this module builds
+//! them from the domain's releases.
 //!
-//! Each type derives `ToSchema`, so `/openapi.json` describes exactly what
+//! Each type derives `ToSchema` (the `/v1` ones through rbee-schemas'
+//! `openapi` feature), so `/openapi.json` describes exactly what
 //! is serialised; the doc comments become the schema descriptions. An
 //! `Option` field that is always serialised (as `null` when empty) is marked
 //! `required`, since clients may rely on the key being there.
@@ -13,8 +16,9 @@ use rbee_schemas::{Platform, WorkerMetadata};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+pub use rbee_schemas::v1::{Download, PlatformBuild, Version, Versions, Worker, Workers};
+
 use crate::domain::catalog::{self, Release};
-use crate::openapi::{PlatformName, WorkerMetadataSchema};
 
 /// rbee-hive compares these to `std::env::consts::OS`.
 fn os_name(p: Platform) -> &'static str {
@@ -126,152 +130,44 @@ impl LegacyWorker {
     }
 }
 
-/// A worker as `/v1/workers` and `/v1/workers/:id` serve it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Worker {
-    /// Worker id, e.g. `llm-worker-rbee-cpu`.
-    pub id: String,
-    /// Human-readable name.
-    pub name: String,
-    /// The worker family the backends share, e.g. `llm-worker-rbee`.
-    pub family: String,
-    /// `cpu`, `cuda`, `metal` or `rocm`.
-    pub backend: String,
-    /// One-line description.
-    pub description: String,
-    /// SPDX license expression.
-    pub license: String,
-    /// The highest stable version.
-    pub latest_version: String,
-    /// Every published version.
-    pub versions: Vec<String>,
-    /// rbee platform names the latest version declares.
-    #[schema(value_type = Vec<PlatformName>)]
-    pub platforms: Vec<Platform>,
-    /// Whether downloads need a license key (premium workers).
-    pub requires_license: bool,
-    /// The OCI repository, e.g. `rbee/llm-worker-rbee-cpu`.
-    pub repository: String,
-    /// The latest version's worker metadata document.
-    #[schema(value_type = WorkerMetadataSchema)]
-    pub metadata: WorkerMetadata,
-}
-
-/// `GET /v1/workers`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Workers {
-    /// The latest version of every published worker that passes the filters.
-    pub workers: Vec<Worker>,
-}
-
-impl Worker {
-    /// The v1 view of a worker's latest release.
-    pub fn new(release: &Release, versions: Vec<String>) -> Self {
-        let m = &release.metadata;
-        Worker {
-            id: m.id.clone(),
-            name: m.name.clone(),
-            family: m.family.clone(),
-            backend: m.backend.to_string(),
-            description: m.description.clone(),
-            license: m.license.clone(),
-            latest_version: m.version.to_string(),
-            versions,
-            platforms: m.platforms.clone(),
-            requires_license: m.distribution.requires_license,
-            repository: release.repository.clone(),
-            metadata: m.clone(),
-        }
+/// The v1 view of a worker's latest release.
+pub fn worker(release: &Release, versions: Vec<String>) -> Worker {
+    let m = &release.metadata;
+    Worker {
+        id: m.id.clone(),
+        name: m.name.clone(),
+        family: m.family.clone(),
+        backend: m.backend.to_string(),
+        description: m.description.clone(),
+        license: m.license.clone(),
+        latest_version: m.version.to_string(),
+        versions,
+        platforms: m.platforms.clone(),
+        requires_license: m.distribution.requires_license,
+        repository: release.repository.clone(),
+        metadata: m.clone(),
     }
 }
 
-/// One platform build of a release.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct PlatformBuild {
-    /// rbee platform name.
-    #[schema(value_type = PlatformName)]
-    pub platform: Platform,
-    /// Digest of the platform manifest.
-    pub manifest_digest: String,
-    /// Digest of the tar.gz: the checksum to verify.
-    pub layer_digest: String,
-    /// Size of the tar.gz in bytes.
-    pub size: u64,
-    /// File name of the tar.gz.
-    pub filename: String,
-}
-
-impl From<&catalog::PlatformBuild> for PlatformBuild {
-    fn from(b: &catalog::PlatformBuild) -> Self {
-        PlatformBuild {
-            platform: b.platform,
-            manifest_digest: b.manifest_digest.clone(),
-            layer_digest: b.layer_digest.clone(),
-            size: b.size,
-            filename: b.filename.clone(),
-        }
+/// The v1 view of one platform build.
+pub fn platform_build(b: &catalog::PlatformBuild) -> PlatformBuild {
+    PlatformBuild {
+        platform: b.platform,
+        manifest_digest: b.manifest_digest.clone(),
+        layer_digest: b.layer_digest.clone(),
+        size: b.size,
+        filename: b.filename.clone(),
     }
 }
 
-/// One version in `/v1/workers/:id/versions`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Version {
-    /// The semver version.
-    pub version: String,
-    /// When it was published (`org.opencontainers.image.created`, RFC 3339).
-    #[schema(required = true)]
-    pub published_at: Option<String>,
-    /// Digest of the release's OCI image index.
-    pub index_digest: String,
-    /// One entry per platform build.
-    pub platforms: Vec<PlatformBuild>,
-}
-
-impl Version {
-    /// The v1 view of a release.
-    pub fn new(release: &Release) -> Self {
-        Version {
-            version: release.version.to_string(),
-            published_at: release.published_at.clone(),
-            index_digest: release.index_digest.clone(),
-            platforms: release.builds.iter().map(PlatformBuild::from).collect(),
-        }
+/// The v1 view of a release.
+pub fn version(release: &Release) -> Version {
+    Version {
+        version: release.version.to_string(),
+        published_at: release.published_at.clone(),
+        index_digest: release.index_digest.clone(),
+        platforms: release.builds.iter().map(platform_build).collect(),
     }
-}
-
-/// `/v1/workers/:id/versions`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Versions {
-    /// Newest first, by semver.
-    pub versions: Vec<Version>,
-    /// The highest stable version, if there is one.
-    #[schema(required = true)]
-    pub latest: Option<String>,
-}
-
-/// `/v1/workers/:id/:version/download`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Download {
-    /// Worker id.
-    pub worker_id: String,
-    /// The resolved version (never `latest`).
-    pub version: String,
-    /// The rbee platform of this build.
-    #[schema(value_type = PlatformName)]
-    pub platform: Platform,
-    /// Where to GET the tar.gz (plain HTTP, no auth needed unless premium).
-    pub download_url: String,
-    /// `sha256:<hex>` of the tar.gz.
-    pub checksum: String,
-    /// Size of the tar.gz in bytes.
-    pub size: u64,
-    /// File name of the tar.gz, e.g. `llm-worker-rbee-cpu-0.1.0-linux-x86_64.tar.gz`.
-    pub filename: String,
-    /// Seconds the URL stays valid; `null` when it does not expire.
-    #[schema(required = true)]
-    pub expires_in: Option<u64>,
-    /// `registry/repo@sha256:…` of the platform manifest, for OCI clients.
-    pub oci_reference: String,
 }
 
 /// `GET /health`.

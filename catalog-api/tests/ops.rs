@@ -63,7 +63,7 @@ impl Server {
 
     /// Publishes the example worker through the embedded registry.
     async fn publish_example(&self) -> String {
-        let published = rbee_catalog::demo::publish_example(
+        let published = rbee_catalog_cli::demo::publish_example(
             &self.running.state.registry_public_url,
             "rbee/catalog",
         )

@@ -4,7 +4,7 @@
 //! host and port of its base URL), on a client that follows no redirect;
 //! a redirect is followed without it. Every answer is read with a size
 //! cap and the [`Timeouts`], and a download answer is checked field by
-//! field against what was asked ([`DownloadInfo::check`]) before the
+//! field against what was asked (`check_download`) before the
 //! installer uses any of it.
 
 use std::time::Duration;
@@ -19,82 +19,11 @@ use crate::checked::{Sha256Digest, WorkerId, check_file_name, parse_version};
 use crate::error::ClientError;
 use crate::limits::{MAX_ANSWER_BYTES, Timeouts};
 
-/// A worker in `/v1/workers`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Worker {
-    /// Worker id.
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// `cpu`, `cuda`, `metal`, `rocm`.
-    pub backend: String,
-    /// One-line description.
-    pub description: String,
-    /// Latest stable version.
-    pub latest_version: String,
-    /// Every published version.
-    #[serde(default)]
-    pub versions: Vec<String>,
-    /// Platforms the latest version declares.
-    #[serde(default)]
-    pub platforms: Vec<String>,
-    /// Whether a license key is needed to download it.
-    #[serde(default)]
-    pub requires_license: bool,
-}
-
-/// One build of a version.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Build {
-    /// rbee platform name.
-    pub platform: String,
-    /// `sha256:` of the tar.gz.
-    pub layer_digest: String,
-    /// Size of the tar.gz.
-    pub size: u64,
-}
-
-/// One published version.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Version {
-    /// The version.
-    pub version: String,
-    /// When it was published.
-    pub published_at: Option<String>,
-    /// Its builds.
-    #[serde(default)]
-    pub platforms: Vec<Build>,
-}
-
-/// `/v1/workers/:id/versions`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Versions {
-    /// Newest first.
-    pub versions: Vec<Version>,
-    /// The latest stable version.
-    pub latest: Option<String>,
-}
-
-/// `/v1/workers/:id/:version/download`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct DownloadInfo {
-    /// The worker.
-    pub worker_id: String,
-    /// The exact version.
-    pub version: String,
-    /// The platform.
-    pub platform: String,
-    /// Where to GET the tar.gz.
-    pub download_url: String,
-    /// `sha256:<hex>` it must hash to.
-    pub checksum: String,
-    /// Its size.
-    pub size: u64,
-    /// Its file name.
-    pub filename: String,
-    /// `registry/repo@sha256:…` of the platform manifest.
-    pub oci_reference: String,
-}
+// The answers' shapes are the catalog's own, defined once in rbee-schemas.
+// `Build` and `DownloadInfo` are this crate's earlier names for them.
+pub use rbee_schemas::v1::{
+    Download as DownloadInfo, PlatformBuild as Build, Version, Versions, Worker,
+};
 
 #[derive(Debug, Default, Deserialize)]
 struct ErrorBody {
@@ -122,52 +51,50 @@ pub(crate) struct CheckedDownload {
     pub size: u64,
 }
 
-impl DownloadInfo {
-    /// Checks the answer to a download request for `worker` `version` on
-    /// `platform`: the same worker, version and platform, a sha256
-    /// digest, a plain file name and an http(s) URL (relative ones are
-    /// resolved against the catalog's address `base`).
-    pub(crate) fn check(
-        &self,
-        base: &Url,
-        worker: &WorkerId,
-        version: &semver::Version,
-        platform: Platform,
-    ) -> Result<CheckedDownload, ClientError> {
-        let bad = ClientError::catalog;
-        if self.worker_id != worker.as_str() {
-            return Err(bad(format!(
-                "asked for {worker}, the answer is for `{}`",
-                self.worker_id.escape_debug()
-            )));
-        }
-        let answered = parse_version(&self.version).map_err(bad)?;
-        if answered != *version {
-            return Err(bad(format!(
-                "asked for {worker} {version}, the answer is for {answered}"
-            )));
-        }
-        if self.platform != platform.name() {
-            return Err(bad(format!(
-                "asked for {platform}, the answer is for `{}`",
-                self.platform.escape_debug()
-            )));
-        }
-        let digest = Sha256Digest::parse(&self.checksum).map_err(bad)?;
-        check_file_name(&self.filename).map_err(bad)?;
-        let url = base
-            .join(&self.download_url)
-            .map_err(|e| bad(format!("bad download_url: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(bad(format!("download_url `{url}` is not http(s)")));
-        }
-        Ok(CheckedDownload {
-            version: answered,
-            url,
-            digest,
-            size: self.size,
-        })
+/// Checks the answer `info` to a download request for `worker` `version`
+/// on `platform`: the same worker, version and platform, a sha256 digest,
+/// a plain file name and an http(s) URL (relative ones are resolved against
+/// the catalog's address `base`).
+pub(crate) fn check_download(
+    info: &DownloadInfo,
+    base: &Url,
+    worker: &WorkerId,
+    version: &semver::Version,
+    platform: Platform,
+) -> Result<CheckedDownload, ClientError> {
+    let bad = ClientError::catalog;
+    if info.worker_id != worker.as_str() {
+        return Err(bad(format!(
+            "asked for {worker}, the answer is for `{}`",
+            info.worker_id.escape_debug()
+        )));
     }
+    let answered = parse_version(&info.version).map_err(bad)?;
+    if answered != *version {
+        return Err(bad(format!(
+            "asked for {worker} {version}, the answer is for {answered}"
+        )));
+    }
+    if info.platform != platform {
+        return Err(bad(format!(
+            "asked for {platform}, the answer is for {}",
+            info.platform
+        )));
+    }
+    let digest = Sha256Digest::parse(&info.checksum).map_err(bad)?;
+    check_file_name(&info.filename).map_err(bad)?;
+    let url = base
+        .join(&info.download_url)
+        .map_err(|e| bad(format!("bad download_url: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad(format!("download_url `{url}` is not http(s)")));
+    }
+    Ok(CheckedDownload {
+        version: answered,
+        url,
+        digest,
+        size: info.size,
+    })
 }
 
 /// A client of one catalog.
@@ -330,11 +257,8 @@ impl CatalogClient {
 
     /// `GET /v1/workers`.
     pub async fn workers(&self) -> Result<Vec<Worker>, ClientError> {
-        #[derive(Deserialize)]
-        struct List {
-            workers: Vec<Worker>,
-        }
-        Ok(self.get::<List>("/v1/workers", "workers").await?.workers)
+        let list: rbee_schemas::v1::Workers = self.get("/v1/workers", "workers").await?;
+        Ok(list.workers)
     }
 
     /// `GET /v1/workers/:id`.

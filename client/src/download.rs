@@ -118,7 +118,6 @@ where
     tokio::fs::create_dir_all(dir).await?;
     let hex = expected.digest.hex();
     let done = dir.join(format!("sha256-{hex}"));
-    let partial = dir.join(format!("sha256-{hex}.partial"));
     if tokio::fs::metadata(&done)
         .await
         .is_ok_and(|m| m.len() == size)
@@ -129,38 +128,111 @@ where
             fetched: 0,
         });
     }
-    let mut hasher = sha2::Sha256::new();
-    let mut have = hash_existing(&partial, &mut hasher).await?;
-    if have > size {
-        tokio::fs::remove_file(&partial).await?;
-        hasher = sha2::Sha256::new();
-        have = 0;
-    }
+    let mut partial = Partial::resume(dir.join(format!("sha256-{hex}.partial")), size).await?;
     let mut fetched = 0u64;
-    if have < size {
-        check_room(dir, size - have)?;
+    if partial.have < size {
+        check_room(dir, size - partial.have)?;
+        fetched = partial.download(open, expected, progress).await?;
+    }
+    partial.verify_into(&done, expected).await?;
+    Ok(Downloaded {
+        path: done,
+        fetched,
+    })
+}
+
+/// The `.partial` file of a download, and the hash of what it holds.
+struct Partial {
+    path: PathBuf,
+    hasher: sha2::Sha256,
+    /// Bytes it holds.
+    have: u64,
+}
+
+impl Partial {
+    /// What an earlier attempt left at `path`, hashed; a file longer than
+    /// `size` cannot be the start of the download and is dropped.
+    async fn resume(path: PathBuf, size: u64) -> Result<Partial, ClientError> {
+        let mut hasher = sha2::Sha256::new();
+        let mut have = hash_existing(&path, &mut hasher).await?;
+        if have > size {
+            tokio::fs::remove_file(&path).await?;
+            hasher = sha2::Sha256::new();
+            have = 0;
+        }
+        Ok(Partial { path, hasher, have })
+    }
+
+    /// Asks `open` for the rest and appends it, within the total deadline;
+    /// returns the bytes that came over the network.
+    async fn download<F, Fut>(
+        &mut self,
+        open: F,
+        expected: Expected<'_>,
+        progress: Progress<'_>,
+    ) -> Result<u64, ClientError>
+    where
+        F: FnOnce(u64) -> Fut,
+        Fut: Future<Output = Result<Opened, ClientError>>,
+    {
         let deadline = Instant::now() + expected.timeouts.total;
-        let opened = tokio::time::timeout_at(deadline, open(have))
+        let opened = tokio::time::timeout_at(deadline, open(self.have))
             .await
             .map_err(|_| ClientError::Timeout("no answer to the download request".into()))??;
-        let (mut body, mut file) = match opened {
+        let (body, file) = self.writer_for(opened).await?;
+        let (fetched, mut file) = self
+            .append_body(body, file, expected, deadline, progress)
+            .await?;
+        let synced = async {
+            file.flush().await?;
+            file.sync_all().await
+        }
+        .await;
+        if let Err(e) = synced {
+            drop(file);
+            let _ = tokio::fs::remove_file(&self.path).await;
+            return Err(e.into());
+        }
+        Ok(fetched)
+    }
+
+    /// The file to write `opened` to: appended to for the rest of the
+    /// file, started over when the server sent the whole file (no Range
+    /// support).
+    async fn writer_for(&mut self, opened: Opened) -> Result<(Body, tokio::fs::File), ClientError> {
+        Ok(match opened {
             Opened::Partial(body) => {
                 let file = tokio::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
-                    .open(&partial)
+                    .open(&self.path)
                     .await?;
                 (body, file)
             }
             Opened::Full(body) => {
-                // The server sent the whole file (no Range support): start over.
-                hasher = sha2::Sha256::new();
-                have = 0;
-                (body, tokio::fs::File::create(&partial).await?)
+                self.hasher = sha2::Sha256::new();
+                self.have = 0;
+                (body, tokio::fs::File::create(&self.path).await?)
             }
-        };
+        })
+    }
+
+    /// Copies `body` to `file` up to the announced size, hashing as it
+    /// goes; returns the bytes written and the file. An interruption
+    /// keeps what arrived for the next attempt; a local failure removes
+    /// the file.
+    async fn append_body(
+        &mut self,
+        mut body: Body,
+        mut file: tokio::fs::File,
+        expected: Expected<'_>,
+        deadline: Instant,
+        progress: Progress<'_>,
+    ) -> Result<(u64, tokio::fs::File), ClientError> {
+        let size = expected.size;
         let read_idle = expected.timeouts.read_idle;
-        while have < size {
+        let mut fetched = 0u64;
+        while self.have < size {
             let wait = deadline
                 .saturating_duration_since(Instant::now())
                 .min(read_idle);
@@ -179,53 +251,49 @@ where
                 Err(_) => {
                     file.flush().await?;
                     return Err(ClientError::Timeout(format!(
-                        "the download stalled at {have} of {size} bytes; run again to resume"
+                        "the download stalled at {} of {size} bytes; run again to resume",
+                        self.have
                     )));
                 }
             };
             // Stop at the announced size, whatever the server sends.
-            let take = next.len().min((size - have) as usize);
+            let take = next.len().min((size - self.have) as usize);
             let chunk = &next[..take];
             if let Err(e) = file.write_all(chunk).await {
                 // A local failure (a full disk): nothing to resume.
                 drop(file);
-                let _ = tokio::fs::remove_file(&partial).await;
+                let _ = tokio::fs::remove_file(&self.path).await;
                 return Err(e.into());
             }
-            hasher.update(chunk);
-            have += take as u64;
+            self.hasher.update(chunk);
+            self.have += take as u64;
             fetched += take as u64;
-            progress(have, size);
+            progress(self.have, size);
         }
-        let synced = async {
-            file.flush().await?;
-            file.sync_all().await
+        Ok((fetched, file))
+    }
+
+    /// Moves the file to `done` once it is complete and hashes to the
+    /// expected digest; a complete file with another digest is removed.
+    async fn verify_into(self, done: &Path, expected: Expected<'_>) -> Result<(), ClientError> {
+        let size = expected.size;
+        if self.have < size {
+            return Err(ClientError::Network(format!(
+                "download stopped at {} of {size} bytes; run again to resume",
+                self.have
+            )));
         }
-        .await;
-        if let Err(e) = synced {
-            drop(file);
-            let _ = tokio::fs::remove_file(&partial).await;
-            return Err(e.into());
+        let actual = format!("sha256:{}", hex::encode(self.hasher.finalize()));
+        if actual != expected.digest.as_str() {
+            let _ = tokio::fs::remove_file(&self.path).await;
+            return Err(ClientError::Checksum {
+                expected: expected.digest.to_string(),
+                actual,
+            });
         }
+        tokio::fs::rename(&self.path, done).await?;
+        Ok(())
     }
-    if have < size {
-        return Err(ClientError::Network(format!(
-            "download stopped at {have} of {size} bytes; run again to resume"
-        )));
-    }
-    let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
-    if actual != expected.digest.as_str() {
-        let _ = tokio::fs::remove_file(&partial).await;
-        return Err(ClientError::Checksum {
-            expected: expected.digest.to_string(),
-            actual,
-        });
-    }
-    tokio::fs::rename(&partial, &done).await?;
-    Ok(Downloaded {
-        path: done,
-        fetched,
-    })
 }
 
 /// Opens a download through the catalog's client: the status decides

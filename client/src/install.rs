@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use rbee_schemas::Platform;
 
-use crate::api::{CatalogClient, worker_id};
+use crate::api::{CatalogClient, check_download, worker_id};
 use crate::checked::{Sha256Digest, WorkerId, parse_version};
 use crate::download::{self, Expected, Progress};
 use crate::error::ClientError;
@@ -148,7 +148,7 @@ impl Installer {
             .catalog
             .download_info(id.as_str(), &version.to_string(), self.platform)
             .await?;
-        let download = info.check(self.catalog.base(), &id, &version, self.platform)?;
+        let download = check_download(&info, self.catalog.base(), &id, &version, self.platform)?;
         if download.size > self.max_download {
             return Err(ClientError::TooLarge {
                 size: download.size,

@@ -1,6 +1,7 @@
 //! The library rbee-hive embeds carries no CLI and no server: with the
 //! default `cli` feature off, `cargo tree` shows neither clap nor
-//! indicatif, no web framework, no server crate of this workspace, and
+//! indicatif, no web framework, no server crate of this workspace, no
+//! OpenAPI generator (rbee-schemas' `openapi` feature is the catalog's), and
 //! hyper without its server half. (About a second: `cargo tree` resolves
 //! from `Cargo.lock`, offline.)
 
@@ -47,6 +48,7 @@ fn the_library_alone_pulls_no_cli_and_no_server_crate() {
         "rbee-registry",
         "rbee-catalog",
         "rbee-pusher",
+        "utoipa",
     ] {
         assert!(
             !crate_names.contains(&banned),

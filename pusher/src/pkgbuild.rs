@@ -2,7 +2,11 @@
 //!
 //! The PKGBUILD is checked with `bash -n` (syntax), then sourced by bash in a
 //! child process to read its variables, exactly as makepkg reads them; its
-//! `.SRCINFO` is written in the layout of `makepkg --printsrcinfo`.
+//! `.SRCINFO` is written in the layout of `makepkg --printsrcinfo`. The
+//! rules of rbee-hive, which builds workers from the PKGBUILD without
+//! makepkg, are in [`hive`].
+
+pub mod hive;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -73,8 +77,9 @@ fn line_of(text: &str, name: &str) -> Option<usize> {
 }
 
 /// Checks the PKGBUILD at `path` and reads its variables. `version` is the
-/// metadata version that `pkgver` must equal.
-pub fn check(path: &Path, version: &str) -> Result<Pkgbuild, PushError> {
+/// metadata version that `pkgver` must equal; `worker_id` is the id
+/// rbee-hive installs it as (see [`hive`]).
+pub fn check(path: &Path, version: &str, worker_id: &str) -> Result<Pkgbuild, PushError> {
     let shown = path.display();
     let text = std::fs::read_to_string(path)
         .map_err(|e| PushError::Invalid(format!("{shown}: cannot read: {e}")))?;
@@ -122,7 +127,10 @@ done
         vars: read_printed(&out.stdout),
         text,
     };
-    let problems = problems(&pkgbuild, &shown.to_string(), version);
+    let shown = shown.to_string();
+    let mut problems = problems(&pkgbuild, &shown, version);
+    problems.extend(hive::problems(&pkgbuild, &shown, worker_id));
+    problems.extend(hive::script_problems(&pkgbuild, &shown));
     if problems.is_empty() {
         Ok(pkgbuild)
     } else {
@@ -251,10 +259,17 @@ url="https://github.com/rbee/rbee"
 license=('GPL-3.0-or-later')
 depends=('gcc-libs')
 makedepends=('cargo')
-source=("git+https://github.com/rbee/rbee.git#tag=v${pkgver}")
+source=("git+https://github.com/rbee/rbee.git#tag=v0.1.0")
 sha256sums=('SKIP')
 
-build() { cargo build --release; }
+build() {
+  cd "$srcdir/rbee"
+  cargo build --release
+}
+
+package() {
+  install -Dm755 "$srcdir/rbee/target/release/llm-worker-rbee-cpu" "$pkgdir/usr/local/bin/$pkgname"
+}
 "#;
 
     fn write(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
@@ -267,7 +282,7 @@ build() { cargo build --release; }
     #[test]
     fn reads_variables_and_writes_srcinfo() {
         let (_d, path) = write(GOOD);
-        let p = check(&path, "0.1.0").unwrap();
+        let p = check(&path, "0.1.0", "llm-worker-rbee-cpu").unwrap();
         assert_eq!(p.get("arch").unwrap(), ["x86_64", "aarch64"]);
         let info = srcinfo(&p);
         assert!(
@@ -284,20 +299,20 @@ build() { cargo build --release; }
     #[test]
     fn version_mismatch_names_file_and_line() {
         let (_d, path) = write(GOOD);
-        let err = check(&path, "0.2.0").unwrap_err().to_string();
+        let err = check(&path, "0.2.0", "llm-worker-rbee-cpu").unwrap_err().to_string();
         assert!(err.contains("PKGBUILD:3: pkgver is `0.1.0`"), "{err}");
     }
 
     #[test]
     fn syntax_errors_and_missing_fields_are_reported() {
         let (_d, path) = write("pkgname=x\nif then fi (\n");
-        let err = check(&path, "0.1.0").unwrap_err().to_string();
+        let err = check(&path, "0.1.0", "llm-worker-rbee-cpu").unwrap_err().to_string();
         assert!(
             err.contains("syntax error") && err.contains("line"),
             "{err}"
         );
         let (_d, path) = write("pkgname=x\npkgver=0.1.0\n");
-        let err = check(&path, "0.1.0").unwrap_err().to_string();
+        let err = check(&path, "0.1.0", "llm-worker-rbee-cpu").unwrap_err().to_string();
         for field in ["pkgrel", "arch", "source", "sha256sums"] {
             assert!(err.contains(&format!("`{field}`")), "{err}");
         }

@@ -4,6 +4,7 @@
 //! it references exists.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -13,9 +14,9 @@ use rbee_schemas::{
 };
 use serde::Serialize;
 
-use crate::client::{DOCUMENT_MAX_BYTES, RegistryClient};
+use crate::client::{DOCUMENT_MAX_BYTES, FetchedManifest, RegistryClient};
 use crate::error::PushError;
-use crate::package::{self, Entry, EntrySource};
+use crate::package::{self, Entry, EntrySource, Package};
 use crate::progress::Reporter;
 use crate::referrers::{self, PkgbuildArtifact};
 use crate::release::Release;
@@ -133,6 +134,11 @@ pub fn repository(release: &Release, opts: &PublishOptions) -> String {
 }
 
 /// Publishes `release` through `client`.
+///
+/// Everything is computed and checked before anything is written: the
+/// packages, the documents, whether the version exists (and with what),
+/// the PKGBUILD already attached, the version count. Then the writes go in
+/// an order that never lets a reader see a tag before what it references.
 pub async fn publish(
     client: &RegistryClient,
     release: &Release,
@@ -143,43 +149,89 @@ pub async fn publish(
     let version = release.metadata.version.to_string();
     let workdir = tempfile::tempdir()?;
 
-    // 1. Package every build (in parallel, on blocking threads).
-    reporter.step(&format!(
-        "packaging {} build(s) of {repo}:{version}",
-        release.builds.len()
+    let packages = package_builds(release, opts, workdir.path(), &repo, reporter).await?;
+    let documents = ReleaseDocuments::new(release, opts, &packages);
+    let published = compare_with_published(
+        client,
+        &repo,
+        &version,
+        documents.index.clone(),
+        opts,
+        reporter,
+    )
+    .await?;
+    let pkgbuild =
+        check_pkgbuild(client, &repo, &version, release, &published, opts, reporter).await?;
+    let versions = published_versions(client, &repo, release).await?;
+    let plan = Plan {
+        unchanged: published.unchanged && !pkgbuild.replaces,
+        repo,
+        packages,
+        documents,
+        published,
+        pkgbuild,
+    };
+
+    let mut summary = plan.summary(&client.host(), release, opts);
+    summary.latest = is_highest_stable(&release.metadata.version, &versions);
+    if opts.dry_run {
+        reporter.line("dry run: nothing was pushed");
+        return Ok(summary);
+    }
+    let (repo, index) = (&plan.repo, &plan.published.index);
+    if !plan.unchanged {
+        summary.uploaded_bytes =
+            upload_blobs(client, repo, &plan.documents, &plan.packages, reporter).await?;
+        write_platform_manifests(client, repo, &plan.documents.manifests, reporter).await?;
+        write_index(client, repo, &version, index, reporter).await?;
+    }
+    if summary.latest {
+        tag_latest(client, repo, index, reporter).await?;
+    }
+    if let Some(artifact) = &plan.pkgbuild.artifact {
+        attach_pkgbuild(
+            client,
+            repo,
+            index,
+            artifact,
+            &plan.pkgbuild.previous,
+            reporter,
+        )
+        .await?;
+    }
+    update_catalog(client, &opts.catalog_repository, release, repo, &versions).await?;
+    reporter.line(&format!(
+        "updated catalog {}:latest",
+        opts.catalog_repository
     ));
-    let mut packages = BTreeMap::new();
+    Ok(summary)
+}
+
+/// Packages every build as its tar.gz in `workdir`, in parallel on
+/// blocking threads (compression is CPU work).
+async fn package_builds(
+    release: &Release,
+    opts: &PublishOptions,
+    workdir: &Path,
+    repo: &str,
+    reporter: &Reporter,
+) -> Result<BTreeMap<Platform, Package>, PushError> {
+    reporter.step(&format!(
+        "packaging {} build(s) of {repo}:{}",
+        release.builds.len(),
+        release.metadata.version
+    ));
     let mut tasks = Vec::new();
     for (platform, path) in &release.builds {
-        let entries = vec![
-            Entry {
-                name: release.metadata.binary_name.clone(),
-                source: EntrySource::File(path.clone()),
-                mode: 0o755,
-            },
-            Entry {
-                name: "LICENSE".into(),
-                source: EntrySource::File(release.license.clone()),
-                mode: 0o644,
-            },
-            Entry {
-                name: "README.md".into(),
-                source: EntrySource::File(release.readme.clone()),
-                mode: 0o644,
-            },
-            Entry {
-                name: "metadata.json".into(),
-                source: EntrySource::Bytes(release.metadata_json.clone()),
-                mode: 0o644,
-            },
-        ];
-        let out = workdir.path().join(release.archive_name(*platform));
+        let entries = archive_entries(release, path);
+        let out = workdir.join(release.archive_name(*platform));
         let level = opts.compression;
         let platform = *platform;
         tasks.push(tokio::task::spawn_blocking(move || {
             package::build(entries, &out, level).map(|p| (platform, p))
         }));
     }
+    let mut packages = BTreeMap::new();
     for task in tasks {
         let (platform, pkg) = task
             .await
@@ -190,68 +242,163 @@ pub async fn publish(
         ));
         packages.insert(platform, pkg);
     }
+    Ok(packages)
+}
 
-    // 2. Documents: config, one manifest per platform, the index.
-    let config = Bytes::from(release.metadata_json.clone());
-    let config_desc = documents::describe(mt::WORKER_METADATA, &config);
-    let base = base_annotations(release);
-    let mut manifests: Vec<(Platform, Bytes, Descriptor)> = Vec::new();
-    for (platform, pkg) in &packages {
-        let mut layer = descriptor(mt::WORKER_LAYER, &pkg.digest, pkg.size);
-        layer.annotations = Some(Annotations::from([(
-            ann::TITLE.into(),
-            release.archive_name(*platform),
-        )]));
-        let mut annotations = base.clone();
-        annotations.insert(ann::WORKER_PLATFORM.into(), platform.to_string());
-        let manifest = ImageManifest {
+/// What goes into a platform's archive: the binary, LICENSE, README.md
+/// and metadata.json.
+fn archive_entries(release: &Release, binary: &Path) -> Vec<Entry> {
+    vec![
+        Entry {
+            name: release.metadata.binary_name.clone(),
+            source: EntrySource::File(binary.to_path_buf()),
+            mode: 0o755,
+        },
+        Entry {
+            name: "LICENSE".into(),
+            source: EntrySource::File(release.license.clone()),
+            mode: 0o644,
+        },
+        Entry {
+            name: "README.md".into(),
+            source: EntrySource::File(release.readme.clone()),
+            mode: 0o644,
+        },
+        Entry {
+            name: "metadata.json".into(),
+            source: EntrySource::Bytes(release.metadata_json.clone()),
+            mode: 0o644,
+        },
+    ]
+}
+
+/// One platform's manifest, ready to PUT.
+#[derive(Debug, Clone)]
+struct PlatformManifest {
+    platform: Platform,
+    bytes: Bytes,
+    /// Its descriptor as the index lists it (platform, artifact type).
+    descriptor: Descriptor,
+}
+
+/// The documents of a release, computed before anything is sent: the
+/// config (the metadata document), one manifest per platform, and the
+/// index that lists them.
+#[derive(Debug, Clone)]
+struct ReleaseDocuments {
+    config: Bytes,
+    manifests: Vec<PlatformManifest>,
+    index: ImageIndex,
+}
+
+impl ReleaseDocuments {
+    fn new(
+        release: &Release,
+        opts: &PublishOptions,
+        packages: &BTreeMap<Platform, Package>,
+    ) -> Self {
+        let config = Bytes::from(release.metadata_json.clone());
+        let config_desc = documents::describe(mt::WORKER_METADATA, &config);
+        let base = base_annotations(release);
+        let manifests: Vec<PlatformManifest> = packages
+            .iter()
+            .map(|(platform, pkg)| platform_manifest(release, &base, &config_desc, *platform, pkg))
+            .collect();
+        let mut index_annotations = base;
+        index_annotations.insert(ann::CREATED.into(), opts.created.clone());
+        let index = ImageIndex {
             schema_version: 2,
-            media_type: mt::OCI_MANIFEST.into(),
+            media_type: mt::OCI_INDEX.into(),
             artifact_type: Some(mt::WORKER_ARTIFACT_TYPE.into()),
-            config: config_desc.clone(),
-            layers: vec![layer],
-            subject: None,
-            annotations: Some(annotations),
+            manifests: manifests.iter().map(|m| m.descriptor.clone()).collect(),
+            annotations: Some(index_annotations),
         };
-        let bytes = Bytes::from(documents::to_bytes(&manifest));
-        let mut desc = documents::describe(mt::OCI_MANIFEST, &bytes);
-        let oci = platform.oci();
-        desc.platform = Some(documents::Platform {
-            architecture: oci.architecture.into(),
-            os: oci.os.into(),
-        });
-        desc.artifact_type = Some(mt::WORKER_ARTIFACT_TYPE.into());
-        desc.annotations = Some(Annotations::from([(
-            ann::WORKER_PLATFORM.into(),
-            platform.to_string(),
-        )]));
-        manifests.push((*platform, bytes, desc));
+        ReleaseDocuments {
+            config,
+            manifests,
+            index,
+        }
     }
-    let mut index_annotations = base.clone();
-    index_annotations.insert(ann::CREATED.into(), opts.created.clone());
-    let mut index = ImageIndex {
-        schema_version: 2,
-        media_type: mt::OCI_INDEX.into(),
-        artifact_type: Some(mt::WORKER_ARTIFACT_TYPE.into()),
-        manifests: manifests.iter().map(|(_, _, d)| d.clone()).collect(),
-        annotations: Some(index_annotations),
-    };
+}
 
-    // 3. Is this version already there?
-    let existing = client.get_manifest(&repo, &version, true).await?;
+/// The manifest of one platform's package: the metadata as config, the
+/// tar.gz as the one layer.
+fn platform_manifest(
+    release: &Release,
+    base: &Annotations,
+    config: &Descriptor,
+    platform: Platform,
+    pkg: &Package,
+) -> PlatformManifest {
+    let mut layer = descriptor(mt::WORKER_LAYER, &pkg.digest, pkg.size);
+    layer.annotations = Some(Annotations::from([(
+        ann::TITLE.into(),
+        release.archive_name(platform),
+    )]));
+    let mut annotations = base.clone();
+    annotations.insert(ann::WORKER_PLATFORM.into(), platform.to_string());
+    let manifest = ImageManifest {
+        schema_version: 2,
+        media_type: mt::OCI_MANIFEST.into(),
+        artifact_type: Some(mt::WORKER_ARTIFACT_TYPE.into()),
+        config: config.clone(),
+        layers: vec![layer],
+        subject: None,
+        annotations: Some(annotations),
+    };
+    let bytes = Bytes::from(documents::to_bytes(&manifest));
+    let mut desc = documents::describe(mt::OCI_MANIFEST, &bytes);
+    let oci = platform.oci();
+    desc.platform = Some(documents::Platform {
+        architecture: oci.architecture.into(),
+        os: oci.os.into(),
+    });
+    desc.artifact_type = Some(mt::WORKER_ARTIFACT_TYPE.into());
+    desc.annotations = Some(Annotations::from([(
+        ann::WORKER_PLATFORM.into(),
+        platform.to_string(),
+    )]));
+    PlatformManifest {
+        platform,
+        bytes,
+        descriptor: desc,
+    }
+}
+
+/// The index as it is (or will be) tagged.
+#[derive(Debug, Clone)]
+struct TaggedIndex {
+    bytes: Bytes,
+    descriptor: Descriptor,
+}
+
+/// What the registry holds under the version tag, compared with ours.
+#[derive(Debug)]
+struct Published {
+    /// The version was already published.
+    exists: bool,
+    /// ... with the same platform manifests.
+    unchanged: bool,
+    /// The index to tag: the one first published when the content is the
+    /// same (its `created` included), ours otherwise.
+    index: TaggedIndex,
+}
+
+/// Reads what the version tag holds and decides: same content (nothing to
+/// write), a conflict (different content without `--force`), or a
+/// replacement.
+async fn compare_with_published(
+    client: &RegistryClient,
+    repo: &str,
+    version: &str,
+    ours: ImageIndex,
+    opts: &PublishOptions,
+    reporter: &Reporter,
+) -> Result<Published, PushError> {
+    let existing = client.get_manifest(repo, version, true).await?;
     let mut unchanged = false;
     if let Some(found) = &existing {
-        let theirs: Option<ImageIndex> = serde_json::from_slice(&found.bytes).ok();
-        let same = theirs.as_ref().is_some_and(|t| {
-            let mut a: Vec<&str> = t.manifests.iter().map(|d| d.digest.as_str()).collect();
-            let mut b: Vec<&str> = index.manifests.iter().map(|d| d.digest.as_str()).collect();
-            a.sort();
-            b.sort();
-            a == b
-        });
-        if same {
-            // Keep the index as first published (its `created` included).
-            index = theirs.unwrap_or(index);
+        if same_platform_manifests(found, &ours) {
             unchanged = true;
             reporter.line(&format!(
                 "{repo}:{version} is already published with the same content"
@@ -265,26 +412,70 @@ pub async fn publish(
             reporter.line(&format!("replacing {repo}:{version} (--force)"));
         }
     }
-    let index_bytes = match (&existing, unchanged) {
+    let bytes = match (&existing, unchanged) {
         (Some(found), true) => found.bytes.clone(),
-        _ => Bytes::from(documents::to_bytes(&index)),
+        _ => Bytes::from(documents::to_bytes(&ours)),
     };
-    let index_desc = documents::describe(mt::OCI_INDEX, &index_bytes);
+    let descriptor = documents::describe(mt::OCI_INDEX, &bytes);
+    Ok(Published {
+        exists: existing.is_some(),
+        unchanged,
+        index: TaggedIndex { bytes, descriptor },
+    })
+}
 
-    // The PKGBUILD is part of the release: a different one under an
-    // existing version is a conflict too.
-    let pkgbuild = release
-        .pkgbuild
-        .as_ref()
-        .map(|(p, srcinfo)| PkgbuildArtifact::new(&index_desc, &p.text, srcinfo));
-    let mut previous_pkgbuilds = Vec::new();
-    if let (Some(artifact), Some(_)) = (&pkgbuild, &existing) {
-        previous_pkgbuilds = referrers::attached(client, &repo, &index_desc.digest).await?;
-        let differs = !previous_pkgbuilds.is_empty()
-            && !previous_pkgbuilds
+/// True when `found` is an index of the same platform manifests as `ours`
+/// (in any order).
+fn same_platform_manifests(found: &FetchedManifest, ours: &ImageIndex) -> bool {
+    let Ok(theirs) = serde_json::from_slice::<ImageIndex>(&found.bytes) else {
+        return false;
+    };
+    let mut a: Vec<&str> = theirs.manifests.iter().map(|d| d.digest.as_str()).collect();
+    let mut b: Vec<&str> = ours.manifests.iter().map(|d| d.digest.as_str()).collect();
+    a.sort();
+    b.sort();
+    a == b
+}
+
+/// The PKGBUILD artifact of a release, and what is attached already.
+#[derive(Debug, Default)]
+struct PkgbuildPlan {
+    artifact: Option<PkgbuildArtifact>,
+    /// PKGBUILD referrers the index has already.
+    previous: Vec<Descriptor>,
+    /// An unchanged version gets a different PKGBUILD (`--force`).
+    replaces: bool,
+}
+
+/// The PKGBUILD is part of the release: a different one under an existing
+/// version is a conflict too, unless `--force`.
+async fn check_pkgbuild(
+    client: &RegistryClient,
+    repo: &str,
+    version: &str,
+    release: &Release,
+    published: &Published,
+    opts: &PublishOptions,
+    reporter: &Reporter,
+) -> Result<PkgbuildPlan, PushError> {
+    let Some((pkgbuild, srcinfo)) = &release.pkgbuild else {
+        return Ok(PkgbuildPlan::default());
+    };
+    let artifact = PkgbuildArtifact::new(&published.index.descriptor, &pkgbuild.text, srcinfo);
+    let mut plan = PkgbuildPlan {
+        artifact: None,
+        previous: Vec::new(),
+        replaces: false,
+    };
+    if published.exists {
+        plan.previous =
+            referrers::attached(client, repo, &published.index.descriptor.digest).await?;
+        let differs = !plan.previous.is_empty()
+            && !plan
+                .previous
                 .iter()
                 .any(|d| d.digest == artifact.descriptor.digest);
-        if differs && unchanged {
+        if differs && published.unchanged {
             if !opts.force {
                 return Err(PushError::Conflict(format!(
                     "{repo}:{version} already exists with a different PKGBUILD; versions are immutable \
@@ -294,42 +485,22 @@ pub async fn publish(
             reporter.line(&format!(
                 "replacing the PKGBUILD of {repo}:{version} (--force)"
             ));
-            unchanged = false;
+            plan.replaces = true;
         }
     }
+    plan.artifact = Some(artifact);
+    Ok(plan)
+}
 
-    let mut summary = PublishSummary {
-        status: if opts.dry_run {
-            "dry-run"
-        } else if unchanged {
-            "unchanged"
-        } else {
-            "published"
-        },
-        reference: format!("{}/{repo}:{version}", client.host()),
-        repository: repo.clone(),
-        version: version.clone(),
-        index_digest: index_desc.digest.clone(),
-        latest: false,
-        platforms: manifests
-            .iter()
-            .map(|(p, _, d)| {
-                let pkg = &packages[p];
-                PlatformSummary {
-                    platform: p.to_string(),
-                    manifest_digest: d.digest.clone(),
-                    layer_digest: pkg.digest.clone(),
-                    size: pkg.size,
-                    filename: release.archive_name(*p),
-                }
-            })
-            .collect(),
-        pkgbuild_digest: pkgbuild.as_ref().map(|a| a.descriptor.digest.clone()),
-        uploaded_bytes: 0,
-    };
-    let versions = semver_tags(client, &repo).await?;
-    // The catalog refuses an index listing more versions of one worker
-    // than its limit: refuse before anything is written, not after.
+/// The versions `repo` has, refused when adding this one would take the
+/// worker past what the catalog lists: refused before anything is written,
+/// not after.
+async fn published_versions(
+    client: &RegistryClient,
+    repo: &str,
+    release: &Release,
+) -> Result<Vec<semver::Version>, PushError> {
+    let versions = semver_tags(client, repo).await?;
     let known = versions
         .iter()
         .chain([&release.metadata.version])
@@ -342,83 +513,176 @@ pub async fn publish(
             limits::CATALOG_MAX_VERSIONS
         )));
     }
-    let highest_stable = versions.iter().filter(|v| v.pre.is_empty()).max();
-    summary.latest = release.metadata.version.pre.is_empty()
-        && highest_stable.is_none_or(|h| *h <= release.metadata.version);
-    if opts.dry_run {
-        reporter.line("dry run: nothing was pushed");
-        return Ok(summary);
-    }
+    Ok(versions)
+}
 
-    // 4. Blobs first, in parallel, skipping what the registry has.
-    if !unchanged {
-        let mut blobs = vec![Blob::Memory {
-            bytes: config.clone(),
-        }];
-        for (platform, pkg) in &packages {
-            blobs.push(Blob::File {
-                path: pkg.path.clone(),
-                digest: pkg.digest.clone(),
-                size: pkg.size,
-                label: platform.to_string(),
-            });
+/// True when `version` is stable and no published stable version is
+/// higher: `latest` then points at it.
+fn is_highest_stable(version: &semver::Version, published: &[semver::Version]) -> bool {
+    let highest_stable = published.iter().filter(|v| v.pre.is_empty()).max();
+    version.pre.is_empty() && highest_stable.is_none_or(|h| h <= version)
+}
+
+/// Everything decided before the first write.
+#[derive(Debug)]
+struct Plan {
+    repo: String,
+    packages: BTreeMap<Platform, Package>,
+    documents: ReleaseDocuments,
+    published: Published,
+    pkgbuild: PkgbuildPlan,
+    /// The registry has this release as it is, PKGBUILD included: only
+    /// `latest` and the catalog may still need writing.
+    unchanged: bool,
+}
+
+impl Plan {
+    /// The summary of what this publication does; `latest` and
+    /// `uploaded_bytes` are filled in as they become known.
+    fn summary(&self, host: &str, release: &Release, opts: &PublishOptions) -> PublishSummary {
+        let version = release.metadata.version.to_string();
+        PublishSummary {
+            status: if opts.dry_run {
+                "dry-run"
+            } else if self.unchanged {
+                "unchanged"
+            } else {
+                "published"
+            },
+            reference: format!("{host}/{}:{version}", self.repo),
+            repository: self.repo.clone(),
+            version,
+            index_digest: self.published.index.descriptor.digest.clone(),
+            latest: false,
+            platforms: self
+                .documents
+                .manifests
+                .iter()
+                .map(|m| {
+                    let pkg = &self.packages[&m.platform];
+                    PlatformSummary {
+                        platform: m.platform.to_string(),
+                        manifest_digest: m.descriptor.digest.clone(),
+                        layer_digest: pkg.digest.clone(),
+                        size: pkg.size,
+                        filename: release.archive_name(m.platform),
+                    }
+                })
+                .collect(),
+            pkgbuild_digest: self
+                .pkgbuild
+                .artifact
+                .as_ref()
+                .map(|a| a.descriptor.digest.clone()),
+            uploaded_bytes: 0,
         }
-        let uploaded: Vec<u64> = futures_util::stream::iter(blobs)
-            .map(|blob| upload_blob(client, &repo, blob, reporter))
-            .buffer_unordered(4)
-            .try_collect()
-            .await?;
-        summary.uploaded_bytes = uploaded.iter().sum();
-
-        // 5. Platform manifests by digest, then the index under the tag.
-        for (platform, bytes, desc) in &manifests {
-            client
-                .put_manifest(&repo, &desc.digest, mt::OCI_MANIFEST, bytes.clone())
-                .await?;
-            reporter.line(&format!("  manifest {platform}: {}", desc.digest));
-        }
-        client
-            .put_manifest(&repo, &version, mt::OCI_INDEX, index_bytes.clone())
-            .await?;
-        reporter.line(&format!("tagged {repo}:{version} -> {}", index_desc.digest));
     }
+}
 
-    // 6. `latest`, when this is the highest stable version.
-    if summary.latest {
-        let current = client.get_manifest(&repo, "latest", true).await?;
-        if current.as_ref().map(|c| documents::sha256_digest(&c.bytes))
-            != Some(index_desc.digest.clone())
-        {
-            client
-                .put_manifest(&repo, "latest", mt::OCI_INDEX, index_bytes.clone())
-                .await?;
-            reporter.line(&format!("tagged {repo}:latest"));
-        }
+/// Uploads the config and every package, four at a time, skipping what
+/// the registry has; returns the bytes actually sent.
+async fn upload_blobs(
+    client: &RegistryClient,
+    repo: &str,
+    documents: &ReleaseDocuments,
+    packages: &BTreeMap<Platform, Package>,
+    reporter: &Reporter,
+) -> Result<u64, PushError> {
+    let mut blobs = vec![Blob::Memory {
+        bytes: documents.config.clone(),
+    }];
+    for (platform, pkg) in packages {
+        blobs.push(Blob::File {
+            path: pkg.path.clone(),
+            digest: pkg.digest.clone(),
+            size: pkg.size,
+            label: platform.to_string(),
+        });
     }
-
-    // 7. The PKGBUILD as a referrer of the index.
-    if let Some(artifact) = &pkgbuild {
-        referrers::attach(
-            client,
-            &repo,
-            &index_desc.digest,
-            artifact,
-            &previous_pkgbuilds,
-        )
+    let uploaded: Vec<u64> = futures_util::stream::iter(blobs)
+        .map(|blob| upload_blob(client, repo, blob, reporter))
+        .buffer_unordered(4)
+        .try_collect()
         .await?;
+    Ok(uploaded.iter().sum())
+}
+
+/// Writes each platform manifest by its digest (its blobs are there).
+async fn write_platform_manifests(
+    client: &RegistryClient,
+    repo: &str,
+    manifests: &[PlatformManifest],
+    reporter: &Reporter,
+) -> Result<(), PushError> {
+    for m in manifests {
+        client
+            .put_manifest(
+                repo,
+                &m.descriptor.digest,
+                mt::OCI_MANIFEST,
+                m.bytes.clone(),
+            )
+            .await?;
         reporter.line(&format!(
-            "attached PKGBUILD: {}",
-            artifact.descriptor.digest
+            "  manifest {}: {}",
+            m.platform, m.descriptor.digest
         ));
     }
+    Ok(())
+}
 
-    // 8. The catalog index.
-    update_catalog(client, &opts.catalog_repository, release, &repo, &versions).await?;
+/// Writes the index under the version tag (its manifests are there).
+async fn write_index(
+    client: &RegistryClient,
+    repo: &str,
+    version: &str,
+    index: &TaggedIndex,
+    reporter: &Reporter,
+) -> Result<(), PushError> {
+    client
+        .put_manifest(repo, version, mt::OCI_INDEX, index.bytes.clone())
+        .await?;
     reporter.line(&format!(
-        "updated catalog {}:latest",
-        opts.catalog_repository
+        "tagged {repo}:{version} -> {}",
+        index.descriptor.digest
     ));
-    Ok(summary)
+    Ok(())
+}
+
+/// Points `latest` at the index, unless it points there already.
+async fn tag_latest(
+    client: &RegistryClient,
+    repo: &str,
+    index: &TaggedIndex,
+    reporter: &Reporter,
+) -> Result<(), PushError> {
+    let current = client.get_manifest(repo, "latest", true).await?;
+    if current.as_ref().map(|c| documents::sha256_digest(&c.bytes))
+        != Some(index.descriptor.digest.clone())
+    {
+        client
+            .put_manifest(repo, "latest", mt::OCI_INDEX, index.bytes.clone())
+            .await?;
+        reporter.line(&format!("tagged {repo}:latest"));
+    }
+    Ok(())
+}
+
+/// Attaches the PKGBUILD as a referrer of the index, replacing `previous`.
+async fn attach_pkgbuild(
+    client: &RegistryClient,
+    repo: &str,
+    index: &TaggedIndex,
+    artifact: &PkgbuildArtifact,
+    previous: &[Descriptor],
+    reporter: &Reporter,
+) -> Result<(), PushError> {
+    referrers::attach(client, repo, &index.descriptor.digest, artifact, previous).await?;
+    reporter.line(&format!(
+        "attached PKGBUILD: {}",
+        artifact.descriptor.digest
+    ));
+    Ok(())
 }
 
 async fn upload_blob(
@@ -530,6 +794,36 @@ async fn update_catalog(
     repo: &str,
     versions: &[semver::Version],
 ) -> Result<(), PushError> {
+    let entry = catalog_entry(release, repo, versions);
+    let listed = |catalog: &CatalogIndex| {
+        catalog
+            .get(&entry.id)
+            .is_some_and(|e| same_catalog_entry(e, &entry))
+    };
+    for _ in 0..3 {
+        let mut catalog = read_catalog(client, catalog_repo)
+            .await?
+            .unwrap_or_default();
+        if listed(&catalog) {
+            return Ok(());
+        }
+        catalog.upsert(entry.clone());
+        catalog.updated_at = entry.updated_at.clone();
+        write_catalog(client, catalog_repo, &catalog).await?;
+        let check = read_catalog(client, catalog_repo)
+            .await?
+            .unwrap_or_default();
+        if listed(&check) {
+            return Ok(());
+        }
+    }
+    Err(PushError::Registry(format!(
+        "the catalog {catalog_repo}:latest kept changing underneath; try again"
+    )))
+}
+
+/// This worker's catalog entry: every published version and this one.
+fn catalog_entry(release: &Release, repo: &str, versions: &[semver::Version]) -> CatalogEntry {
     let mut entry = CatalogEntry {
         id: release.metadata.id.clone(),
         repository: repo.to_owned(),
@@ -539,75 +833,69 @@ async fn update_catalog(
         updated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     };
     entry.insert_versions(versions.iter().chain([&release.metadata.version]));
-    let same = |a: &CatalogEntry, b: &CatalogEntry| {
-        (
-            &a.id,
-            &a.repository,
-            &a.latest,
-            &a.versions,
-            a.requires_license,
-        ) == (
-            &b.id,
-            &b.repository,
-            &b.latest,
-            &b.versions,
-            b.requires_license,
-        )
+    entry
+}
+
+/// Two entries say the same, whenever they were written.
+fn same_catalog_entry(a: &CatalogEntry, b: &CatalogEntry) -> bool {
+    (
+        &a.id,
+        &a.repository,
+        &a.latest,
+        &a.versions,
+        a.requires_license,
+    ) == (
+        &b.id,
+        &b.repository,
+        &b.latest,
+        &b.versions,
+        b.requires_license,
+    )
+}
+
+/// Writes `catalog` as the catalog artifact under `latest`: its document
+/// as the one layer, the empty config.
+async fn write_catalog(
+    client: &RegistryClient,
+    catalog_repo: &str,
+    catalog: &CatalogIndex,
+) -> Result<(), PushError> {
+    // Write only what the catalog will read back (its limits on
+    // workers, versions and size included).
+    catalog.validate().map_err(|e| {
+        PushError::Invalid(format!(
+            "the catalog index {catalog_repo}:latest would be refused by its readers: {e}"
+        ))
+    })?;
+    let doc = Bytes::from(catalog.to_json_pretty().into_bytes());
+    let empty = Bytes::from_static(b"{}");
+    client
+        .ensure_small_blob(catalog_repo, empty.clone())
+        .await?;
+    client.ensure_small_blob(catalog_repo, doc.clone()).await?;
+    let mut layer = documents::describe(mt::CATALOG_INDEX, &doc);
+    layer.annotations = Some(Annotations::from([(
+        ann::TITLE.into(),
+        "catalog.json".into(),
+    )]));
+    let manifest = ImageManifest {
+        schema_version: 2,
+        media_type: mt::OCI_MANIFEST.into(),
+        artifact_type: Some(mt::CATALOG_ARTIFACT_TYPE.into()),
+        config: documents::describe(mt::OCI_EMPTY, &empty),
+        layers: vec![layer],
+        subject: None,
+        annotations: None,
     };
-    for _ in 0..3 {
-        let mut catalog = read_catalog(client, catalog_repo)
-            .await?
-            .unwrap_or_default();
-        if catalog.get(&entry.id).is_some_and(|e| same(e, &entry)) {
-            return Ok(());
-        }
-        catalog.upsert(entry.clone());
-        catalog.updated_at = entry.updated_at.clone();
-        // Write only what the catalog will read back (its limits on
-        // workers, versions and size included).
-        catalog.validate().map_err(|e| {
-            PushError::Invalid(format!(
-                "the catalog index {catalog_repo}:latest would be refused by its readers: {e}"
-            ))
-        })?;
-        let doc = Bytes::from(catalog.to_json_pretty().into_bytes());
-        let empty = Bytes::from_static(b"{}");
-        client
-            .ensure_small_blob(catalog_repo, empty.clone())
-            .await?;
-        client.ensure_small_blob(catalog_repo, doc.clone()).await?;
-        let mut layer = documents::describe(mt::CATALOG_INDEX, &doc);
-        layer.annotations = Some(Annotations::from([(
-            ann::TITLE.into(),
-            "catalog.json".into(),
-        )]));
-        let manifest = ImageManifest {
-            schema_version: 2,
-            media_type: mt::OCI_MANIFEST.into(),
-            artifact_type: Some(mt::CATALOG_ARTIFACT_TYPE.into()),
-            config: documents::describe(mt::OCI_EMPTY, &empty),
-            layers: vec![layer],
-            subject: None,
-            annotations: None,
-        };
-        client
-            .put_manifest(
-                catalog_repo,
-                "latest",
-                mt::OCI_MANIFEST,
-                Bytes::from(documents::to_bytes(&manifest)),
-            )
-            .await?;
-        let check = read_catalog(client, catalog_repo)
-            .await?
-            .unwrap_or_default();
-        if check.get(&entry.id).is_some_and(|e| same(e, &entry)) {
-            return Ok(());
-        }
-    }
-    Err(PushError::Registry(format!(
-        "the catalog {catalog_repo}:latest kept changing underneath; try again"
-    )))
+    client
+        .put_manifest(
+            catalog_repo,
+            "latest",
+            mt::OCI_MANIFEST,
+            Bytes::from(documents::to_bytes(&manifest)),
+        )
+        .await?;
+    Ok(())
 }
 
 /// Reads the catalog index document, if there is one.

@@ -106,45 +106,10 @@ impl Release {
     /// Loads and checks everything, reporting every problem at once.
     pub fn load(files: &ReleaseFiles) -> Result<Release, PushError> {
         let shown = files.metadata.display();
-        let text = std::fs::read_to_string(&files.metadata)
-            .map_err(|e| PushError::Invalid(format!("{shown}: cannot read: {e}")))?;
-        let metadata = WorkerMetadata::from_json(&text).map_err(|e| {
-            PushError::Invalid(
-                e.issues
-                    .iter()
-                    .map(|i| format!("{shown}: {}: {}", i.path, i.message))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            )
-        })?;
+        let metadata = read_metadata(&files.metadata)?;
         let base = files.metadata.parent().unwrap_or(Path::new("."));
         let mut problems = Vec::new();
-        let mut builds = BTreeMap::new();
-        for (name, path) in &files.builds {
-            match name.parse::<Platform>() {
-                Ok(platform) => {
-                    if !metadata.platforms.contains(&platform) {
-                        problems.push(format!(
-                            "build for {platform} given, but {shown} lists only: {}",
-                            metadata
-                                .platforms
-                                .iter()
-                                .map(|p| p.name())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ));
-                    }
-                    if builds.insert(platform, path.clone()).is_some() {
-                        problems.push(format!("two builds given for {platform}"));
-                    }
-                    regular_file(path, &format!("the {platform} build"), &mut problems);
-                }
-                Err(e) => problems.push(e.to_string()),
-            }
-        }
-        if files.builds.is_empty() {
-            problems.push("no platform build given (use --platform linux-x86_64=PATH)".into());
-        }
+        let builds = check_builds(files, &metadata, &shown.to_string(), &mut problems);
         let license = files
             .license
             .clone()
@@ -155,33 +120,8 @@ impl Release {
             .unwrap_or_else(|| base.join("README.md"));
         regular_file(&license, "LICENSE", &mut problems);
         regular_file(&readme, "README", &mut problems);
-        let pkgbuild = match &files.pkgbuild {
-            Some(path) => match pkgbuild::check(path, &metadata.version.to_string()) {
-                Ok(p) => {
-                    let info = pkgbuild::srcinfo(&p);
-                    Some((p, info))
-                }
-                Err(e) => {
-                    problems.push(e.to_string());
-                    None
-                }
-            },
-            None => None,
-        };
-        // The version becomes the OCI tag, whose grammar has no `+`: a
-        // version with build metadata would upload every blob and then
-        // be refused at the tag.
-        if !metadata.version.build.is_empty() {
-            problems.push(format!(
-                "{shown}: $.version: `{}` cannot be an OCI tag: build metadata (`+{}`) is not allowed in tags; publish `{}`",
-                metadata.version,
-                metadata.version.build,
-                semver::Version {
-                    build: semver::BuildMetadata::EMPTY,
-                    ..metadata.version.clone()
-                }
-            ));
-        }
+        let pkgbuild = load_pkgbuild(files, &metadata, &mut problems);
+        check_version_is_a_tag(&metadata, &shown.to_string(), &mut problems);
         if !problems.is_empty() {
             return Err(PushError::Invalid(problems.join("\n")));
         }
@@ -232,5 +172,97 @@ impl Release {
             "{}-{}-{}.tar.gz",
             self.metadata.id, self.metadata.version, platform
         )
+    }
+}
+
+/// Reads the metadata document; its schema problems, each with the file
+/// and the JSON path.
+fn read_metadata(path: &Path) -> Result<WorkerMetadata, PushError> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| PushError::Invalid(format!("{shown}: cannot read: {e}")))?;
+    WorkerMetadata::from_json(&text).map_err(|e| {
+        PushError::Invalid(
+            e.issues
+                .iter()
+                .map(|i| format!("{shown}: {}: {}", i.path, i.message))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })
+}
+
+/// The build of each platform: a platform the metadata lists, given once,
+/// a regular file. `shown` names the metadata file in problems.
+fn check_builds(
+    files: &ReleaseFiles,
+    metadata: &WorkerMetadata,
+    shown: &str,
+    problems: &mut Vec<String>,
+) -> BTreeMap<Platform, PathBuf> {
+    let mut builds = BTreeMap::new();
+    for (name, path) in &files.builds {
+        match name.parse::<Platform>() {
+            Ok(platform) => {
+                if !metadata.platforms.contains(&platform) {
+                    problems.push(format!(
+                        "build for {platform} given, but {shown} lists only: {}",
+                        metadata
+                            .platforms
+                            .iter()
+                            .map(|p| p.name())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                if builds.insert(platform, path.clone()).is_some() {
+                    problems.push(format!("two builds given for {platform}"));
+                }
+                regular_file(path, &format!("the {platform} build"), problems);
+            }
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    if files.builds.is_empty() {
+        problems.push("no platform build given (use --platform linux-x86_64=PATH)".into());
+    }
+    builds
+}
+
+/// The PKGBUILD, checked against the version, and its `.SRCINFO`.
+fn load_pkgbuild(
+    files: &ReleaseFiles,
+    metadata: &WorkerMetadata,
+    problems: &mut Vec<String>,
+) -> Option<(Pkgbuild, String)> {
+    match &files.pkgbuild {
+        Some(path) => match pkgbuild::check(path, &metadata.version.to_string(), &metadata.id) {
+            Ok(p) => {
+                let info = pkgbuild::srcinfo(&p);
+                Some((p, info))
+            }
+            Err(e) => {
+                problems.push(e.to_string());
+                None
+            }
+        },
+        None => None,
+    }
+}
+
+/// The version becomes the OCI tag, whose grammar has no `+`: a version
+/// with build metadata would upload every blob and then be refused at the
+/// tag.
+fn check_version_is_a_tag(metadata: &WorkerMetadata, shown: &str, problems: &mut Vec<String>) {
+    if !metadata.version.build.is_empty() {
+        problems.push(format!(
+            "{shown}: $.version: `{}` cannot be an OCI tag: build metadata (`+{}`) is not allowed in tags; publish `{}`",
+            metadata.version,
+            metadata.version.build,
+            semver::Version {
+                build: semver::BuildMetadata::EMPTY,
+                ..metadata.version.clone()
+            }
+        ));
     }
 }

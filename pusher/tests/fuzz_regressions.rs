@@ -7,14 +7,18 @@ use std::path::PathBuf;
 use rbee_pusher::pkgbuild::{self, Pkgbuild};
 
 const VERSION: &str = "0.1.0";
+const ID: &str = "hello-worker-rbee-cpu";
 
-/// A PKGBUILD with every required variable, plus `extra` lines.
+/// A PKGBUILD with every required variable, which rbee-hive can build,
+/// plus `extra` lines.
 fn write(extra: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("PKGBUILD");
     let text = format!(
         "pkgname=hello-worker-rbee-cpu\npkgver={VERSION}\npkgrel=1\narch=('x86_64')\n\
-         source=('a.tar.gz')\nsha256sums=('SKIP')\n{extra}\n"
+         source=('git+https://example.com/a.git#tag=v1')\nsha256sums=('SKIP')\n\
+         build() {{\n  true\n}}\npackage() {{\n  install -D x \"$pkgdir/usr/local/bin/$pkgname\"\n}}\n\
+         {extra}\n"
     );
     std::fs::write(&path, text).unwrap();
     (dir, path)
@@ -37,7 +41,7 @@ fn a_line_break_in_a_value_cannot_forge_a_srcinfo_line() {
         "'A worker\u{2028}\tsource = x'",
     ] {
         let (_dir, path) = write(&format!("pkgdesc={value}"));
-        let err = pkgbuild::check(&path, VERSION)
+        let err = pkgbuild::check(&path, VERSION, ID)
             .expect_err(value)
             .to_string();
         assert!(err.contains("`pkgdesc`"), "{value}: {err}");
@@ -45,7 +49,7 @@ fn a_line_break_in_a_value_cannot_forge_a_srcinfo_line() {
     }
     // The same refusal from the pure checks, for values built in code.
     let (_dir, path) = write("");
-    let mut p = pkgbuild::check(&path, VERSION).unwrap();
+    let mut p = pkgbuild::check(&path, VERSION, ID).unwrap();
     p.vars
         .push(("depends".into(), vec!["a\nsource = b".into()]));
     let problems = pkgbuild::problems(&p, "PKGBUILD", VERSION);
@@ -60,7 +64,7 @@ fn a_line_break_in_a_value_cannot_forge_a_srcinfo_line() {
 #[test]
 fn a_value_starting_with_the_name_marker_stays_a_value() {
     let (_dir, path) = write(r"pkgdesc=($'\001pkgver' '9.9.9')");
-    let p: Pkgbuild = pkgbuild::check(&path, VERSION).unwrap();
+    let p: Pkgbuild = pkgbuild::check(&path, VERSION, ID).unwrap();
     assert_eq!(
         p.get("pkgdesc").unwrap(),
         ["\u{1}pkgver".to_owned(), "9.9.9".to_owned()]

@@ -22,6 +22,9 @@ mod uploads;
 pub use cache::ManifestInfo;
 pub use config::RegistryConfig;
 pub use error::RegistryError;
-pub use events::{Action, Event, EventBus, Target};
+pub use events::{
+    Action, AuthenticatedSubject, ByteRange, Event, EventBus, EventSink, Offer, QueueSink,
+    RequestContext, Target, Transfer,
+};
 pub use registry::{Registry, StoredManifest};
 pub use uploads::UploadStatus;

@@ -6,12 +6,13 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use chrono::Utc;
 
 use crate::cache::{ManifestBodies, ManifestCache, ManifestInfo};
 use crate::config::RegistryConfig;
 use crate::error::{RegistryError, Result};
-use crate::events::{Action, Event, EventBus, Target};
+use crate::events::{
+    Action, Announced, BlobMediaTypes, ByteRange, Event, EventBus, RequestContext, Target,
+};
 use crate::layout;
 use crate::manifest::{self, Descriptor, MAX_MANIFEST_BYTES};
 use crate::reference::{Algorithm, Digest, Hasher, Reference, RepoName, Tag};
@@ -28,6 +29,8 @@ pub struct Registry {
     pub(crate) uploads: UploadSessions,
     cache: ManifestCache,
     bodies: ManifestBodies,
+    /// What manifests say each blob is, for pull events.
+    blob_types: BlobMediaTypes,
     /// Orders removals against everything else, per repository.
     writes: RepoLocks,
 }
@@ -47,6 +50,7 @@ impl Registry {
         Registry {
             cache: ManifestCache::new(config.manifest_cache_ttl),
             bodies: ManifestBodies::default(),
+            blob_types: BlobMediaTypes::default(),
             writes: RepoLocks::default(),
             uploads: UploadSessions::default(),
             events: EventBus::default(),
@@ -55,7 +59,8 @@ impl Registry {
         }
     }
 
-    /// The event channel; subscribe to see pushes, pulls and deletes.
+    /// The events: subscribe, or add a sink, to see pushes, pulls, HEADs
+    /// and deletes.
     pub fn events(&self) -> &EventBus {
         &self.events
     }
@@ -65,22 +70,18 @@ impl Registry {
         &self.config
     }
 
-    pub(crate) fn emit(
-        &self,
-        action: Action,
-        target: Target,
-        repo: &RepoName,
-        digest: &Digest,
-    ) -> Event {
-        Event {
-            action,
-            target,
-            repository: repo.to_string(),
-            digest: digest.to_string(),
-            tag: None,
-            media_type: None,
-            size: None,
-            timestamp: Utc::now(),
+    /// Whether what `context` does is announced: everything, except the
+    /// process's own reads, which are no downloads and change nothing.
+    fn announces(context: &RequestContext, action: Action) -> bool {
+        !(context.internal && matches!(action, Action::Pull | Action::Head))
+    }
+
+    /// Publishes `event`. Every event leaves the registry here, or (for a
+    /// blob pull, once its body is over) through [`Announced`], which
+    /// [`Self::pull_blob`] sets up by the same rule.
+    pub(crate) fn announce(&self, event: Event) {
+        if Self::announces(&event.context, event.action) {
+            self.events.publish(event);
         }
     }
 
@@ -113,12 +114,53 @@ impl Registry {
             .ok_or_else(unknown)
     }
 
-    /// Streams a blob (or a range of it) that `blob_size` found.
-    pub async fn read_blob(
+    /// `HEAD` of a blob: [`Self::blob_size`], announced.
+    pub async fn head_blob(
         &self,
+        context: &RequestContext,
+        repo: &RepoName,
         digest: &Digest,
+    ) -> Result<u64> {
+        let size = self.blob_size(repo, digest).await?;
+        let mut event = Event::new(Action::Head, Target::Blob, repo, digest, context);
+        event.media_type = self.blob_types.get(digest);
+        event.size = Some(size);
+        self.announce(event);
+        Ok(size)
+    }
+
+    /// Streams blob `digest` of `repo`, whose size [`Self::blob_size`]
+    /// found to be `size`, whole or `range` of it, to whoever `context`
+    /// names. The pull is announced when the stream ends or is dropped,
+    /// with the bytes it yielded and whether that was all of them.
+    pub async fn pull_blob(
+        &self,
+        context: &RequestContext,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
         range: Option<Range<u64>>,
     ) -> Result<ByteStream> {
+        let stream = self.read_blob(digest, range.clone()).await?;
+        if !Self::announces(context, Action::Pull) {
+            return Ok(stream);
+        }
+        let mut event = Event::new(Action::Pull, Target::Blob, repo, digest, context);
+        event.media_type = self.blob_types.get(digest);
+        event.size = Some(size);
+        let range = range.map(ByteRange::from);
+        let expected = range.map_or(size, |r| r.len());
+        Ok(Box::pin(Announced::new(
+            stream,
+            event,
+            self.events.clone(),
+            range,
+            expected,
+        )))
+    }
+
+    /// Streams a blob (or a range of it) that `blob_size` found.
+    async fn read_blob(&self, digest: &Digest, range: Option<Range<u64>>) -> Result<ByteStream> {
         match self.storage.get(&layout::blob(digest), range).await {
             Err(storage::StorageError::NotFound(_)) => {
                 Err(RegistryError::BlobUnknown(digest.to_string()))
@@ -147,6 +189,7 @@ impl Registry {
     /// whether it did; the caller opens a normal upload otherwise.
     pub async fn mount_blob(
         &self,
+        context: &RequestContext,
         repo: &RepoName,
         digest: &Digest,
         from: &RepoName,
@@ -157,15 +200,21 @@ impl Registry {
             Err(e) => return Err(e),
         };
         self.link_blob(repo, digest).await?;
-        let mut event = self.emit(Action::Push, Target::Blob, repo, digest);
+        let mut event = Event::new(Action::Push, Target::Blob, repo, digest, context);
+        event.media_type = self.blob_types.get(digest);
         event.size = Some(size);
-        self.events.publish(event);
+        self.announce(event);
         Ok(true)
     }
 
     /// Unlinks a blob from `repo`. The bytes stay while other repositories
     /// may link them; reclaiming them is garbage collection's job.
-    pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
+    pub async fn delete_blob(
+        &self,
+        context: &RequestContext,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<()> {
         self.ensure_delete_enabled()?;
         // A manifest PUT checks the blobs it names under this lock too.
         let _writing = self.writes.lock(repo).await;
@@ -173,8 +222,13 @@ impl Registry {
         self.storage
             .delete(&layout::blob_link(repo, digest))
             .await?;
-        self.events
-            .publish(self.emit(Action::Delete, Target::Blob, repo, digest));
+        self.announce(Event::new(
+            Action::Delete,
+            Target::Blob,
+            repo,
+            digest,
+            context,
+        ));
         Ok(())
     }
 
@@ -222,8 +276,57 @@ impl Registry {
         Ok(info)
     }
 
+    /// `HEAD` of a manifest: [`Self::manifest_info`], announced.
+    pub async fn head_manifest(
+        &self,
+        context: &RequestContext,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<ManifestInfo> {
+        let info = self.manifest_info(repo, reference).await?;
+        self.announce(self.manifest_event(Action::Head, context, repo, reference, &info));
+        Ok(info)
+    }
+
+    /// A manifest by tag or digest, with its bytes, for whoever `context`
+    /// names; announced as a pull. The media types it gives its blobs are
+    /// noted for the pulls of those blobs.
+    pub async fn pull_manifest(
+        &self,
+        context: &RequestContext,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<(ManifestInfo, Bytes)> {
+        let info = self.manifest_info(repo, reference).await?;
+        let body = self.manifest_bytes(&info).await?;
+        if !self.blob_types.knows_manifest(&info.digest)
+            && let Ok(parsed) = manifest::parse(Some(&info.media_type), &body)
+        {
+            self.blob_types.note(&info.digest, &parsed);
+        }
+        self.announce(self.manifest_event(Action::Pull, context, repo, reference, &info));
+        Ok((info, body))
+    }
+
+    fn manifest_event(
+        &self,
+        action: Action,
+        context: &RequestContext,
+        repo: &RepoName,
+        reference: &Reference,
+        info: &ManifestInfo,
+    ) -> Event {
+        let mut event = Event::new(action, Target::Manifest, repo, &info.digest, context);
+        if let Reference::Tag(t) = reference {
+            event.tag = Some(t.to_string());
+        }
+        event.media_type = Some(info.media_type.clone());
+        event.size = Some(info.size);
+        event
+    }
+
     /// The bytes of a manifest found by `manifest_info`.
-    pub async fn manifest_bytes(&self, info: &ManifestInfo) -> Result<Bytes> {
+    async fn manifest_bytes(&self, info: &ManifestInfo) -> Result<Bytes> {
         if let Some(body) = self.bodies.get(&info.digest) {
             return Ok(body);
         }
@@ -252,6 +355,7 @@ impl Registry {
     /// happen together or not at all.
     pub async fn put_manifest(
         self: &Arc<Self>,
+        context: &RequestContext,
         repo: &RepoName,
         reference: &Reference,
         content_type: Option<&str>,
@@ -259,9 +363,10 @@ impl Registry {
     ) -> Result<StoredManifest> {
         let (this, repo, reference) = (self.clone(), repo.clone(), reference.clone());
         let content_type = content_type.map(str::to_owned);
+        let context = context.clone();
         run_to_completion(async move {
             let _writing = this.writes.lock(&repo).await;
-            this.store_manifest(&repo, &reference, content_type.as_deref(), body)
+            this.store_manifest(&context, &repo, &reference, content_type.as_deref(), body)
                 .await
         })
         .await
@@ -269,6 +374,7 @@ impl Registry {
 
     async fn store_manifest(
         &self,
+        context: &RequestContext,
         repo: &RepoName,
         reference: &Reference,
         content_type: Option<&str>,
@@ -318,12 +424,13 @@ impl Registry {
             Reference::Digest(_) => None,
         };
         self.cache.invalidate(repo);
+        self.blob_types.note(&digest, &parsed);
 
-        let mut event = self.emit(Action::Push, Target::Manifest, repo, &digest);
+        let mut event = Event::new(Action::Push, Target::Manifest, repo, &digest, context);
         event.tag = tag;
         event.media_type = Some(parsed.media_type);
         event.size = Some(size);
-        self.events.publish(event);
+        self.announce(event);
         Ok(StoredManifest {
             digest,
             subject: parsed.subject.map(|s| s.digest),
@@ -451,21 +558,34 @@ impl Registry {
     /// repository's lock alone, so no PUT checks what it removes.
     pub async fn delete_manifest(
         self: &Arc<Self>,
+        context: &RequestContext,
         repo: &RepoName,
         reference: &Reference,
     ) -> Result<()> {
         self.ensure_delete_enabled()?;
         let (this, repo, reference) = (self.clone(), repo.clone(), reference.clone());
+        let context = context.clone();
         run_to_completion(async move {
             let _writing = this.writes.lock(&repo).await;
-            this.remove_manifest(&repo, &reference).await
+            this.remove_manifest(&context, &repo, &reference).await
         })
         .await
     }
 
-    async fn remove_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
+    async fn remove_manifest(
+        &self,
+        context: &RequestContext,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<()> {
         let info = self.manifest_info(repo, reference).await?;
-        let mut event = self.emit(Action::Delete, Target::Manifest, repo, &info.digest);
+        let mut event = Event::new(
+            Action::Delete,
+            Target::Manifest,
+            repo,
+            &info.digest,
+            context,
+        );
         event.media_type = Some(info.media_type.clone());
         match reference {
             Reference::Tag(tag) => {
@@ -503,7 +623,7 @@ impl Registry {
             }
         }
         self.cache.invalidate(repo);
-        self.events.publish(event);
+        self.announce(event);
         Ok(())
     }
 

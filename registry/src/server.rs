@@ -90,8 +90,9 @@ async fn serve_with_budget(
 /// This is `axum::serve` plus what it lacks: a cap on connections (past
 /// it, accepting pauses and new connections wait in the listen queue), a
 /// header read timeout (hyper's, which needs a timer), an idle timeout on
-/// every request body, the peer address (`ConnectInfo<SocketAddr>`) and
-/// the shared [`BodyBudget`] in every request's extensions (`budget`, normally `limits.buffered_body_bytes` large).
+/// every request body, and the shared [`BodyBudget`] and the peer's
+/// address (`ConnectInfo<SocketAddr>`) in every request's extensions
+/// (`budget`, normally `limits.buffered_body_bytes` large).
 pub async fn serve_router(
     listener: TcpListener,
     app: Router,
@@ -129,8 +130,9 @@ pub async fn serve_router(
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let mut req: Request<_> = req.map(|body| IdleTimeoutBody::new(body, idle));
             req.extensions_mut().insert(budget.clone());
-            // Where the connection came from, as `axum::serve` records it
-            // (the access gate's development switch needs it).
+            // The peer, for the events' request context and the access gate's
+            // development switch (axum's type, so
+            // handlers can also extract it).
             req.extensions_mut().insert(ConnectInfo(peer));
             // A `Router` is always ready, so it is called without `poll_ready`.
             let mut app = app.clone();

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
 use crate::error::{RegistryError, Result};
-use crate::events::{Action, Target};
+use crate::events::{Action, Event, RequestContext, Target};
 use crate::layout;
 use crate::reference::{Algorithm, Digest, Hasher, RepoName};
 use crate::registry::Registry;
@@ -288,6 +288,7 @@ impl Registry {
     /// digest mismatch the session and its bytes are gone.
     pub async fn finish_upload(
         &self,
+        context: &RequestContext,
         repo: &RepoName,
         id: &str,
         digest: &Digest,
@@ -298,7 +299,11 @@ impl Registry {
         let finished = self
             .finish_locked(repo, id, &mut state, digest, start, body)
             .await;
-        self.discard_if_full(id, &mut state, finished).await
+        let size = self.discard_if_full(id, &mut state, finished).await?;
+        let mut event = Event::new(Action::Push, Target::Blob, repo, digest, context);
+        event.size = Some(size);
+        self.announce(event);
+        Ok(size)
     }
 
     async fn finish_locked(
@@ -339,9 +344,6 @@ impl Registry {
         }
         self.close_session(id, state).await?;
         self.link_blob(repo, digest).await?;
-        let mut event = self.emit(Action::Push, Target::Blob, repo, digest);
-        event.size = Some(size);
-        self.events.publish(event);
         Ok(size)
     }
 

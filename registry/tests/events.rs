@@ -1,6 +1,8 @@
 //! Registry events: every push, pull (GET) and delete of a blob or manifest
 //! is announced once on the event bus, with its repository, digest, tag,
-//! media type and size; HEADs and failed requests announce nothing.
+//! media type and size; a HEAD is announced as a HEAD, never a pull; failed
+//! requests announce nothing. (What a blob pull sent, and who asked, is
+//! `download_events.rs`'s.)
 
 mod common;
 
@@ -12,7 +14,8 @@ use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::TryRecvError;
 
 /// Everything published so far. Events are published before the response
-/// is sent, so after a request has been answered its events are here.
+/// is sent, so after a request has been answered its events are here;
+/// except a blob pull's, see [`pulled`].
 fn drain(rx: &mut Receiver<Event>) -> Vec<Event> {
     let mut events = Vec::new();
     loop {
@@ -29,6 +32,18 @@ fn single(rx: &mut Receiver<Event>) -> Event {
     let mut events = drain(rx);
     assert_eq!(events.len(), 1, "exactly one event: {events:?}");
     events.remove(0)
+}
+
+/// The one event of a blob GET whose body was read. It is published when
+/// the server's body stream is over, which may be a moment after the
+/// client read the last byte: so it is waited for (bounded).
+async fn pulled(rx: &mut Receiver<Event>) -> Event {
+    let event = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+        .await
+        .expect("the pull is announced when its body is over")
+        .expect("event bus");
+    assert!(drain(rx).is_empty(), "exactly one event");
+    event
 }
 
 fn check(
@@ -70,13 +85,15 @@ async fn blob_push_pull_and_delete_are_announced() {
         reg.head(&path).send().await.unwrap().status(),
         StatusCode::OK
     );
-    assert!(drain(&mut rx).is_empty(), "a HEAD is not a pull");
+    let head = single(&mut rx);
+    check(&head, Action::Head, Target::Blob, "rbee/w", &digest, None);
+    assert_ne!(head.action, Action::Pull, "a HEAD is not a pull");
 
     assert_eq!(
         reg.get(&path).send().await.unwrap().bytes().await.unwrap(),
         data
     );
-    let pull = single(&mut rx);
+    let pull = pulled(&mut rx).await;
     check(&pull, Action::Pull, Target::Blob, "rbee/w", &digest, None);
     assert_eq!(pull.size, Some(5000));
 
@@ -88,8 +105,9 @@ async fn blob_push_pull_and_delete_are_announced() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(resp.bytes().await.unwrap(), data[..10]);
     check(
-        &single(&mut rx),
+        &pulled(&mut rx).await,
         Action::Pull,
         Target::Blob,
         "rbee/w",
@@ -207,7 +225,16 @@ async fn manifest_push_pull_and_delete_are_announced() {
             .status(),
         StatusCode::OK
     );
-    assert!(drain(&mut rx).is_empty(), "a HEAD is not a pull");
+    let head = single(&mut rx);
+    check(
+        &head,
+        Action::Head,
+        Target::Manifest,
+        "rbee/w",
+        &digest,
+        Some("1.0.0"),
+    );
+    assert_ne!(head.action, Action::Pull, "a HEAD is not a pull");
 
     let resp = reg.get("/v2/rbee/w/manifests/1.0.0").send().await.unwrap();
     assert_eq!(resp.bytes().await.unwrap(), body);

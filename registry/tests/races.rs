@@ -15,7 +15,7 @@ use common::*;
 use rbee_registry::reference::{Reference, RepoName};
 use rbee_registry::server::RunningRegistry;
 use rbee_registry::storage::{ByteStream, FsStorage, Key, Storage};
-use rbee_registry::{Action, Registry, RegistryConfig, RegistryError, Target};
+use rbee_registry::{Action, Registry, RegistryConfig, RegistryError, RequestContext, Target};
 use reqwest::StatusCode;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::timeout;
@@ -156,9 +156,16 @@ async fn push_blob(reg: &Registry, data: &'static [u8]) {
     let body: ByteStream = Box::pin(futures_util::stream::once(async move {
         Ok(Bytes::from_static(data))
     }));
-    reg.finish_upload(&repo(), &status.id, &digest, None, Some(body))
-        .await
-        .unwrap();
+    reg.finish_upload(
+        &RequestContext::internal(),
+        &repo(),
+        &status.id,
+        &digest,
+        None,
+        Some(body),
+    )
+    .await
+    .unwrap();
 }
 
 /// Pushes a config and a layer and returns the bytes of a manifest over
@@ -180,6 +187,7 @@ async fn manifest_over_blobs(reg: &Registry, annotation: &str) -> (Bytes, String
 
 async fn put(reg: &Arc<Registry>, reference_: &str, body: &Bytes) {
     reg.put_manifest(
+        &RequestContext::internal(),
         &repo(),
         &reference(reference_),
         Some(OCI_MANIFEST),
@@ -249,7 +257,9 @@ async fn a_manifest_put_whose_caller_goes_away_still_invalidates_and_announces()
     // tag was written.
     let (reached, release) = storage.arm(Point::AfterPut, "/_tags/latest");
     let (name, latest) = (repo(), reference("latest"));
-    let mut request = Box::pin(reg.put_manifest(&name, &latest, Some(OCI_MANIFEST), new.clone()));
+    let own = RequestContext::internal();
+    let mut request =
+        Box::pin(reg.put_manifest(&own, &name, &latest, Some(OCI_MANIFEST), new.clone()));
     tokio::select! {
         r = reached => r.unwrap(),
         r = &mut request => panic!("the PUT finished past the gate: {r:?}"),
@@ -290,8 +300,14 @@ async fn a_tag_put_racing_a_manifest_delete_leaves_no_dangling_tag() {
     let tagging = {
         let (reg, body) = (reg.clone(), body.clone());
         tokio::spawn(async move {
-            reg.put_manifest(&repo(), &reference("latest"), Some(OCI_MANIFEST), body)
-                .await
+            reg.put_manifest(
+                &RequestContext::internal(),
+                &repo(),
+                &reference("latest"),
+                Some(OCI_MANIFEST),
+                body,
+            )
+            .await
         })
     };
     reached.await.unwrap();
@@ -299,7 +315,10 @@ async fn a_tag_put_racing_a_manifest_delete_leaves_no_dangling_tag() {
     // completion here; serialised, it waits for the PUT.
     let mut deleting = {
         let (reg, digest) = (reg.clone(), digest.clone());
-        tokio::spawn(async move { reg.delete_manifest(&repo(), &reference(&digest)).await })
+        tokio::spawn(async move {
+            reg.delete_manifest(&RequestContext::internal(), &repo(), &reference(&digest))
+                .await
+        })
     };
     let early = timeout(Duration::from_millis(300), &mut deleting).await;
     release.send(()).unwrap();

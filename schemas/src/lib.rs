@@ -1,7 +1,8 @@
 //! Wire documents and vocabulary shared by every part of rbee's worker
 //! distribution: the worker metadata document and its JSON Schema, the
 //! catalog index document, media types, annotation keys, and rbee platform
-//! names with their OCI mapping.
+//! names with their OCI mapping, and the catalog's `/v1` JSON answers
+//! ([`v1`]), read by the client and written by the catalog.
 //!
 //! This crate does no I/O: JSON text goes in, values come out. Every reader
 //! reports all the problems of a document at once, each with its JSON path
@@ -13,8 +14,11 @@ pub mod limits;
 pub mod media_types;
 pub mod metadata;
 pub mod oci;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod platform;
 mod rules;
+pub mod v1;
 mod validation;
 pub mod worker_id;
 

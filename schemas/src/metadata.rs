@@ -21,6 +21,8 @@ use crate::rules;
 use crate::validation::{self, Issues, Object, ValidationErrors};
 use crate::worker_id::{validate_published_worker_id, validate_worker_id};
 
+pub use crate::rules::{BUILD_SYSTEMS, IMPLEMENTATIONS};
+
 /// The worker metadata document (snake_case JSON, unknown fields refused).
 ///
 /// Build one with [`WorkerMetadata::from_json`] (or serde, which runs the
@@ -47,9 +49,12 @@ pub struct WorkerMetadata {
     /// `LicenseRef-rbee-commercial`; copied to the
     /// `org.opencontainers.image.licenses` annotation.
     pub license: String,
-    /// Implementation language or runtime, e.g. `rust`.
+    /// Implementation language: one of
+    /// [`IMPLEMENTATIONS`](crate::metadata::IMPLEMENTATIONS) (`rust`,
+    /// `python`, `cpp`), the values rbee's strict readers accept.
     pub implementation: String,
-    /// Build tool, e.g. `cargo`.
+    /// Build tool: one of [`BUILD_SYSTEMS`](crate::metadata::BUILD_SYSTEMS)
+    /// (`cargo`, `make`, `cmake`), the values rbee's strict readers accept.
     pub build_system: String,
     /// Where the source comes from.
     pub source: Source,
@@ -214,8 +219,8 @@ impl WorkerMetadata {
             None => None,
         };
         let license = doc.string("license", &mut iss, rules::license_expression);
-        let implementation = doc.string("implementation", &mut iss, rules::short_text);
-        let build_system = doc.string("build_system", &mut iss, rules::short_text);
+        let implementation = doc.string("implementation", &mut iss, rules::implementation);
+        let build_system = doc.string("build_system", &mut iss, rules::build_system);
         let source = doc
             .required("source", &mut iss)
             .and_then(|v| Source::read(v, &doc.path_of("source"), &mut iss));
@@ -399,6 +404,14 @@ impl Capabilities {
                     iss.push(
                         &path,
                         "must be at least 1; leave it out when it does not apply",
+                    );
+                }
+                // rbee's readers hold it in a `u32`; a larger value would
+                // fail to decode there and take the whole list with it.
+                if n.is_some_and(|n| n > u64::from(u32::MAX)) {
+                    iss.push(
+                        &path,
+                        format!("must be at most {} (rbee reads it as a u32)", u32::MAX),
                     );
                 }
                 n.map(Some)

@@ -97,10 +97,46 @@ pub(crate) fn description(s: &str) -> Result<(), String> {
     text(s, limits::DESCRIPTION_MAX_CHARS, true)
 }
 
-/// `implementation`, `build_system`, `source.type`: one line of at most
-/// [`limits::SHORT_TEXT_MAX_CHARS`].
+/// `source.type`: one line of at most [`limits::SHORT_TEXT_MAX_CHARS`].
 pub(crate) fn short_text(s: &str) -> Result<(), String> {
     text(s, limits::SHORT_TEXT_MAX_CHARS, false)
+}
+
+/// `implementation`: one of [`IMPLEMENTATIONS`]. Schema: `enum`.
+pub(crate) fn implementation(s: &str) -> Result<(), String> {
+    one_of(s, &IMPLEMENTATIONS)
+}
+
+/// `build_system`: one of [`BUILD_SYSTEMS`]. Schema: `enum`.
+pub(crate) fn build_system(s: &str) -> Result<(), String> {
+    one_of(s, &BUILD_SYSTEMS)
+}
+
+/// The values rbee's readers accept for `implementation`: the closed enum
+/// `WorkerImplementation` of rbee's `artifacts-contract`
+/// (`bin/97_contracts/artifacts-contract/src/worker_catalog.rs`), which
+/// rbee-keeper's marketplace SDK decodes strictly. One worker with another
+/// value would make keeper's whole worker list fail to decode. To add a
+/// value, add it to rbee's enum first, then here and to the `enum` of
+/// `implementation` in `worker-metadata.schema.json` in the same change
+/// (the agreement tests compare the two).
+pub const IMPLEMENTATIONS: [&str; 3] = ["rust", "python", "cpp"];
+
+/// The values rbee's readers accept for `build_system`: rbee's closed enum
+/// `BuildSystem` (same file as [`IMPLEMENTATIONS`]). Extend it the same
+/// way: rbee's enum first, then this list and the schema's `enum` together.
+pub const BUILD_SYSTEMS: [&str; 3] = ["cargo", "make", "cmake"];
+
+fn one_of(s: &str, allowed: &[&str]) -> Result<(), String> {
+    if allowed.contains(&s) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not accepted by rbee's catalog readers; use one of: {}",
+            shown(s),
+            allowed.join(", ")
+        ))
+    }
 }
 
 /// `source.tag`, `source.branch`: one line of at most

@@ -66,8 +66,6 @@ fn text_fields_have_documented_lengths() {
     let cases = [
         ("name", limits::NAME_MAX_CHARS),
         ("description", limits::DESCRIPTION_MAX_CHARS),
-        ("implementation", limits::SHORT_TEXT_MAX_CHARS),
-        ("build_system", limits::SHORT_TEXT_MAX_CHARS),
         ("install_path", limits::PATH_MAX_CHARS),
     ];
     for (field, max) in cases {

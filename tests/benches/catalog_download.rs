@@ -5,7 +5,7 @@
 //! at most 10 ms).
 //!
 //! It runs the RELEASE `rbee-catalog serve --demo` (build it first with
-//! `cargo build --release -p rbee-catalog`; it is found next to this
+//! `cargo build --release --bin rbee-catalog`; it is found next to this
 //! bench's executable, or at `RBEE_CATALOG_BIN`), which publishes the
 //! example worker to its embedded registry, and Distribution
 //! (`docker-registry`) with the same worker published by the pusher
@@ -217,7 +217,7 @@ fn catalog_binary() -> Result<PathBuf> {
     if !path.is_file() {
         eprintln!(
             "{} does not exist. Build the release binary first, with the same \
-             CARGO_TARGET_DIR:\n    cargo build --release -p rbee-catalog\n\
+             CARGO_TARGET_DIR:\n    cargo build --release --bin rbee-catalog\n\
              or point RBEE_CATALOG_BIN at one.",
             path.display()
         );

@@ -1,8 +1,9 @@
 //! Reading the embedded registry in process, through
 //! [`rbee_registry::Registry`]'s own API rather than over loopback HTTP:
 //! no socket to itself, no token to issue to itself once `/v2` requires
-//! them, and no pull events (the registry emits those only when `/v2`
-//! serves a client), so the catalog's own reads never count as downloads.
+//! them, and no pull events: every read names
+//! [`RequestContext::internal`], which the registry never announces, so
+//! the catalog's own reads never count as downloads.
 //!
 //! The content is checked as the HTTP reader checks it (caps, digests,
 //! deadline), so that the catalog behaves the same whichever registry
@@ -16,7 +17,7 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use rbee_registry::reference::{Digest as RegistryDigest, Reference, RepoName};
-use rbee_registry::{Registry, RegistryError};
+use rbee_registry::{Registry, RegistryError, RequestContext};
 
 use crate::domain::source::{BlobStream, MAX_MANIFEST_BYTES, RegistryRead};
 use crate::domain::upstream::{Digest, UpstreamError, verify_stream};
@@ -100,9 +101,9 @@ impl RegistryRead for InProcess {
                     "{what} is larger than {MAX_MANIFEST_BYTES} bytes"
                 )));
             }
-            let bytes = self
+            let (info, bytes) = self
                 .registry
-                .manifest_bytes(&info)
+                .pull_manifest(&RequestContext::internal(), &name, &parsed)
                 .await
                 .map_err(|e| sort(&what, e))?;
             let expected = info.digest.to_string();
@@ -139,7 +140,7 @@ impl RegistryRead for InProcess {
             }
             let mut stream = self
                 .registry
-                .read_blob(&stored, None)
+                .pull_blob(&RequestContext::internal(), &name, &stored, size, None)
                 .await
                 .map_err(|e| sort(&what, e))?;
             let mut out = BytesMut::with_capacity(size as usize);
@@ -181,7 +182,7 @@ impl RegistryRead for InProcess {
                     )));
                 }
                 self.registry
-                    .read_blob(&stored, None)
+                    .pull_blob(&RequestContext::internal(), &name, &stored, len, None)
                     .await
                     .map_err(|e| sort(&what, e))
             })
@@ -261,6 +262,7 @@ mod tests {
             Box::pin(futures_util::stream::iter([Ok(Bytes::from_static(data))]));
         registry
             .finish_upload(
+                &RequestContext::internal(),
                 &name,
                 &upload.id,
                 &RegistryDigest::parse(&digest).unwrap(),
@@ -336,5 +338,80 @@ mod tests {
             r.small_blob("rbee/other", &digest, 64).await,
             Err(UpstreamError::NotFound)
         ));
+    }
+
+    #[tokio::test]
+    async fn the_catalogs_own_reads_are_never_announced_as_pulls() {
+        let (r, registry, _dir) = reader().await;
+        let mut events = registry.events().subscribe();
+        let layer: &'static [u8] = b"the worker's tar.gz";
+        let config: &'static [u8] = b"{}";
+        let layer_digest = put_blob(&registry, "rbee/w", layer).await;
+        let config_digest = put_blob(&registry, "rbee/w", config).await;
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                       "digest": config_digest, "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                        "digest": layer_digest, "size": layer.len()}],
+        });
+        let name = RepoName::parse("rbee/w").unwrap();
+        registry
+            .put_manifest(
+                &RequestContext::internal(),
+                &name,
+                &Reference::parse("1.0.0").unwrap(),
+                Some("application/vnd.oci.image.manifest.v1+json"),
+                Bytes::from(serde_json::to_vec(&manifest).unwrap()),
+            )
+            .await
+            .unwrap();
+        // The process's own writes are announced (the cache follows them),
+        // marked as its own.
+        let mut writes = 0;
+        while let Ok(event) = events.try_recv() {
+            assert_eq!(event.action, rbee_registry::Action::Push);
+            assert!(event.context.internal, "{event:?}");
+            writes += 1;
+        }
+        assert_eq!(writes, 3);
+
+        r.manifest("rbee/w", "1.0.0").await.unwrap();
+        r.small_blob("rbee/w", &config_digest, 64).await.unwrap();
+        let streamed: Vec<Bytes> = r
+            .blob_stream("rbee/w", &layer_digest, layer.len() as u64)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(streamed.concat(), layer);
+        assert!(
+            matches!(
+                events.try_recv(),
+                Err(tokio::sync::broadcast::error::TryRecvError::Empty)
+            ),
+            "the catalog's reads were announced"
+        );
+
+        // The same read for a client is a download, with the media type the
+        // manifest gives the layer.
+        let stored = RegistryDigest::parse(&layer_digest).unwrap();
+        let client = RequestContext::default();
+        let sent: Vec<Bytes> = registry
+            .pull_blob(&client, &name, &stored, layer.len() as u64, None)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(sent.concat(), layer);
+        let pull = events.try_recv().expect("a client's pull is announced");
+        assert!(pull.is_completed_download() && !pull.context.internal);
+        assert_eq!(
+            pull.media_type.as_deref(),
+            Some("application/vnd.oci.image.layer.v1.tar+gzip")
+        );
     }
 }

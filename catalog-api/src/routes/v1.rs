@@ -18,7 +18,7 @@ use crate::error::{ApiError, check_worker_id};
 use crate::extract::{Path, Query};
 use crate::respond::{self, Caching};
 use crate::state::AppState;
-use crate::wire::{Download, Version, Versions, Worker};
+use crate::wire::{self, Download, Versions, Worker};
 
 /// Filters of `GET /v1/workers`.
 #[derive(Debug, Deserialize)]
@@ -90,7 +90,7 @@ pub async fn list(
         .iter()
         .filter(|(_, r)| backend.is_none_or(|b| r.metadata.backend == b))
         .filter(|(_, r)| platform.is_none_or(|p| r.builds.iter().any(|b| b.platform == p)))
-        .map(|(entry, r)| Worker::new(r, entry.versions.clone()))
+        .map(|(entry, r)| wire::worker(r, entry.versions.clone()))
         .collect();
     Ok(respond::json(
         &headers,
@@ -133,7 +133,7 @@ pub async fn get(
                 CatalogError::VersionNotFound(_) => ApiError::WorkerNotFound,
                 other => other.into(),
             })?;
-    let worker = Worker::new(&release, entry.versions);
+    let worker = wire::worker(&release, entry.versions);
     Ok(respond::json(
         &headers,
         &worker,
@@ -167,7 +167,7 @@ pub async fn versions(
     check_worker_id(&id)?;
     let ((entry, releases), stale) = state.catalog.releases(&id).await?;
     let body = Versions {
-        versions: releases.iter().map(|r| Version::new(r)).collect(),
+        versions: releases.iter().map(|r| wire::version(r)).collect(),
         latest: entry.latest,
     };
     Ok(respond::json(&headers, &body, stale, Caching::Public(600)))

@@ -73,7 +73,7 @@ impl RegistryClient {
         let status = resp.status();
         let text = match self.read_capped(resp, ERROR_BODY_CAP).await {
             Ok((bytes, _)) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(e) => e.to_string(),
+            Err(e) => e.into_push("reading the error answer").to_string(),
         };
         let detail = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
@@ -92,14 +92,23 @@ impl RegistryClient {
             .take(200)
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect();
+        let detail = match detail.trim() {
+            "" => String::new(),
+            text => format!(": {text}"),
+        };
         match status {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => PushError::Auth(format!(
-                "the registry refused the push ({status}): {detail}"
-            )),
-            s if s.is_client_error() => {
-                PushError::Rejected(format!("the registry refused ({status}): {detail}"))
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                PushError::Auth(format!("the registry refused the push ({status}){detail}"))
             }
-            _ => PushError::Registry(format!("the registry answered {status}: {detail}")),
+            // Not a refusal of what we sent: the registry asks us to slow
+            // down.
+            StatusCode::TOO_MANY_REQUESTS => {
+                PushError::Registry(format!("the registry answered {status}{detail}"))
+            }
+            s if s.is_client_error() => {
+                PushError::Rejected(format!("the registry refused ({status}){detail}"))
+            }
+            _ => PushError::Registry(format!("the registry answered {status}{detail}")),
         }
     }
 }

@@ -13,18 +13,22 @@
 //! credentials go, redirects, timeouts, capped bodies) in `transport.rs`.
 
 mod http;
+mod retry;
 mod token;
 mod transport;
 mod upload;
 
+pub use retry::RetryPolicy;
 pub use transport::{ERROR_BODY_CAP, Timeouts};
 pub use upload::{CHUNK_SIZE, CHUNKED_THRESHOLD, SmallBlob};
 
-use http::{retry_after, status_error};
+use http::status_error;
+use retry::Failure;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+
+use std::future::Future;
 
 use bytes::Bytes;
 use reqwest::header::{self, HeaderValue};
@@ -36,27 +40,6 @@ pub const DOCUMENT_MAX_BYTES: usize = 4 << 20;
 
 use crate::auth::Credentials;
 use crate::error::PushError;
-
-/// How failed requests are retried.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included.
-    pub attempts: u32,
-    /// Delay before the first retry; doubled each time.
-    pub base_delay: Duration,
-    /// No wait is longer than this, whatever `Retry-After` says.
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            attempts: 5,
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(60),
-        }
-    }
-}
 
 /// `host[:port]` of a registry URL, as references and docker's
 /// `config.json` name registries.
@@ -165,62 +148,61 @@ impl RegistryClient {
             .map_err(|e| PushError::Registry(format!("bad URL {path}: {e}")))
     }
 
-    /// Sends a body-less (or small-bodied) request with auth and retries.
-    /// `build` is called once per attempt. A 401 from the registry's
-    /// origin is answered once (see `token.rs`); a 401 from anywhere else
-    /// is returned as it is.
-    async fn send(
+    /// One attempt at a body-less (or small-bodied) request, with auth:
+    /// a 401 from the registry's origin is answered (see `token.rs`) and
+    /// the request sent again, once; a 401 from anywhere else is returned
+    /// as it is. An answer with a retryable status is a retryable
+    /// [`Failure`]; any other answer is the caller's to judge. `build` is
+    /// called once per request sent.
+    async fn send_once(
         &self,
+        scope: &str,
+        build: &impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Response, Failure> {
+        let request = || {
+            build(&self.http)
+                .build()
+                .map_err(|e| PushError::Registry(format!("bad request: {e}")))
+        };
+        let mut resp = self
+            .dispatch(request()?, scope)
+            .await
+            .map_err(|e| Failure::send(e, "request failed"))?;
+        if resp.status() == StatusCode::UNAUTHORIZED && self.is_registry_origin(resp.url()) {
+            let challenge = resp.headers().get(header::WWW_AUTHENTICATE).cloned();
+            self.authenticate(scope, challenge.as_ref()).await?;
+            resp = self
+                .dispatch(request()?, scope)
+                .await
+                .map_err(|e| Failure::send(e, "request failed"))?;
+        }
+        if retry::retryable_status(resp.status()) {
+            return Err(self.unexpected(resp).await);
+        }
+        Ok(resp)
+    }
+
+    /// A request that is safe to repeat, sent as one retried step whose
+    /// answer `judge` reads (its body included, so that an answer cut off
+    /// midway is asked for again).
+    async fn idempotent<T, Fut>(
+        &self,
+        step: &str,
         repo: &str,
         push: bool,
         build: impl Fn(&reqwest::Client) -> RequestBuilder,
-    ) -> Result<Response, PushError> {
-        let scope = scope(repo, push);
-        let mut attempt = 0;
-        let mut authed_once = false;
-        loop {
-            attempt += 1;
-            let req = build(&self.http)
-                .build()
-                .map_err(|e| PushError::Registry(format!("bad request: {e}")))?;
-            let result = self.dispatch(req, &scope).await;
-            let retry_in = match &result {
-                Ok(resp)
-                    if resp.status() == StatusCode::UNAUTHORIZED
-                        && !authed_once
-                        && self.is_registry_origin(resp.url()) =>
-                {
-                    authed_once = true;
-                    let challenge = resp.headers().get(header::WWW_AUTHENTICATE).cloned();
-                    self.authenticate(&scope, challenge.as_ref()).await?;
-                    continue;
-                }
-                Ok(resp) if resp.status() == StatusCode::TOO_MANY_REQUESTS => {
-                    Some(retry_after(resp.headers()).unwrap_or_else(|| self.backoff(attempt)))
-                }
-                Ok(resp) if resp.status().is_server_error() => Some(self.backoff(attempt)),
-                Ok(_) => None,
-                Err(e) if e.retryable() => Some(self.backoff(attempt)),
-                Err(_) => None,
-            };
-            match retry_in {
-                Some(wait) if attempt < self.retry.attempts => {
-                    tracing::warn!(
-                        attempt,
-                        wait_ms = wait.as_millis() as u64,
-                        "registry busy or failing; retrying"
-                    );
-                    tokio::time::sleep(wait.min(self.retry.max_delay)).await;
-                }
-                _ => return result.map_err(|e| e.into_push("request failed")),
-            }
-        }
-    }
-
-    fn backoff(&self, attempt: u32) -> Duration {
-        self.retry
-            .base_delay
-            .saturating_mul(1 << (attempt - 1).min(10))
+        judge: impl Fn(Response) -> Fut,
+    ) -> Result<T, PushError>
+    where
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let scope = &scope(repo, push);
+        let (build, judge) = (&build, &judge);
+        self.retrying(step, || async move {
+            let resp = self.send_once(scope, build).await?;
+            judge(resp).await
+        })
+        .await
     }
 
     fn authorization(&self, scope: &str) -> Option<HeaderValue> {
@@ -234,12 +216,15 @@ impl RegistryClient {
     /// True when `repo` already has `digest`.
     pub async fn blob_exists(&self, repo: &str, digest: &str) -> Result<bool, PushError> {
         let url = self.url(&format!("/v2/{repo}/blobs/{digest}"))?;
-        let resp = self.send(repo, true, |c| c.head(url.clone())).await?;
-        match resp.status() {
-            s if s.is_success() => Ok(true),
-            StatusCode::NOT_FOUND => Ok(false),
-            s => Err(status_error("checking blob", s)),
-        }
+        let build = |c: &reqwest::Client| c.head(url.clone());
+        self.idempotent("checking a blob", repo, true, build, |resp| async move {
+            match resp.status() {
+                s if s.is_success() => Ok(true),
+                StatusCode::NOT_FOUND => Ok(false),
+                s => Err(Failure::fatal(status_error("checking blob", s))),
+            }
+        })
+        .await
     }
 
     /// Reads a manifest by tag or digest; `None` when it does not exist.
@@ -251,30 +236,30 @@ impl RegistryClient {
     ) -> Result<Option<FetchedManifest>, PushError> {
         let url = self.url(&format!("/v2/{repo}/manifests/{reference}"))?;
         let accept = rbee_schemas::media_types::MANIFEST_MEDIA_TYPES.join(", ");
-        let resp = self
-            .send(repo, push, |c| {
-                c.get(url.clone()).header(header::ACCEPT, &accept)
-            })
-            .await?;
-        match resp.status() {
-            StatusCode::NOT_FOUND => Ok(None),
-            s if s.is_success() => {
-                let media_type = resp
-                    .headers()
-                    .get(header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
-                let bytes = self
-                    .read_document(resp, DOCUMENT_MAX_BYTES, "a manifest")
-                    .await?;
-                Ok(Some(FetchedManifest { media_type, bytes }))
+        let build = |c: &reqwest::Client| c.get(url.clone()).header(header::ACCEPT, &accept);
+        self.idempotent("reading a manifest", repo, push, build, |resp| async move {
+            match resp.status() {
+                StatusCode::NOT_FOUND => Ok(None),
+                s if s.is_success() => {
+                    let media_type = resp
+                        .headers()
+                        .get(header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let bytes = self
+                        .read_limited(resp, DOCUMENT_MAX_BYTES, "a manifest")
+                        .await?;
+                    Ok(Some(FetchedManifest { media_type, bytes }))
+                }
+                s => Err(Failure::fatal(status_error("reading a manifest", s))),
             }
-            s => Err(status_error("reading a manifest", s)),
-        }
+        })
+        .await
     }
 
-    /// Writes a manifest under `reference` (a tag or its digest).
+    /// Writes a manifest under `reference` (a tag or its digest). The PUT
+    /// is idempotent: the same bytes under the same reference.
     pub async fn put_manifest(
         &self,
         repo: &str,
@@ -283,27 +268,29 @@ impl RegistryClient {
         bytes: Bytes,
     ) -> Result<PutManifest, PushError> {
         let url = self.url(&format!("/v2/{repo}/manifests/{reference}"))?;
-        let resp = self
-            .send(repo, true, |c| {
-                c.put(url.clone())
-                    .header(header::CONTENT_TYPE, media_type)
-                    .body(bytes.clone())
+        let build = |c: &reqwest::Client| {
+            c.put(url.clone())
+                .header(header::CONTENT_TYPE, media_type)
+                .body(bytes.clone())
+        };
+        let bytes = &bytes;
+        self.idempotent("writing a manifest", repo, true, build, |resp| async move {
+            if resp.status() != StatusCode::CREATED {
+                return Err(Failure::fatal(self.refusal(resp).await));
+            }
+            let digest = resp
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+                .unwrap_or_else(|| rbee_schemas::oci::sha256_digest(bytes));
+            let subject_indexed = resp.headers().contains_key("oci-subject");
+            Ok(PutManifest {
+                digest,
+                subject_indexed,
             })
-            .await?;
-        if resp.status() != StatusCode::CREATED {
-            return Err(self.refusal(resp).await);
-        }
-        let digest = resp
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .unwrap_or_else(|| rbee_schemas::oci::sha256_digest(&bytes));
-        let subject_indexed = resp.headers().contains_key("oci-subject");
-        Ok(PutManifest {
-            digest,
-            subject_indexed,
         })
+        .await
     }
 
     /// Reads a small blob (a config or the catalog document).
@@ -314,12 +301,18 @@ impl RegistryClient {
         limit: usize,
     ) -> Result<Bytes, PushError> {
         let url = self.url(&format!("/v2/{repo}/blobs/{digest}"))?;
-        let resp = self.send(repo, true, |c| c.get(url.clone())).await?;
-        if !resp.status().is_success() {
-            return Err(status_error("reading a blob", resp.status()));
-        }
-        self.read_document(resp, limit, &format!("blob {digest}"))
-            .await
+        let build = |c: &reqwest::Client| c.get(url.clone());
+        let what = &format!("blob {digest}");
+        self.idempotent("reading a blob", repo, true, build, |resp| async move {
+            if !resp.status().is_success() {
+                return Err(Failure::fatal(status_error(
+                    "reading a blob",
+                    resp.status(),
+                )));
+            }
+            self.read_limited(resp, limit, what).await
+        })
+        .await
     }
 
     /// The referrers of `subject` of one artifact type, or `None` when
@@ -333,35 +326,53 @@ impl RegistryClient {
         let mut url = self.url(&format!("/v2/{repo}/referrers/{subject}"))?;
         url.query_pairs_mut()
             .append_pair("artifactType", artifact_type);
-        let resp = self.send(repo, false, |c| c.get(url.clone())).await?;
-        let is_index = resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|c| c.starts_with(rbee_schemas::media_types::OCI_INDEX));
-        if !resp.status().is_success() || !is_index {
-            return Ok(None);
-        }
+        let build = |c: &reqwest::Client| c.get(url.clone());
         let bytes = self
-            .read_document(resp, DOCUMENT_MAX_BYTES, "the referrers index")
+            .idempotent("listing referrers", repo, false, build, |resp| async move {
+                let is_index = resp
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|c| c.starts_with(rbee_schemas::media_types::OCI_INDEX));
+                if !resp.status().is_success() || !is_index {
+                    return Ok(None);
+                }
+                self.read_limited(resp, DOCUMENT_MAX_BYTES, "the referrers index")
+                    .await
+                    .map(Some)
+            })
             .await?;
-        serde_json::from_slice(&bytes)
-            .map(Some)
+        bytes
+            .map(|bytes| serde_json::from_slice(&bytes))
+            .transpose()
             .map_err(|e| PushError::Registry(format!("the referrers answer is not an index: {e}")))
     }
 
     /// Deletes a manifest by digest.
     pub async fn delete_manifest(&self, repo: &str, digest: &str) -> Result<(), PushError> {
         let url = self.url(&format!("/v2/{repo}/manifests/{digest}"))?;
-        let resp = self.send(repo, true, |c| c.delete(url.clone())).await?;
-        if resp.status().is_success() {
-            Ok(())
-        } else {
-            Err(status_error("deleting a manifest", resp.status()))
-        }
+        let build = |c: &reqwest::Client| c.delete(url.clone());
+        self.idempotent(
+            "deleting a manifest",
+            repo,
+            true,
+            build,
+            |resp| async move {
+                if resp.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(Failure::fatal(status_error(
+                        "deleting a manifest",
+                        resp.status(),
+                    )))
+                }
+            },
+        )
+        .await
     }
 
-    /// Sends any request with auth and retries (for callers needing more).
+    /// Sends any request with auth (for callers needing more), retried
+    /// when its method is idempotent; the caller reads the answer.
     pub async fn request(
         &self,
         repo: &str,
@@ -369,10 +380,18 @@ impl RegistryClient {
         path: &str,
     ) -> Result<Response, PushError> {
         let url = self.url(path)?;
-        self.send(repo, method != Method::GET && method != Method::HEAD, |c| {
-            c.request(method.clone(), url.clone())
-        })
-        .await
+        let push = method != Method::GET && method != Method::HEAD;
+        let build = |c: &reqwest::Client| c.request(method.clone(), url.clone());
+        if method.is_idempotent() {
+            self.idempotent("sending a request", repo, push, build, |resp| async move {
+                Ok(resp)
+            })
+            .await
+        } else {
+            self.send_once(&scope(repo, push), &build)
+                .await
+                .map_err(Failure::into_error)
+        }
     }
 }
 

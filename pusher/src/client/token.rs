@@ -53,71 +53,82 @@ impl RegistryClient {
             let realm = params.get("realm").ok_or_else(|| {
                 PushError::Auth(format!("Bearer challenge without realm: {challenge}"))
             })?;
-            let mut url = Url::parse(realm)
-                .map_err(|e| PushError::Auth(format!("bad token realm {realm}: {e}")))?;
-            if !matches!(url.scheme(), "http" | "https") {
-                return Err(PushError::Auth(format!(
-                    "token realm {realm} is not an http(s) URL"
-                )));
-            }
-            let credentials = self.credentials.basic_header();
-            if credentials.is_some() && !self.realm_trusted(&url) {
-                return Err(PushError::Auth(format!(
-                    "the registry sends us to the token service {} on another origin; \
-                     credentials are not sent there unless you trust it with \
-                     --trust-token-realm {} (RBEE_TRUST_TOKEN_REALM)",
-                    url.origin().ascii_serialization(),
-                    host_of(&url)
-                )));
-            }
-            {
-                let mut q = url.query_pairs_mut();
-                if let Some(service) = params.get("service") {
-                    q.append_pair("service", service);
-                }
-                // Ask for what this request needs, not what the challenge
-                // happened to name.
-                q.append_pair("scope", scope);
-            }
-            let mut req = self
-                .http
-                .get(url)
-                .build()
-                .map_err(|e| PushError::Auth(format!("token request: {e}")))?;
-            if let Some(basic) = credentials {
-                req.headers_mut()
-                    .insert(header::AUTHORIZATION, sensitive(basic));
-            }
-            *req.timeout_mut() = Some(self.timeouts.request);
-            let resp = self
-                .execute(req, None)
-                .await
-                .map_err(|e| PushError::Auth(e.into_push("token request failed").to_string()))?;
-            if !resp.status().is_success() {
-                return Err(PushError::Auth(format!(
-                    "token service refused the credentials ({})",
-                    resp.status()
-                )));
-            }
-            let body = self
-                .read_document(resp, TOKEN_ANSWER_CAP, "the token answer")
-                .await?;
-            let body: serde_json::Value = serde_json::from_slice(&body)
-                .map_err(|e| PushError::Auth(format!("token answer is not JSON: {e}")))?;
-            let token = body
-                .get("token")
-                .or_else(|| body.get("access_token"))
-                .and_then(|t| t.as_str())
-                .ok_or_else(|| PushError::Auth("token answer has no token".into()))?;
-            HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                PushError::Auth("token has characters not allowed in a header".into())
-            })?
+            self.bearer_token(realm, params.get("service"), scope)
+                .await?
         };
         self.auth
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(scope.to_owned(), sensitive(value));
         Ok(())
+    }
+
+    /// A token for `scope` from the token service at `realm`, with the
+    /// credentials when that service may have them; `Bearer <token>`.
+    async fn bearer_token(
+        &self,
+        realm: &str,
+        service: Option<&String>,
+        scope: &str,
+    ) -> Result<HeaderValue, PushError> {
+        let mut url = Url::parse(realm)
+            .map_err(|e| PushError::Auth(format!("bad token realm {realm}: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(PushError::Auth(format!(
+                "token realm {realm} is not an http(s) URL"
+            )));
+        }
+        let credentials = self.credentials.basic_header();
+        if credentials.is_some() && !self.realm_trusted(&url) {
+            return Err(PushError::Auth(format!(
+                "the registry sends us to the token service {} on another origin; \
+                 credentials are not sent there unless you trust it with \
+                 --trust-token-realm {} (RBEE_TRUST_TOKEN_REALM)",
+                url.origin().ascii_serialization(),
+                host_of(&url)
+            )));
+        }
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(service) = service {
+                q.append_pair("service", service);
+            }
+            // Ask for what this request needs, not what the challenge
+            // happened to name.
+            q.append_pair("scope", scope);
+        }
+        let mut req = self
+            .http
+            .get(url)
+            .build()
+            .map_err(|e| PushError::Auth(format!("token request: {e}")))?;
+        if let Some(basic) = credentials {
+            req.headers_mut()
+                .insert(header::AUTHORIZATION, sensitive(basic));
+        }
+        *req.timeout_mut() = Some(self.timeouts.request);
+        let resp = self
+            .execute(req, None)
+            .await
+            .map_err(|e| PushError::Auth(e.into_push("token request failed").to_string()))?;
+        if !resp.status().is_success() {
+            return Err(PushError::Auth(format!(
+                "token service refused the credentials ({})",
+                resp.status()
+            )));
+        }
+        let body = self
+            .read_document(resp, TOKEN_ANSWER_CAP, "the token answer")
+            .await?;
+        let body: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| PushError::Auth(format!("token answer is not JSON: {e}")))?;
+        let token = body
+            .get("token")
+            .or_else(|| body.get("access_token"))
+            .and_then(|t| t.as_str())
+            .ok_or_else(|| PushError::Auth("token answer has no token".into()))?;
+        HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| PushError::Auth("token has characters not allowed in a header".into()))
     }
 }
 

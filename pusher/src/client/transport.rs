@@ -18,6 +18,7 @@ use reqwest::header::{self, HeaderValue};
 use reqwest::{Method, Request, Response, Url};
 
 use super::RegistryClient;
+use super::retry::Failure;
 use crate::error::PushError;
 
 /// Network budgets of a [`RegistryClient`]. Every value is configurable
@@ -76,6 +77,8 @@ pub(super) enum SendError {
     Http(reqwest::Error),
     /// Nothing moved for the idle period.
     Stalled(Duration),
+    /// The answer's body broke off while it was read.
+    Cut(reqwest::Error),
 }
 
 impl SendError {
@@ -83,7 +86,7 @@ impl SendError {
     pub(super) fn retryable(&self) -> bool {
         match self {
             SendError::Http(e) => e.is_connect() || e.is_timeout() || e.is_request(),
-            SendError::Stalled(_) => true,
+            SendError::Stalled(_) | SendError::Cut(_) => true,
         }
     }
 
@@ -95,6 +98,7 @@ impl SendError {
                 "{what}: nothing received from the registry for {}s (read timeout; see --read-timeout)",
                 idle.as_secs()
             )),
+            SendError::Cut(e) => PushError::Registry(format!("{what}: the answer broke off: {e}")),
         }
     }
 }
@@ -193,14 +197,14 @@ impl RegistryClient {
         &self,
         mut resp: Response,
         cap: usize,
-    ) -> Result<(Bytes, bool), PushError> {
+    ) -> Result<(Bytes, bool), SendError> {
         let idle = self.timeouts.read_idle;
         let mut out = BytesMut::new();
         loop {
             let piece = tokio::time::timeout(idle, resp.chunk())
                 .await
-                .map_err(|_| SendError::Stalled(idle).into_push("reading an answer"))?
-                .map_err(|e| PushError::Registry(format!("reading an answer: {e}")))?;
+                .map_err(|_| SendError::Stalled(idle))?
+                .map_err(SendError::Cut)?;
             let Some(piece) = piece else {
                 return Ok((out.freeze(), false));
             };
@@ -215,6 +219,24 @@ impl RegistryClient {
         }
     }
 
+    /// One attempt at reading a document of at most `limit` bytes: a
+    /// larger one fails for good, and only `limit` bytes of it are ever
+    /// read; a stalled or broken-off answer may be asked for again.
+    pub(super) async fn read_limited(
+        &self,
+        resp: Response,
+        limit: usize,
+        what: &str,
+    ) -> Result<Bytes, Failure> {
+        match self.read_capped(resp, limit).await {
+            Ok((bytes, false)) => Ok(bytes),
+            Ok((_, true)) => Err(Failure::fatal(PushError::Registry(format!(
+                "{what} is larger than the {limit} bytes expected"
+            )))),
+            Err(e) => Err(Failure::send(e, &format!("reading {what}"))),
+        }
+    }
+
     /// Reads a document of at most `limit` bytes; a larger one is an
     /// error, and only `limit` bytes of it are ever read.
     pub async fn read_document(
@@ -223,12 +245,9 @@ impl RegistryClient {
         limit: usize,
         what: &str,
     ) -> Result<Bytes, PushError> {
-        match self.read_capped(resp, limit).await? {
-            (bytes, false) => Ok(bytes),
-            (_, true) => Err(PushError::Registry(format!(
-                "{what} is larger than the {limit} bytes expected"
-            ))),
-        }
+        self.read_limited(resp, limit, what)
+            .await
+            .map_err(Failure::into_error)
     }
 }
 

@@ -2,13 +2,15 @@
 //! ones, and small in-memory blobs (configs, the catalog document).
 
 use std::path::Path;
+use std::sync::Mutex;
 
 use bytes::Bytes;
 use reqwest::header::{self, HeaderMap};
 use reqwest::{StatusCode, Url};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::http::{retry_after, status_error};
+use super::http::status_error;
+use super::retry::Failure;
 use super::transport::Activity;
 use super::{Progress, RegistryClient, scope};
 use crate::error::PushError;
@@ -30,37 +32,28 @@ impl RegistryClient {
         size: u64,
         progress: Progress,
     ) -> Result<(), PushError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = if size > self.chunked_threshold {
-                self.upload_chunked(repo, path, digest, size, &progress)
-                    .await
-            } else {
+        if size > self.chunked_threshold {
+            self.upload_chunked(repo, path, digest, size, &progress)
+                .await
+        } else {
+            self.retrying("uploading a blob", || {
                 self.upload_monolithic(repo, path, digest, size, &progress)
-                    .await
-            };
-            match result {
-                Err(PushError::Registry(msg)) if attempt < self.retry.attempts => {
-                    tracing::warn!(attempt, error = %msg, "blob upload failed; starting it again");
-                    tokio::time::sleep(self.backoff(attempt)).await;
-                }
-                other => return other,
-            }
+            })
+            .await
         }
     }
 
-    async fn start_upload(&self, repo: &str) -> Result<Url, PushError> {
+    /// Opens an upload session; its URL. Sent once per attempt of the
+    /// step it is part of: a session left behind by a failed attempt
+    /// expires on the registry.
+    async fn start_upload(&self, repo: &str) -> Result<Url, Failure> {
         let url = self.url(&format!("/v2/{repo}/blobs/uploads/"))?;
-        let resp = self
-            .send(repo, true, |c| {
-                c.post(url.clone()).header(header::CONTENT_LENGTH, "0")
-            })
-            .await?;
+        let build = |c: &reqwest::Client| c.post(url.clone()).header(header::CONTENT_LENGTH, "0");
+        let resp = self.send_once(&scope(repo, true), &build).await?;
         if resp.status() != StatusCode::ACCEPTED {
-            return Err(self.refusal(resp).await);
+            return Err(self.unexpected(resp).await);
         }
-        self.location(resp.headers(), &url)
+        Ok(self.location(resp.headers(), &url)?)
     }
 
     fn location(&self, headers: &HeaderMap, base: &Url) -> Result<Url, PushError> {
@@ -72,6 +65,8 @@ impl RegistryClient {
             .map_err(|e| PushError::Registry(format!("bad upload Location {loc}: {e}")))
     }
 
+    /// One attempt at a monolithic upload: a new session, and the whole
+    /// file in one PUT.
     async fn upload_monolithic(
         &self,
         repo: &str,
@@ -79,7 +74,7 @@ impl RegistryClient {
         digest: &str,
         size: u64,
         progress: &Progress,
-    ) -> Result<(), PushError> {
+    ) -> Result<(), Failure> {
         let location = self.start_upload(repo).await?;
         let mut url = location.clone();
         url.query_pairs_mut().append_pair("digest", digest);
@@ -101,16 +96,16 @@ impl RegistryClient {
         let resp = self
             .execute(req, Some(&activity))
             .await
-            .map_err(|e| e.into_push("upload failed"))?;
+            .map_err(|e| Failure::send(e, "upload failed"))?;
         if resp.status() != StatusCode::CREATED {
-            return Err(self.refusal(resp).await);
+            return Err(self.unexpected(resp).await);
         }
         Ok(())
     }
 
-    /// Chunked upload: PATCH `chunk_size` pieces with `Content-Range`; when a
-    /// chunk fails, ask the registry where the upload stands and go on from
-    /// there.
+    /// Chunked upload: PATCH `chunk_size` pieces with `Content-Range`, each
+    /// chunk a retried step; when a chunk fails, the next attempt asks the
+    /// registry where the upload stands and goes on from there.
     async fn upload_chunked(
         &self,
         repo: &str,
@@ -119,77 +114,132 @@ impl RegistryClient {
         size: u64,
         progress: &Progress,
     ) -> Result<(), PushError> {
-        let mut location = self.start_upload(repo).await?;
-        let mut offset = 0u64;
-        let mut failures = 0;
-        while offset < size {
-            let len = self.chunk_size.min(size - offset);
-            let mut file = tokio::fs::File::open(path).await?;
-            file.seek(std::io::SeekFrom::Start(offset)).await?;
-            let activity = Activity::default();
-            let body = reqwest::Body::wrap_stream(counted(
-                file.take(len),
-                progress.clone(),
-                activity.clone(),
-            ));
-            let mut req = self
-                .http
-                .patch(location.clone())
-                .header(header::CONTENT_TYPE, "application/octet-stream")
-                .header(header::CONTENT_LENGTH, len)
-                .header(
-                    header::CONTENT_RANGE,
-                    format!("{}-{}", offset, offset + len - 1),
-                )
-                .body(body)
-                .build()
-                .map_err(|e| PushError::Registry(format!("bad chunk request: {e}")))?;
-            self.authorize(&mut req, &scope(repo, true));
-            match self.execute(req, Some(&activity)).await {
-                Ok(resp) if resp.status() == StatusCode::ACCEPTED => {
-                    location = self.location(resp.headers(), &location)?;
-                    offset += len;
+        let location = self
+            .retrying("starting an upload", || self.start_upload(repo))
+            .await?;
+        let cursor = Mutex::new(Cursor {
+            location,
+            offset: 0,
+            unsure: false,
+        });
+        let chunk = ChunkedUpload {
+            repo,
+            path,
+            size,
+            progress,
+            cursor: &cursor,
+        };
+        // Every step sends at least one chunk the registry accepts; a
+        // registry that keeps forgetting them cannot keep us forever.
+        let chunks = size.div_ceil(self.chunk_size);
+        let most_steps = chunks.saturating_mul(u64::from(self.retry.attempts.max(1)));
+        let mut steps = 0u64;
+        while chunk.offset() < size {
+            steps += 1;
+            if steps > most_steps {
+                return Err(PushError::Registry(format!(
+                    "the registry keeps losing the chunks of blob {digest}; gave up after \
+                     {most_steps} chunks for {chunks}"
+                )));
+            }
+            self.retrying("uploading a chunk", || self.send_next_chunk(&chunk))
+                .await?;
+        }
+        let mut url = chunk.location();
+        url.query_pairs_mut().append_pair("digest", digest);
+        let build = |c: &reqwest::Client| c.put(url.clone()).header(header::CONTENT_LENGTH, "0");
+        self.idempotent(
+            "finishing an upload",
+            repo,
+            true,
+            build,
+            |resp| async move {
+                if resp.status() != StatusCode::CREATED {
+                    return Err(Failure::fatal(self.refusal(resp).await));
                 }
-                other => {
-                    failures += 1;
-                    if failures >= self.retry.attempts {
-                        return Err(match other {
-                            Ok(resp) => self.refusal(resp).await,
-                            Err(e) => e.into_push("chunk upload failed"),
-                        });
-                    }
-                    if let Ok(resp) = &other
-                        && let Some(wait) = retry_after(resp.headers())
-                    {
-                        tokio::time::sleep(wait.min(self.retry.max_delay)).await;
-                    } else {
-                        tokio::time::sleep(self.backoff(failures)).await;
-                    }
-                    offset = self.upload_offset(repo, &location).await?;
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    /// One attempt at the next chunk: first, after a failed attempt, ask
+    /// the registry where the upload stands; then PATCH the chunk from
+    /// there.
+    async fn send_next_chunk(&self, upload: &ChunkedUpload<'_>) -> Result<(), Failure> {
+        let (mut location, mut offset, unsure) = upload.state();
+        if unsure {
+            match self.upload_offset(upload.repo, &location).await? {
+                Some(at) => offset = at,
+                None => {
+                    // The registry forgot the session (it expired, or the
+                    // registry lost it): start over in a new one.
+                    location = self.start_upload(upload.repo).await?;
+                    offset = 0;
                 }
             }
+            upload.update(|c| {
+                c.location = location.clone();
+                c.offset = offset;
+                c.unsure = false;
+            });
         }
-        let mut url = location.clone();
-        url.query_pairs_mut().append_pair("digest", digest);
+        if offset >= upload.size {
+            return Ok(());
+        }
+        let len = self.chunk_size.min(upload.size - offset);
+        let mut file = tokio::fs::File::open(upload.path).await?;
+        file.seek(std::io::SeekFrom::Start(offset)).await?;
+        let activity = Activity::default();
+        let body = reqwest::Body::wrap_stream(counted(
+            file.take(len),
+            upload.progress.clone(),
+            activity.clone(),
+        ));
+        let mut req = self
+            .http
+            .patch(location.clone())
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .header(header::CONTENT_LENGTH, len)
+            .header(
+                header::CONTENT_RANGE,
+                format!("{}-{}", offset, offset + len - 1),
+            )
+            .body(body)
+            .build()
+            .map_err(|e| PushError::Registry(format!("bad chunk request: {e}")))?;
+        self.authorize(&mut req, &scope(upload.repo, true));
+        // From here on, a failure leaves the registry's offset unknown.
+        upload.update(|c| c.unsure = true);
         let resp = self
-            .send(repo, true, |c| {
-                c.put(url.clone()).header(header::CONTENT_LENGTH, "0")
-            })
-            .await?;
-        if resp.status() != StatusCode::CREATED {
-            return Err(self.refusal(resp).await);
+            .execute(req, Some(&activity))
+            .await
+            .map_err(|e| Failure::send(e, "chunk upload failed"))?;
+        if resp.status() != StatusCode::ACCEPTED {
+            return Err(self.unexpected(resp).await);
         }
+        let next = self.location(resp.headers(), &location)?;
+        upload.update(|c| {
+            c.location = next;
+            c.offset = offset + len;
+            c.unsure = false;
+        });
         Ok(())
     }
 
-    /// Where an upload stands: the end of the `Range` the registry reports.
-    async fn upload_offset(&self, repo: &str, location: &Url) -> Result<u64, PushError> {
-        let resp = self.send(repo, true, |c| c.get(location.clone())).await?;
+    /// Where an upload stands: the end of the `Range` the registry
+    /// reports; `None` when the registry does not know the session.
+    async fn upload_offset(&self, repo: &str, location: &Url) -> Result<Option<u64>, Failure> {
+        let build = |c: &reqwest::Client| c.get(location.clone());
+        let resp = self.send_once(&scope(repo, true), &build).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
         if resp.status() != StatusCode::NO_CONTENT {
-            return Err(status_error(
+            return Err(Failure::fatal(status_error(
                 "asking where the upload stands",
                 resp.status(),
-            ));
+            )));
         }
         let range = resp
             .headers()
@@ -203,7 +253,7 @@ impl RegistryClient {
             .unwrap_or(0);
         // `0-0` means either nothing or one byte; a registry that has
         // nothing answers it too, so treat it as nothing.
-        Ok(if end == 0 { 0 } else { end + 1 })
+        Ok(Some(if end == 0 { 0 } else { end + 1 }))
     }
 
     /// Uploads a small in-memory blob unless the repository has it.
@@ -219,23 +269,77 @@ impl RegistryClient {
                 uploaded: false,
             });
         }
-        let location = self.start_upload(repo).await?;
-        let mut url = location.clone();
-        url.query_pairs_mut().append_pair("digest", &digest);
-        let resp = self
-            .send(repo, true, |c| {
-                c.put(url.clone())
-                    .header(header::CONTENT_TYPE, "application/octet-stream")
-                    .body(bytes.clone())
-            })
-            .await?;
-        if resp.status() != StatusCode::CREATED {
-            return Err(self.refusal(resp).await);
-        }
+        self.retrying("uploading a blob", || {
+            self.upload_small(repo, &digest, &bytes)
+        })
+        .await?;
         Ok(SmallBlob {
             digest,
             uploaded: true,
         })
+    }
+
+    /// One attempt at uploading a small blob: a new session, one PUT.
+    async fn upload_small(&self, repo: &str, digest: &str, bytes: &Bytes) -> Result<(), Failure> {
+        let location = self.start_upload(repo).await?;
+        let mut url = location.clone();
+        url.query_pairs_mut().append_pair("digest", digest);
+        let build = |c: &reqwest::Client| {
+            c.put(url.clone())
+                .header(header::CONTENT_TYPE, "application/octet-stream")
+                .body(bytes.clone())
+        };
+        let resp = self.send_once(&scope(repo, true), &build).await?;
+        if resp.status() != StatusCode::CREATED {
+            return Err(Failure::fatal(self.refusal(resp).await));
+        }
+        Ok(())
+    }
+}
+
+/// Where a chunked upload stands, as far as we know.
+#[derive(Debug)]
+struct Cursor {
+    /// The session's URL, as the last answer gave it.
+    location: Url,
+    /// Bytes the registry has.
+    offset: u64,
+    /// An attempt failed after sending: the registry may have more (or
+    /// less) than `offset`, so ask before sending again.
+    unsure: bool,
+}
+
+/// A chunked upload in progress. The cursor sits behind a std mutex so
+/// that each retried attempt can read and move it; it is never held
+/// across an await.
+struct ChunkedUpload<'a> {
+    repo: &'a str,
+    path: &'a Path,
+    size: u64,
+    progress: &'a Progress,
+    cursor: &'a Mutex<Cursor>,
+}
+
+impl ChunkedUpload<'_> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cursor> {
+        self.cursor.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn state(&self) -> (Url, u64, bool) {
+        let c = self.lock();
+        (c.location.clone(), c.offset, c.unsure)
+    }
+
+    fn offset(&self) -> u64 {
+        self.lock().offset
+    }
+
+    fn location(&self) -> Url {
+        self.lock().location.clone()
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Cursor)) {
+        change(&mut self.lock());
     }
 }
 

@@ -8,18 +8,23 @@ use axum::http::{StatusCode, header};
 use axum::response::Response;
 
 use crate::error::{RegistryError, Result};
-use crate::events::{Action, Target};
+use crate::events::RequestContext;
 use crate::reference::{Digest, RepoName};
 use crate::registry::Registry;
 
 pub async fn get(
     reg: &Registry,
+    context: &RequestContext,
     name: &RepoName,
     digest: &Digest,
     head: bool,
     req: Request,
 ) -> Result<Response> {
-    let size = reg.blob_size(name, digest).await?;
+    let size = if head {
+        reg.head_blob(context, name, digest).await?
+    } else {
+        reg.blob_size(name, digest).await?
+    };
     let range = match req
         .headers()
         .get(header::RANGE)
@@ -47,18 +52,19 @@ pub async fn get(
     let body = if head {
         Body::empty()
     } else {
-        let stream = reg.read_blob(digest, range).await?;
-        let mut event = reg.emit(Action::Pull, Target::Blob, name, digest);
-        event.size = Some(size);
-        reg.events.publish(event);
-        Body::from_stream(stream)
+        Body::from_stream(reg.pull_blob(context, name, digest, size, range).await?)
     };
     resp.body(body)
         .map_err(|e| RegistryError::BlobUploadInvalid(e.to_string()))
 }
 
-pub async fn delete(reg: &Registry, name: &RepoName, digest: &Digest) -> Result<Response> {
-    reg.delete_blob(name, digest).await?;
+pub async fn delete(
+    reg: &Registry,
+    context: &RequestContext,
+    name: &RepoName,
+    digest: &Digest,
+) -> Result<Response> {
+    reg.delete_blob(context, name, digest).await?;
     super::empty(StatusCode::ACCEPTED, &[])
 }
 

@@ -8,7 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::Response;
 
 use crate::error::{RegistryError, Result};
-use crate::events::{Action, Target};
+use crate::events::RequestContext;
 use crate::limits::{BodyBudget, BufferError, declared_length};
 use crate::manifest::MAX_MANIFEST_BYTES;
 use crate::reference::{Reference, RepoName};
@@ -16,35 +16,30 @@ use crate::registry::Registry;
 
 pub async fn get(
     reg: &Registry,
+    context: &RequestContext,
     name: &RepoName,
     reference: &Reference,
     head: bool,
 ) -> Result<Response> {
-    let info = reg.manifest_info(name, reference).await?;
+    let (info, body) = if head {
+        let info = reg.head_manifest(context, name, reference).await?;
+        (info, Body::empty())
+    } else {
+        let (info, bytes) = reg.pull_manifest(context, name, reference).await?;
+        (info, Body::from(bytes))
+    };
     let resp = Response::builder()
         .header(header::CONTENT_TYPE, &info.media_type)
         .header(header::CONTENT_LENGTH, info.size)
         .header("docker-content-digest", info.digest.to_string())
         .header(header::ETAG, format!("\"{}\"", info.digest));
-    let body = if head {
-        Body::empty()
-    } else {
-        let bytes = reg.manifest_bytes(&info).await?;
-        let mut event = reg.emit(Action::Pull, Target::Manifest, name, &info.digest);
-        if let Reference::Tag(t) = reference {
-            event.tag = Some(t.to_string());
-        }
-        event.media_type = Some(info.media_type.clone());
-        event.size = Some(info.size);
-        reg.events.publish(event);
-        Body::from(bytes)
-    };
     resp.body(body)
         .map_err(|e| RegistryError::ManifestInvalid(e.to_string()))
 }
 
 pub async fn put(
     reg: &Arc<Registry>,
+    context: &RequestContext,
     name: &RepoName,
     reference: &Reference,
     req: Request,
@@ -69,7 +64,13 @@ pub async fn put(
             BufferError::Body(_) => RegistryError::ManifestInvalid(e.to_string()),
         })?;
     let stored = reg
-        .put_manifest(name, reference, content_type.as_deref(), body.bytes.clone())
+        .put_manifest(
+            context,
+            name,
+            reference,
+            content_type.as_deref(),
+            body.bytes.clone(),
+        )
         .await?;
     let mut headers = vec![
         (
@@ -86,9 +87,10 @@ pub async fn put(
 
 pub async fn delete(
     reg: &Arc<Registry>,
+    context: &RequestContext,
     name: &RepoName,
     reference: &Reference,
 ) -> Result<Response> {
-    reg.delete_manifest(name, reference).await?;
+    reg.delete_manifest(context, name, reference).await?;
     super::empty(StatusCode::ACCEPTED, &[])
 }

@@ -24,6 +24,7 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use rbee_auth::Access;
 
 use crate::error::{RegistryError, Result};
+use crate::events::{AuthenticatedSubject, RequestContext};
 use crate::gate;
 use crate::registry::Registry;
 use route::Route;
@@ -82,9 +83,13 @@ async fn dispatch(State(registry): State<Arc<Registry>>, mut req: Request) -> Re
     let method = req.method().clone();
     let access = route::access(&route, &method)?;
     let caller = gate::check(&registry.config().access, &access, &req)?;
-    // Hook for the request context of events: the subject is
-    // `caller.subject()`.
-    req.extensions_mut().insert(caller.clone());
+    // Who asked, for the events this request causes: the subject the gate
+    // verified.
+    if let Some(subject) = caller.subject() {
+        req.extensions_mut()
+            .insert(AuthenticatedSubject(subject.to_owned()));
+    }
+    let ctx = RequestContext::of(&req);
     let reg = &*registry;
     match (route, method) {
         (Route::Catalog, Method::GET) => listing::catalog(reg, &caller, req).await,
@@ -93,22 +98,26 @@ async fn dispatch(State(registry): State<Arc<Registry>>, mut req: Request) -> Re
             listing::referrers(reg, &name, &digest, req).await
         }
         (Route::Manifest(name, reference), m) if m == Method::GET || m == Method::HEAD => {
-            manifests::get(reg, &name, &reference, m == Method::HEAD).await
+            manifests::get(reg, &ctx, &name, &reference, m == Method::HEAD).await
         }
         (Route::Manifest(name, reference), Method::PUT) => {
-            manifests::put(&registry, &name, &reference, req).await
+            manifests::put(&registry, &ctx, &name, &reference, req).await
         }
         (Route::Manifest(name, reference), Method::DELETE) => {
-            manifests::delete(&registry, &name, &reference).await
+            manifests::delete(&registry, &ctx, &name, &reference).await
         }
         (Route::Blob(name, digest), m) if m == Method::GET || m == Method::HEAD => {
-            blobs::get(reg, &name, &digest, m == Method::HEAD, req).await
+            blobs::get(reg, &ctx, &name, &digest, m == Method::HEAD, req).await
         }
-        (Route::Blob(name, digest), Method::DELETE) => blobs::delete(reg, &name, &digest).await,
-        (Route::UploadStart(name), Method::POST) => uploads::start(reg, &name, &caller, req).await,
+        (Route::Blob(name, digest), Method::DELETE) => {
+            blobs::delete(reg, &ctx, &name, &digest).await
+        }
+        (Route::UploadStart(name), Method::POST) => {
+            uploads::start(reg, &ctx, &name, &caller, req).await
+        }
         (Route::Upload(name, id), Method::GET) => uploads::status(reg, &name, &id).await,
         (Route::Upload(name, id), Method::PATCH) => uploads::patch(reg, &name, &id, req).await,
-        (Route::Upload(name, id), Method::PUT) => uploads::put(reg, &name, &id, req).await,
+        (Route::Upload(name, id), Method::PUT) => uploads::put(reg, &ctx, &name, &id, req).await,
         (Route::Upload(name, id), Method::DELETE) => uploads::cancel(reg, &name, &id).await,
         _ => Err(RegistryError::MethodNotAllowed),
     }

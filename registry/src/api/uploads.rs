@@ -7,6 +7,7 @@ use axum::response::Response;
 use futures_util::TryStreamExt;
 
 use crate::error::{RegistryError, Result};
+use crate::events::RequestContext;
 use crate::gate::Caller;
 use crate::reference::{Digest, RepoName};
 use crate::registry::Registry;
@@ -63,6 +64,7 @@ fn digest_param(q: &std::collections::HashMap<String, String>) -> Result<Option<
 /// so that a push right on one repository never reads another.
 pub async fn start(
     reg: &Registry,
+    context: &RequestContext,
     name: &RepoName,
     caller: &Caller,
     req: Request,
@@ -72,7 +74,7 @@ pub async fn start(
         let digest = Digest::parse(mount)?;
         if let Some(from) = q.get("from") {
             let from = RepoName::parse(from)?;
-            if caller.may_pull(from.as_str()) && reg.mount_blob(name, &digest, &from).await? {
+            if caller.may_pull(from.as_str()) && reg.mount_blob(context, name, &digest, &from).await? {
                 return created(name, &digest);
             }
         }
@@ -86,7 +88,7 @@ pub async fn start(
         Some(digest) => {
             let body = has_body(req.headers()).then(|| body_stream(req));
             let finished = reg
-                .finish_upload(name, &status.id, &digest, None, body)
+                .finish_upload(context, name, &status.id, &digest, None, body)
                 .await;
             if finished.is_err() {
                 // The client never learnt this session's id, so nobody
@@ -148,7 +150,13 @@ pub async fn patch(reg: &Registry, name: &RepoName, id: &str, req: Request) -> R
     accepted(name, &status, StatusCode::ACCEPTED)
 }
 
-pub async fn put(reg: &Registry, name: &RepoName, id: &str, req: Request) -> Result<Response> {
+pub async fn put(
+    reg: &Registry,
+    context: &RequestContext,
+    name: &RepoName,
+    id: &str,
+    req: Request,
+) -> Result<Response> {
     let q = super::query(&req)?;
     let digest = digest_param(&q)?.ok_or_else(|| {
         RegistryError::DigestInvalid("the `digest` query parameter is required".into())
@@ -158,7 +166,8 @@ pub async fn put(reg: &Registry, name: &RepoName, id: &str, req: Request) -> Res
     } else {
         (None, None)
     };
-    reg.finish_upload(name, id, &digest, start, body).await?;
+    reg.finish_upload(context, name, id, &digest, start, body)
+        .await?;
     created(name, &digest)
 }
 

@@ -414,12 +414,30 @@ impl Storage for FsStorage {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn filesystem_backend_passes_the_shared_suite() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = FsStorage::open(dir.path()).unwrap();
-        super::super::suite::run(&storage).await;
+    /// A store in its own temporary folder, removed after the store is
+    /// dropped (fields drop in order).
+    struct TempStore {
+        storage: FsStorage,
+        _dir: tempfile::TempDir,
     }
+
+    impl std::ops::Deref for TempStore {
+        type Target = FsStorage;
+
+        fn deref(&self) -> &FsStorage {
+            &self.storage
+        }
+    }
+
+    async fn fresh_store() -> TempStore {
+        let dir = tempfile::tempdir().unwrap();
+        TempStore {
+            storage: FsStorage::open(dir.path()).unwrap(),
+            _dir: dir,
+        }
+    }
+
+    crate::storage_suite!(fresh_store);
 
     #[test]
     fn a_second_open_of_a_locked_data_dir_fails_and_names_it() {

@@ -359,6 +359,36 @@ pub fn cases() -> Vec<Case> {
             |d| d["implementation"] = "".into(),
             &["$.implementation"],
         ),
+        // rbee-keeper decodes these as closed enums: another value would
+        // break its whole worker list.
+        case(
+            "implementation outside rbee's enum",
+            FREE,
+            |d| d["implementation"] = "go".into(),
+            &["$.implementation"],
+        ),
+        case(
+            "build system outside rbee's enum",
+            FREE,
+            |d| d["build_system"] = "npm".into(),
+            &["$.build_system"],
+        ),
+        case(
+            "every other value rbee's enums accept",
+            FREE,
+            |d| {
+                d["implementation"] = "cpp".into();
+                d["build_system"] = "cmake".into();
+                d["capabilities"]["max_context_length"] = json!(u32::MAX);
+            },
+            &[],
+        ),
+        case(
+            "context length over u32",
+            FREE,
+            |d| d["capabilities"]["max_context_length"] = json!(4_294_967_296_u64),
+            &["$.capabilities.max_context_length"],
+        ),
         case(
             "build system array",
             FREE,

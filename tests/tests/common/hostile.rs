@@ -181,7 +181,7 @@ async fn versions(
     let (body, stall) = {
         let s = script.lock().unwrap();
         let body = json!({
-            "versions": s.versions.iter().map(|v| json!({ "version": v, "platforms": [] })).collect::<Vec<_>>(),
+            "versions": s.versions.iter().map(|v| json!({ "version": v, "index_digest": sha256_digest(v.as_bytes()), "platforms": [] })).collect::<Vec<_>>(),
             "latest": s.latest,
         });
         (body, s.stall_versions)

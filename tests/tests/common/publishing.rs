@@ -615,15 +615,15 @@ impl UnderTest {
     }
 }
 
-/// The push and delete events received so far (pulls are ignored: reading
-/// is allowed).
+/// The push and delete events received so far (pulls and HEADs are
+/// ignored: reading is allowed).
 pub fn writes(events: &mut Option<tokio::sync::broadcast::Receiver<Event>>) -> Vec<Event> {
     let Some(events) = events else {
         return Vec::new();
     };
     let mut out = Vec::new();
     while let Ok(event) = events.try_recv() {
-        if event.action != Action::Pull {
+        if matches!(event.action, Action::Push | Action::Delete) {
             out.push(event);
         }
     }

@@ -8,10 +8,10 @@ use rbee_pusher::progress::Reporter;
 use rbee_pusher::publish::{PublishOptions, publish};
 use rbee_pusher::release::{Release, ReleaseFiles};
 
-const METADATA: &str = include_str!("../../examples/hello-worker/metadata.json");
-const PKGBUILD: &str = include_str!("../../examples/hello-worker/PKGBUILD");
-const LICENSE: &str = include_str!("../../examples/hello-worker/LICENSE");
-const README: &str = include_str!("../../examples/hello-worker/README.md");
+const METADATA: &str = include_str!("../../../examples/hello-worker/metadata.json");
+const PKGBUILD: &str = include_str!("../../../examples/hello-worker/PKGBUILD");
+const LICENSE: &str = include_str!("../../../examples/hello-worker/LICENSE");
+const README: &str = include_str!("../../../examples/hello-worker/README.md");
 const SCRIPT: &str = "#!/bin/sh\necho 'hello-worker-rbee 0.1.0 (cpu)'\n";
 
 /// Publishes the example worker to the registry at `registry_url` unless

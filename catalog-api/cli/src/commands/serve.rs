@@ -1,36 +1,22 @@
-//! `rbee-catalog`: the catalog API, with the registry embedded by default.
+//! `rbee-catalog serve`: the catalog API and, unless `--registry-url`
+//! points elsewhere, the embedded registry under `/v2/`; `--demo`
+//! publishes the example worker once the server listens.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
 use rbee_catalog::CatalogConfig;
 use rbee_catalog::catalog::CacheTtls;
 use rbee_registry::limits::ServerLimits;
 
-#[derive(Parser)]
-#[command(
-    version,
-    about = "The rbee worker catalog (and, by default, its OCI registry)"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Serve the catalog API (and the embedded registry under /v2/).
-    Serve(ServeArgs),
-}
-
+/// Flags of `serve` (each also an environment variable).
 #[derive(clap::Args)]
-struct ServeArgs {
+pub struct Args {
     /// Address to listen on (rbee-hive's default catalog address).
     #[arg(long, env = "RBEE_CATALOG_LISTEN", default_value = "127.0.0.1:8787")]
-    listen: SocketAddr,
+    pub listen: SocketAddr,
     /// Folder for the embedded registry's data and the catalog's database.
     #[arg(long, env = "RBEE_CATALOG_DATA_DIR", default_value = "rbee-data")]
     data_dir: PathBuf,
@@ -71,7 +57,7 @@ struct ServeArgs {
     webhook_secret: Option<String>,
     /// Publish the example worker on first start.
     #[arg(long, env = "RBEE_CATALOG_DEMO")]
-    demo: bool,
+    pub demo: bool,
     /// Connections served at once; more wait in the listen queue.
     #[arg(long, env = "RBEE_CATALOG_MAX_CONNECTIONS", default_value_t = ServerLimits::default().max_connections as u32,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -126,7 +112,20 @@ struct ServeArgs {
     dev_open_loopback: bool,
 }
 
-impl ServeArgs {
+/// Secrets (the registry password, the webhook secret) stay out of logs.
+impl std::fmt::Debug for Args {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Args")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("registry_url", &self.registry_url)
+            .field("catalog_repository", &self.catalog_repository)
+            .field("demo", &self.demo)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Args {
     fn limits(&self) -> ServerLimits {
         ServerLimits {
             max_connections: self.max_connections as usize,
@@ -138,12 +137,8 @@ impl ServeArgs {
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    rbee_registry::server::run_binary(run())
-}
-
-async fn run() -> anyhow::Result<()> {
-    let Command::Serve(args) = Cli::parse().command;
+/// Serves until Ctrl-C or SIGTERM.
+pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut config = CatalogConfig::new(&args.data_dir);
     config.limits = args.limits();
     config.listen = args.listen;
@@ -179,7 +174,7 @@ async fn run() -> anyhow::Result<()> {
     tracing::info!(%url, embedded_registry = running.registry.is_some(), "catalog listening");
     if demo {
         let registry_url = running.state.registry_public_url.clone();
-        match rbee_catalog::demo::publish_example(&registry_url, &catalog_repository).await {
+        match crate::demo::publish_example(&registry_url, &catalog_repository).await {
             Ok(true) => tracing::info!("published the example worker: try {url}/v1/workers"),
             Ok(false) => tracing::info!("the example worker is already published"),
             Err(e) => tracing::warn!(error = %e, "could not publish the example worker"),

@@ -1,0 +1,3 @@
+//! One module per subcommand of `rbee-catalog`.
+
+pub mod serve;

@@ -1,0 +1,60 @@
+//! The `rbee-catalog` binary's commands: thin clap wrappers around the
+//! catalog library (`rbee-catalog`), one module per subcommand under
+//! [`commands`]. The binary, not the library, composes the publisher
+//! (for `serve --demo`), so a server that embeds the catalog links neither
+//! clap nor the pusher.
+//!
+//! To add a subcommand: a module in `commands/` with an `Args` struct
+//! (clap) and an `async fn run(args) -> anyhow::Result<()>`, a variant in
+//! [`Command`], and a line in [`run`].
+
+pub mod commands;
+pub mod demo;
+
+use clap::{Parser, Subcommand};
+
+/// The command line of `rbee-catalog`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rbee-catalog",
+    version,
+    about = "The rbee worker catalog (and, by default, its OCI registry)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the catalog API (and the embedded registry under /v2/).
+    Serve(commands::serve::Args),
+}
+
+/// Runs one parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => commands::serve::run(args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_defaults_to_rbee_hives_catalog_address() {
+        let cli = Cli::try_parse_from(["rbee-catalog", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command;
+        assert_eq!(args.listen.to_string(), "127.0.0.1:8787");
+        assert!(!args.demo);
+    }
+}
