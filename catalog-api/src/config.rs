@@ -35,6 +35,9 @@ pub struct CatalogConfig {
     pub cors_origins: Vec<String>,
     /// Shared secret for `POST /v1/webhooks/registry`; unset disables it.
     pub webhook_secret: Option<String>,
+    /// The catalog's database (licenses, keys, audit log): `sqlite://PATH`
+    /// or `postgres://...`; `None`: SQLite in `<data_dir>/catalog.db`.
+    pub database_url: Option<String>,
     /// What clients may hold: connections, time to send headers and
     /// bodies, memory for buffered bodies (webhook payloads and the
     /// embedded registry's manifests share one budget).
@@ -57,6 +60,7 @@ impl CatalogConfig {
             upstream: UpstreamOptions::default(),
             cors_origins: Vec::new(),
             webhook_secret: None,
+            database_url: None,
             limits: ServerLimits::default(),
             tokens: TokenConfig::default(),
         }

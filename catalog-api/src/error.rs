@@ -7,6 +7,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use rbee_store::StoreError;
+
 use crate::domain::CatalogError;
 use crate::domain::upstream::UpstreamError;
 
@@ -109,6 +111,10 @@ pub enum ApiError {
     /// The registry failed and nothing cached could stand in.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// The catalog's database refused the input (400), has no such record
+    /// (404), or failed (500, detail in the log only).
+    #[error(transparent)]
+    Store(#[from] rbee_store::StoreError),
 }
 
 impl ApiError {
@@ -140,6 +146,9 @@ impl ApiError {
             ApiError::Upstream(UpstreamError::Invalid(_)) => {
                 (StatusCode::BAD_GATEWAY, "Registry data invalid")
             }
+            ApiError::Store(StoreError::NotFound { .. }) => (StatusCode::NOT_FOUND, "Not found"),
+            ApiError::Store(StoreError::Invalid(_)) => (StatusCode::BAD_REQUEST, "Bad request"),
+            ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Database error"),
         }
     }
 }
@@ -157,6 +166,14 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(detail) => {
                 tracing::error!(error = %detail, "a service behind the catalog failed");
                 "a service behind the catalog failed; try again later".to_owned()
+            }
+            ApiError::Store(e @ (StoreError::NotFound { .. } | StoreError::Invalid(_))) => {
+                e.to_string()
+            }
+            ApiError::Store(e) => {
+                let cause = std::error::Error::source(e).map(ToString::to_string);
+                tracing::error!(error = %e, cause = cause.as_deref().unwrap_or(""), "database failure");
+                "the catalog's database failed; try again later".to_owned()
             }
             other => other.to_string(),
         };

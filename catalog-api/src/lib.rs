@@ -8,6 +8,7 @@
 //! mapping, metrics, OpenAPI, JSON shapes, the server), which depends on the
 //! domain and never the other way round.
 
+pub mod admin;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -22,7 +22,7 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::config::CatalogConfig;
 use crate::error::ApiError;
-use crate::routes::{legacy, ops, token, v1, webhook};
+use crate::routes::{admin, legacy, ops, token, v1, webhook};
 use crate::state::AppState;
 use crate::tokens::TokenService;
 
@@ -122,6 +122,7 @@ fn catalog_routes(state: Arc<AppState>, cors_origins: &[String]) -> Router {
         // two routes.
         .route("/token", get(token::token))
         .route("/token/jwks.json", get(token::jwks))
+        .nest("/admin", admin::routes())
         // Covers the routes above only (not the registry's, merged later);
         // axum still adds the `Allow` header.
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -139,8 +140,25 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
         .unwrap_or_else(|| format!("http://{addr}"))
         .trim_end_matches('/')
         .to_owned();
-    let tokens =
-        Arc::new(TokenService::open(&config.tokens, &config.data_dir).map_err(io::Error::other)?);
+    let store = crate::admin::open_store(&config)
+        .await
+        .map_err(|e| io::Error::other(error_chain(&e)))?;
+    tracing::info!(database = store.db().dialect(), "catalog database open");
+    if let Some(path) = crate::admin::ensure_admin_key(&store, &config.data_dir).await? {
+        tracing::warn!(
+            path = %path.display(),
+            "created the admin key (for /admin and the token service); it is in this file only"
+        );
+    }
+    let credentials = config
+        .tokens
+        .credentials
+        .clone()
+        .unwrap_or_else(|| Arc::new(store.clone()));
+    let tokens = Arc::new(
+        TokenService::open(&config.tokens, credentials, &config.data_dir)
+            .map_err(io::Error::other)?,
+    );
     let (registry, upstream_url, registry_public_url) = match &config.registry_url {
         Some(url) => (None, url.clone(), url.trim_end_matches('/').to_owned()),
         None => {
@@ -158,6 +176,7 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
         &upstream_url,
         public_url,
         registry_public_url,
+        store,
         tokens,
     )?);
 
@@ -228,6 +247,19 @@ fn embedded_access(
         anonymous_pull: config.tokens.anonymous_pull,
         dev_open_loopback: config.tokens.dev_open_loopback,
     }
+}
+
+/// An error and its causes on one line (the store's errors keep the
+/// driver's detail in `source()`).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// Drops cached data as soon as the embedded registry changes a manifest.

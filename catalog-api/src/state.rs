@@ -4,6 +4,7 @@ use std::io;
 use std::sync::Arc;
 
 use rbee_registry::Registry;
+use rbee_store::Store;
 
 use crate::config::CatalogConfig;
 use crate::domain::catalog::Catalog;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub webhook_secret: Option<String>,
     /// This server's Prometheus metrics (`/metrics`).
     pub metrics: Arc<Metrics>,
+    /// The catalog's database: licenses, keys, the audit log.
+    pub store: Store,
     /// The token service behind `/token`.
     pub tokens: Arc<TokenService>,
 }
@@ -35,13 +38,15 @@ impl AppState {
     /// The state of a catalog configured by `config`. With an `embedded`
     /// registry, the catalog reads it in process (served at
     /// `registry_url`, which names it in OCI references); without one, it
-    /// reads the registry at `registry_url` over HTTP.
+    /// reads the registry at `registry_url` over HTTP. `store` is the
+    /// opened database ([`crate::admin::open_store`]).
     pub fn new(
         config: &CatalogConfig,
         embedded: Option<&Arc<Registry>>,
         registry_url: &str,
         public_url: String,
         registry_public_url: String,
+        store: Store,
         tokens: Arc<TokenService>,
     ) -> io::Result<Self> {
         let source: Arc<dyn RegistryRead> = match embedded {
@@ -75,6 +80,7 @@ impl AppState {
             registry_public_url,
             webhook_secret: config.webhook_secret.clone(),
             metrics,
+            store,
             tokens,
         })
     }

@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rbee_auth::{
-    AuthError, IssuedToken, Issuer, Principal, PublicKey, PublicNamespaces, Scope, SigningKey,
-    Verifier,
+    AuthError, IssuedToken, Issuer, Principal, PublicKey, PublicNamespaces, Role, Rule, Scope,
+    SigningKey, Verifier,
 };
+use rbee_store::CredentialKind;
 
 /// A credential the lookup recognised.
 #[derive(Debug, Clone)]
@@ -43,15 +44,41 @@ pub trait CredentialLookup: Send + Sync + fmt::Debug {
     async fn authenticate(&self, secret: &str) -> Result<Option<Authenticated>, LookupError>;
 }
 
-/// Knows no secret: every presented key is refused (anonymous callers still
-/// get public pulls). Used until a credential store is configured.
-#[derive(Debug, Default)]
-pub struct NoCredentials;
-
+/// The catalog's database answers for the token service: a store
+/// credential becomes a [`Principal`] (its kind the role, its grants the
+/// rules, its expiry the tokens' limit).
 #[async_trait]
-impl CredentialLookup for NoCredentials {
-    async fn authenticate(&self, _secret: &str) -> Result<Option<Authenticated>, LookupError> {
-        Ok(None)
+impl CredentialLookup for rbee_store::Store {
+    async fn authenticate(&self, secret: &str) -> Result<Option<Authenticated>, LookupError> {
+        let found = rbee_store::Store::authenticate(self, secret)
+            .await
+            .map_err(|e| LookupError(e.to_string()))?;
+        Ok(found.map(|credential| {
+            let role = match credential.kind {
+                CredentialKind::License => Role::License,
+                CredentialKind::Publisher => Role::Publisher,
+                CredentialKind::Admin => Role::Admin,
+            };
+            let rules = credential
+                .grants
+                .iter()
+                .map(|g| match g {
+                    rbee_store::Grant::Worker(id) => Rule::Worker(id.clone()),
+                    rbee_store::Grant::Namespace(ns) => Rule::Namespace(ns.clone()),
+                })
+                .collect();
+            Authenticated {
+                license: (role == Role::License).then(|| credential.id.clone()),
+                principal: Principal {
+                    role,
+                    id: credential.id,
+                    rules,
+                    expires_at: credential
+                        .expires_at
+                        .map(|at| u64::try_from(at.timestamp()).unwrap_or(0)),
+                },
+            }
+        }))
     }
 }
 
@@ -78,8 +105,8 @@ pub struct TokenConfig {
     /// Development only: the embedded registry lets loopback callers do
     /// everything without a token.
     pub dev_open_loopback: bool,
-    /// Who presented secrets belong to.
-    pub credentials: Arc<dyn CredentialLookup>,
+    /// Who presented secrets belong to; `None`: the catalog's store.
+    pub credentials: Option<Arc<dyn CredentialLookup>>,
 }
 
 impl Default for TokenConfig {
@@ -93,7 +120,7 @@ impl Default for TokenConfig {
             public: PublicNamespaces::default(),
             anonymous_pull: true,
             dev_open_loopback: false,
-            credentials: Arc::new(NoCredentials),
+            credentials: None,
         }
     }
 }
@@ -124,8 +151,12 @@ pub struct TokenService {
 
 impl TokenService {
     /// Loads (or generates) the keys as `config` says, keys kept under
-    /// `data_dir`.
-    pub fn open(config: &TokenConfig, data_dir: &Path) -> Result<Self, AuthError> {
+    /// `data_dir`; secrets are looked up in `credentials`.
+    pub fn open(
+        config: &TokenConfig,
+        credentials: Arc<dyn CredentialLookup>,
+        data_dir: &Path,
+    ) -> Result<Self, AuthError> {
         let dir = data_dir.join("tokens");
         let key = match &config.signing_key {
             Some(path) => SigningKey::read(path)?,
@@ -146,7 +177,7 @@ impl TokenService {
                 .with_ttl(config.ttl),
             previous,
             public: config.public.clone(),
-            credentials: config.credentials.clone(),
+            credentials,
             jwks,
         })
     }

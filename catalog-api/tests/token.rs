@@ -58,7 +58,7 @@ impl Server {
     async fn start() -> Server {
         let data = tempfile::tempdir().unwrap();
         let mut config = CatalogConfig::new(data.path());
-        config.tokens.credentials = Arc::new(Keys);
+        config.tokens.credentials = Some(Arc::new(Keys));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let running = rbee_catalog::start(config, listener).await.unwrap();
         Server {

@@ -159,25 +159,15 @@ impl Installer {
             serde_json::from_slice(&index_bytes).map_err(|e| {
                 ClientError::registry(format!("{repo}:{version} is not an image index: {e}"))
             })?;
-        let oci = self.platform().oci();
-        let entry = index
-            .manifests
-            .iter()
-            .find(|d| {
-                d.platform
-                    .as_ref()
-                    .is_some_and(|p| p.os == oci.os && p.architecture == oci.architecture)
-            })
-            .ok_or_else(|| ClientError::NoBuildForPlatform {
+        let entry = index.find_platform(self.platform()).ok_or_else(|| {
+            ClientError::NoBuildForPlatform {
                 platform: self.platform().to_string(),
                 available: index
-                    .manifests
-                    .iter()
-                    .filter_map(|d| d.platform.as_ref())
-                    .filter_map(|p| rbee_schemas::Platform::from_oci(&p.os, &p.architecture))
-                    .map(|p| p.to_string())
+                    .platform_builds()
+                    .map(|(p, _)| p.to_string())
                     .collect(),
-            })?;
+            }
+        })?;
         let manifest_digest = Sha256Digest::parse(&entry.digest).map_err(ClientError::registry)?;
         let by_digest =
             Reference::with_digest(host.clone(), repo.clone(), manifest_digest.to_string());

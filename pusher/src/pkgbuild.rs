@@ -299,20 +299,26 @@ package() {
     #[test]
     fn version_mismatch_names_file_and_line() {
         let (_d, path) = write(GOOD);
-        let err = check(&path, "0.2.0", "llm-worker-rbee-cpu").unwrap_err().to_string();
+        let err = check(&path, "0.2.0", "llm-worker-rbee-cpu")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("PKGBUILD:3: pkgver is `0.1.0`"), "{err}");
     }
 
     #[test]
     fn syntax_errors_and_missing_fields_are_reported() {
         let (_d, path) = write("pkgname=x\nif then fi (\n");
-        let err = check(&path, "0.1.0", "llm-worker-rbee-cpu").unwrap_err().to_string();
+        let err = check(&path, "0.1.0", "llm-worker-rbee-cpu")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("syntax error") && err.contains("line"),
             "{err}"
         );
         let (_d, path) = write("pkgname=x\npkgver=0.1.0\n");
-        let err = check(&path, "0.1.0", "llm-worker-rbee-cpu").unwrap_err().to_string();
+        let err = check(&path, "0.1.0", "llm-worker-rbee-cpu")
+            .unwrap_err()
+            .to_string();
         for field in ["pkgrel", "arch", "source", "sha256sums"] {
             assert!(err.contains(&format!("`{field}`")), "{err}");
         }

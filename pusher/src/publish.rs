@@ -348,16 +348,8 @@ fn platform_manifest(
     };
     let bytes = Bytes::from(documents::to_bytes(&manifest));
     let mut desc = documents::describe(mt::OCI_MANIFEST, &bytes);
-    let oci = platform.oci();
-    desc.platform = Some(documents::Platform {
-        architecture: oci.architecture.into(),
-        os: oci.os.into(),
-    });
+    desc.set_worker_platform(platform);
     desc.artifact_type = Some(mt::WORKER_ARTIFACT_TYPE.into());
-    desc.annotations = Some(Annotations::from([(
-        ann::WORKER_PLATFORM.into(),
-        platform.to_string(),
-    )]));
     PlatformManifest {
         platform,
         bytes,

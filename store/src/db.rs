@@ -89,6 +89,10 @@ impl Db {
     }
 
     async fn open_postgres_with(options: PgConnectOptions) -> Result<Db, StoreError> {
+        // PostgreSQL's NOTICEs ("relation ... already exists, skipping" at
+        // every start) would reach the log as INFO lines, and the admin
+        // commands' output with them; warnings and errors still come.
+        let options = options.options([("client_min_messages", "warning")]);
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(ACQUIRE_TIMEOUT)

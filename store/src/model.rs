@@ -95,7 +95,8 @@ pub enum Status {
 }
 
 impl Status {
-    pub(crate) fn as_str(self) -> &'static str {
+    /// `active` or `revoked`, as stored.
+    pub fn as_str(self) -> &'static str {
         match self {
             Status::Active => "active",
             Status::Revoked => "revoked",

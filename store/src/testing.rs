@@ -173,3 +173,35 @@ macro_rules! store_test {
         }
     };
 }
+
+/// Like [`store_test!`](crate::store_test), but the body gets the
+/// [`TestDatabase`] itself (`&TestDatabase`), for tests that open it their
+/// own way (a catalog server with `database_url`).
+#[macro_export]
+macro_rules! database_test {
+    ($(#[$meta:meta])* async fn $name:ident($db:ident) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body($db: &$crate::testing::TestDatabase) $body
+
+            #[tokio::test]
+            async fn sqlite() {
+                let db = $crate::testing::TestDatabase::sqlite();
+                body(&db).await;
+                db.finish().await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let Some(db) = $crate::testing::TestDatabase::postgres().await else {
+                    return;
+                };
+                body(&db).await;
+                db.finish().await;
+            }
+        }
+    };
+}

@@ -30,12 +30,24 @@ pub struct Cli {
 pub enum Command {
     /// Serve the catalog API (and the embedded registry under /v2/).
     Serve(commands::serve::Args),
+    /// Issue, list, show and revoke license keys.
+    License(commands::license::Args),
+    /// Issue, list and revoke publisher keys (for CI pushes).
+    PublisherKey(commands::publisher_key::Args),
+    /// Show the audit log of admin actions.
+    Audit(commands::audit::Args),
+    /// Rotate the admin key (written to <data dir>/admin.key).
+    AdminKey(commands::admin_key::Args),
 }
 
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => commands::serve::run(args).await,
+        Command::License(args) => commands::license::run(args).await,
+        Command::PublisherKey(args) => commands::publisher_key::run(args).await,
+        Command::Audit(args) => commands::audit::run(args).await,
+        Command::AdminKey(args) => commands::admin_key::run(args).await,
     }
 }
 
@@ -53,7 +65,9 @@ mod tests {
     #[test]
     fn serve_defaults_to_rbee_hives_catalog_address() {
         let cli = Cli::try_parse_from(["rbee-catalog", "serve"]).unwrap();
-        let Command::Serve(args) = cli.command;
+        let Command::Serve(args) = cli.command else {
+            panic!("serve parses as serve");
+        };
         assert_eq!(args.listen.to_string(), "127.0.0.1:8787");
         assert!(!args.demo);
     }

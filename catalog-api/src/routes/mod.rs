@@ -1,5 +1,6 @@
 //! The catalog's HTTP routes, one file per family.
 
+pub mod admin;
 pub mod legacy;
 pub mod ops;
 pub mod token;

@@ -300,16 +300,19 @@ fn installs_binary(body: &str, pkgname: &str) -> bool {
         .chars()
         .filter(|c| !matches!(c, '"' | '\''))
         .collect();
-    ["$pkgdir/usr/local/bin/$pkgname", &format!("$pkgdir/usr/local/bin/{pkgname}")]
-        .iter()
-        .any(|target| {
-            plain.match_indices(target).any(|(i, m)| {
-                plain[i + m.len()..]
-                    .chars()
-                    .next()
-                    .is_none_or(|c| c.is_whitespace() || c == ';')
-            })
+    [
+        "$pkgdir/usr/local/bin/$pkgname",
+        &format!("$pkgdir/usr/local/bin/{pkgname}"),
+    ]
+    .iter()
+    .any(|target| {
+        plain.match_indices(target).any(|(i, m)| {
+            plain[i + m.len()..]
+                .chars()
+                .next()
+                .is_none_or(|c| c.is_whitespace() || c == ';')
         })
+    })
 }
 
 /// The variables `body` reads that would be unbound under `set -u` in
@@ -369,8 +372,8 @@ fn reference(chars: &[char], start: usize) -> (Option<String>, bool, usize) {
             .collect();
         let after = start + 1 + name.len();
         let op: String = chars[after..].iter().take(2).collect();
-        let defaulted = [":-", ":=", ":+"].iter().any(|o| op.starts_with(o))
-            || op.starts_with(['-', '=', '+']);
+        let defaulted =
+            [":-", ":=", ":+"].iter().any(|o| op.starts_with(o)) || op.starts_with(['-', '=', '+']);
         let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
         return (valid.then_some(name), defaulted, after);
     }

@@ -74,7 +74,9 @@ pub async fn start(
         let digest = Digest::parse(mount)?;
         if let Some(from) = q.get("from") {
             let from = RepoName::parse(from)?;
-            if caller.may_pull(from.as_str()) && reg.mount_blob(context, name, &digest, &from).await? {
+            if caller.may_pull(from.as_str())
+                && reg.mount_blob(context, name, &digest, &from).await?
+            {
                 return created(name, &digest);
             }
         }

@@ -55,6 +55,11 @@ pub struct Args {
     /// Shared secret of POST /v1/webhooks/registry (disabled when unset).
     #[arg(long, env = "RBEE_CATALOG_WEBHOOK_SECRET", hide_env_values = true)]
     webhook_secret: Option<String>,
+    /// The catalog's database (licenses, keys, audit log): sqlite://PATH or
+    /// postgres://USER:PASSWORD@HOST/DB. Default: SQLite in
+    /// <data dir>/catalog.db.
+    #[arg(long, env = "RBEE_CATALOG_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
     /// Publish the example worker on first start.
     #[arg(long, env = "RBEE_CATALOG_DEMO")]
     pub demo: bool,
@@ -162,10 +167,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     config.tokens.anonymous_pull = !args.no_anonymous_pull;
     config.tokens.dev_open_loopback = args.dev_open_loopback;
+    config.database_url = args.database_url;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let demo = args.demo;
+    let data_dir = config.data_dir.clone();
     let catalog_repository = config.catalog_repository.clone();
     let running = rbee_catalog::start(config, listener)
         .await
@@ -174,7 +181,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(%url, embedded_registry = running.registry.is_some(), "catalog listening");
     if demo {
         let registry_url = running.state.registry_public_url.clone();
-        match crate::demo::publish_example(&registry_url, &catalog_repository).await {
+        let published = crate::demo::publish_with_demo_key(
+            &running.state.store,
+            &data_dir,
+            &registry_url,
+            &catalog_repository,
+        );
+        match published.await {
             Ok(true) => tracing::info!("published the example worker: try {url}/v1/workers"),
             Ok(false) => tracing::info!("the example worker is already published"),
             Err(e) => tracing::warn!(error = %e, "could not publish the example worker"),

@@ -78,10 +78,10 @@ pub async fn index(source: Source, repo: String) -> Result<CatalogIndex, Upstrea
     .await
 }
 
-/// The platforms an image index lists, each with its manifest digest.
-/// Entries that name no rbee platform (attestations, unknown systems) are
-/// passed over; too many entries, or a platform twice, make the release
-/// invalid.
+/// The platforms an image index lists, each with its manifest digest
+/// ([`ImageIndex::platform_builds`]). Entries that name no rbee platform
+/// (attestations, unknown systems) are passed over; too many entries, or a
+/// platform twice, make the release invalid.
 fn platform_entries(
     index: &ImageIndex,
     what: &str,
@@ -93,19 +93,7 @@ fn platform_entries(
         )));
     }
     let mut entries: Vec<(Platform, String)> = Vec::new();
-    for d in &index.manifests {
-        let by_annotation = d
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(ann::WORKER_PLATFORM))
-            .and_then(|p| p.parse::<Platform>().ok());
-        let by_oci = d
-            .platform
-            .as_ref()
-            .and_then(|p| Platform::from_oci(&p.os, &p.architecture));
-        let Some(platform) = by_annotation.or(by_oci) else {
-            continue;
-        };
+    for (platform, d) in index.platform_builds() {
         if entries.iter().any(|(p, _)| *p == platform) {
             return Err(invalid(format!("{what} lists {platform} twice")));
         }

@@ -118,7 +118,12 @@ fn build_and_package_see_only_what_rbee_hive_exports() {
     breaks_one_rule(
         &text,
         ID,
-        &["PKGBUILD:8:", "build() uses `$_srcname`", "set -e -u", "unbound variable"],
+        &[
+            "PKGBUILD:8:",
+            "build() uses `$_srcname`",
+            "set -e -u",
+            "unbound variable",
+        ],
     );
     // Single quotes and `\$` are not expansions; defaults are safe.
     let text = GOOD.replace(
