@@ -2,8 +2,9 @@
 # Installs what the end-to-end tests and the benchmark need on Debian
 # (bookworm): skopeo, CNCF Distribution (`docker-registry`), htpasswd
 # (apache2-utils, for Distribution's Basic auth), nginx and wrk from apt,
-# and the `oras` Python SDK from PyPI; then PostgreSQL (`postgresql` from
-# apt) and a throwaway test cluster on 127.0.0.1 (scripts/test-postgres.sh).
+# and the `oras` Python SDK and `schemathesis` (pinned) from PyPI; then
+# PostgreSQL (`postgresql` from apt) and a throwaway test cluster on
+# 127.0.0.1 (scripts/test-postgres.sh).
 #
 # Idempotent: when everything is already present it touches nothing (no
 # `apt-get update`, no pip) and returns at once. Run it as root, or as a user
@@ -34,10 +35,24 @@ if ! have "$PYTHON" || ! "$PYTHON" -c 'import oras' >/dev/null 2>&1; then
     fi
 fi
 
+# ---- schemathesis (PyPI), for tests/tests/schemathesis.rs ----------------
+# Pinned: a new release may add checks, and the OpenAPI test must not start
+# failing on its own. Present at this version: nothing to do.
+SCHEMATHESIS_VERSION=4.32.5
+need_schemathesis=0
+if ! "$PYTHON" -m schemathesis.cli --version 2>/dev/null | grep -q "version $SCHEMATHESIS_VERSION\$"; then
+    need_schemathesis=1
+    have "$PYTHON" || missing_apt="$missing_apt python3"
+    if ! have "$PYTHON" || ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
+        missing_apt="$missing_apt python3-pip"
+    fi
+fi
+# ---- end schemathesis ------------------------------------------------------
+
 # The test cluster runs on every call (it returns at once when it answers).
 postgres_cluster() { "$(dirname "$0")/test-postgres.sh"; }
 
-if [ -z "$missing_apt" ] && [ "$need_oras" -eq 0 ]; then
+if [ -z "$missing_apt" ] && [ "$need_oras" -eq 0 ] && [ "$need_schemathesis" -eq 0 ]; then
     echo "install-test-deps: everything is present"
     postgres_cluster
     exit 0
@@ -83,5 +98,20 @@ if [ "$need_oras" -eq 1 ]; then
     }
 fi
 
+# ---- schemathesis (PyPI) -------------------------------------------------
+if [ "$need_schemathesis" -eq 1 ]; then
+    echo "install-test-deps: installing schemathesis $SCHEMATHESIS_VERSION (PyPI) for $PYTHON"
+    # Same PEP 668 fallbacks as for oras above.
+    st_install() { "$PYTHON" -m pip install --quiet --disable-pip-version-check "$@" "schemathesis==$SCHEMATHESIS_VERSION"; }
+    st_install ||
+        st_install --break-system-packages ||
+        st_install --user --break-system-packages
+    "$PYTHON" -m schemathesis.cli --version >/dev/null 2>&1 || {
+        echo "install-test-deps: schemathesis is still not runnable by $PYTHON" >&2
+        exit 1
+    }
+fi
+
 postgres_cluster
 echo "install-test-deps: done"
+

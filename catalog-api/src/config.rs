@@ -11,6 +11,24 @@ use crate::catalog::CacheTtls;
 use crate::tokens::TokenConfig;
 use crate::upstream::UpstreamOptions;
 
+/// The origins rbee's own catalog lets call it from a browser: rbee's
+/// local UIs (hive UI 7845, keeper 7843, queen 7844, commercial site
+/// 7822, marketplace 7823), by `localhost` and by `127.0.0.1`. rbee-hive's
+/// web UI reads `/workers` from the browser, so without these it sees
+/// nothing. They are loopback origins: a remote site cannot use them.
+pub const DEFAULT_CORS_ORIGINS: [&str; 10] = [
+    "http://localhost:7845",
+    "http://localhost:7843",
+    "http://localhost:7844",
+    "http://localhost:7822",
+    "http://localhost:7823",
+    "http://127.0.0.1:7845",
+    "http://127.0.0.1:7843",
+    "http://127.0.0.1:7844",
+    "http://127.0.0.1:7822",
+    "http://127.0.0.1:7823",
+];
+
 /// How the catalog server runs.
 #[derive(Debug, Clone)]
 pub struct CatalogConfig {
@@ -31,7 +49,9 @@ pub struct CatalogConfig {
     pub ttls: CacheTtls,
     /// Deadlines of reads from the registry.
     pub upstream: UpstreamOptions,
-    /// Origins allowed by CORS (e.g. the marketplace site). Empty: none.
+    /// Origins allowed by CORS: [`DEFAULT_CORS_ORIGINS`] unless changed
+    /// (e.g. to add the marketplace site). Empty strings and `none` are
+    /// left out, so `["none"]` allows no origin.
     pub cors_origins: Vec<String>,
     /// Shared secret for `POST /v1/webhooks/registry`; unset disables it.
     pub webhook_secret: Option<String>,
@@ -58,7 +78,7 @@ impl CatalogConfig {
             catalog_repository: "rbee/catalog".into(),
             ttls: CacheTtls::default(),
             upstream: UpstreamOptions::default(),
-            cors_origins: Vec::new(),
+            cors_origins: DEFAULT_CORS_ORIGINS.map(str::to_owned).to_vec(),
             webhook_secret: None,
             database_url: None,
             limits: ServerLimits::default(),

@@ -16,8 +16,9 @@ use crate::domain::upstream::UpstreamError;
 /// `error`; `message` is for people.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// A short, stable title, e.g. `Worker not found`; rbee-hive and the
-    /// marketplace match some of these texts exactly.
+    /// A short, stable title, e.g. `Worker not found`. No rbee reader
+    /// reads error bodies today (they branch on the status code only); the
+    /// legacy titles keep the words of rbee's catalog all the same.
     #[schema(example = "Worker not found")]
     pub error: String,
     /// What went wrong, in a sentence.
@@ -121,7 +122,8 @@ impl ApiError {
     fn status_and_title(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::InvalidId(_) => (StatusCode::BAD_REQUEST, "Invalid worker id"),
-            // rbee-hive and the marketplace match this exact text.
+            // rbee's catalog answers 404 with these words. rbee's readers
+            // look only at the status code; the text is kept for people.
             ApiError::WorkerNotFound => (StatusCode::NOT_FOUND, "Worker not found"),
             ApiError::VersionNotFound(_) => (StatusCode::NOT_FOUND, "Version not found"),
             ApiError::UnknownPlatform(_) => (StatusCode::BAD_REQUEST, "Unknown platform"),

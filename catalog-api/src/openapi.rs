@@ -48,8 +48,16 @@ pub struct ReleasePath {
     )]
     pub id: String,
     /// A semver version such as `0.1.0`, or `latest` for the highest
-    /// stable one.
-    #[param(example = "latest")]
+    /// stable one; anything else is 400 `Bad request`. The pattern is the
+    /// grammar the server parses (semver.org's, numbers that fit 64 bits,
+    /// at most 128 characters); it says `[0-9]`, not `\d`, because some
+    /// regex engines (Python's, which schemathesis uses) match other digits
+    /// with `\d`.
+    #[param(
+        pattern = r"^(latest|(0|[1-9][0-9]{0,18})\.(0|[1-9][0-9]{0,18})\.(0|[1-9][0-9]{0,18})(-(0|[1-9][0-9]{0,18}|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)(\.(0|[1-9][0-9]{0,18}|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*)?(\+[0-9a-zA-Z-]+(\.[0-9a-zA-Z-]+)*)?)$",
+        max_length = 128,
+        example = "latest"
+    )]
     pub version: String,
 }
 
@@ -99,6 +107,75 @@ impl ToSchema for BackendName {
     }
 }
 
+/// A string enum schema, for the legacy routes' closed sets.
+fn string_enum(description: &str, values: &[&str]) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .description(Some(description))
+        .enum_values(Some(values.to_vec()))
+        .into()
+}
+
+/// An OS name of the legacy routes (rbee's `Platform` enum).
+#[derive(Debug)]
+pub struct LegacyOs;
+
+impl PartialSchema for LegacyOs {
+    fn schema() -> RefOr<Schema> {
+        string_enum(
+            "An OS name, as `std::env::consts::OS` spells it.",
+            &["linux", "macos", "windows"],
+        )
+    }
+}
+
+impl ToSchema for LegacyOs {}
+
+/// A CPU architecture of the legacy routes (rbee's `Architecture` enum).
+#[derive(Debug)]
+pub struct LegacyArch;
+
+impl PartialSchema for LegacyArch {
+    fn schema() -> RefOr<Schema> {
+        string_enum(
+            "A CPU architecture, as `std::env::consts::ARCH` spells it.",
+            &["x86_64", "aarch64"],
+        )
+    }
+}
+
+impl ToSchema for LegacyArch {}
+
+/// An implementation language (rbee's `WorkerImplementation` enum).
+#[derive(Debug)]
+pub struct LegacyImplementation;
+
+impl PartialSchema for LegacyImplementation {
+    fn schema() -> RefOr<Schema> {
+        string_enum(
+            "An implementation language rbee's readers accept.",
+            &rbee_schemas::metadata::IMPLEMENTATIONS,
+        )
+    }
+}
+
+impl ToSchema for LegacyImplementation {}
+
+/// A build system (rbee's `BuildSystem` enum).
+#[derive(Debug)]
+pub struct LegacyBuildSystem;
+
+impl PartialSchema for LegacyBuildSystem {
+    fn schema() -> RefOr<Schema> {
+        string_enum(
+            "A build system rbee's readers accept.",
+            &rbee_schemas::metadata::BUILD_SYSTEMS,
+        )
+    }
+}
+
+impl ToSchema for LegacyBuildSystem {}
+
 /// The schema of a streamed tar.gz: raw bytes, not JSON.
 #[derive(Debug)]
 pub struct GzipFile;
@@ -141,7 +218,15 @@ impl ToSchema for GzipFile {}
         token::token,
         token::jwks,
     ),
-    components(schemas(crate::error::ErrorBody, BackendName, Platform)),
+    components(schemas(
+        crate::error::ErrorBody,
+        BackendName,
+        Platform,
+        LegacyOs,
+        LegacyArch,
+        LegacyImplementation,
+        LegacyBuildSystem
+    )),
     tags(
         (name = "legacy", description = "Routes kept compatible with today's rbee-hive and marketplace."),
         (name = "v1", description = "Workers, versions and downloads (snake_case JSON)."),

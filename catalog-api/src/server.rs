@@ -95,12 +95,24 @@ async fn security_headers(req: Request, next: Next) -> Response {
 fn catalog_routes(state: Arc<AppState>, cors_origins: &[String]) -> Router {
     let origins: Vec<HeaderValue> = cors_origins
         .iter()
+        .map(|o| o.trim())
+        // `none` is how the environment variable says "no origin": clap
+        // takes an empty variable for an unset one.
+        .filter(|o| !o.is_empty() && *o != "none")
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::HEAD])
-        .allow_headers([header::AUTHORIZATION, header::IF_NONE_MATCH])
+        // The marketplace site sends `Content-Type` even on GET, which
+        // makes the browser ask first.
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::IF_NONE_MATCH,
+            header::CONTENT_TYPE,
+        ])
+        // Browsers may keep a preflight answer this long (as rbee's does).
+        .max_age(std::time::Duration::from_secs(3600))
         // The marketplace's scripts read these to revalidate and to show
         // that data is stale.
         .expose_headers([header::ETAG, header::WARNING, header::CACHE_CONTROL]);

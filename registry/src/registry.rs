@@ -131,8 +131,9 @@ impl Registry {
 
     /// Streams blob `digest` of `repo`, whose size [`Self::blob_size`]
     /// found to be `size`, whole or `range` of it, to whoever `context`
-    /// names. The pull is announced when the stream ends or is dropped,
-    /// with the bytes it yielded and whether that was all of them.
+    /// names. The pull is announced when the stream has yielded its last
+    /// byte, or fails or is dropped before, with the bytes it yielded and
+    /// whether that was all of them.
     pub async fn pull_blob(
         &self,
         context: &RequestContext,

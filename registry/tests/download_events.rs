@@ -20,9 +20,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::TryRecvError;
 
-/// Waits (bounded) for the next event: a blob pull is announced when the
-/// server's body stream is over, which may be a moment after the client
-/// read its last byte, or after it hung up.
+/// Waits (bounded) for the next event: a blob pull whose client hung up
+/// is announced when the server notices, a moment after.
 async fn next_event(rx: &mut Receiver<Event>) -> Event {
     tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await

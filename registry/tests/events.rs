@@ -14,8 +14,8 @@ use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::TryRecvError;
 
 /// Everything published so far. Events are published before the response
-/// is sent, so after a request has been answered its events are here;
-/// except a blob pull's, see [`pulled`].
+/// is sent (a blob pull's before its last chunk is), so after a request has
+/// been answered its events are here.
 fn drain(rx: &mut Receiver<Event>) -> Vec<Event> {
     let mut events = Vec::new();
     loop {
@@ -32,18 +32,6 @@ fn single(rx: &mut Receiver<Event>) -> Event {
     let mut events = drain(rx);
     assert_eq!(events.len(), 1, "exactly one event: {events:?}");
     events.remove(0)
-}
-
-/// The one event of a blob GET whose body was read. It is published when
-/// the server's body stream is over, which may be a moment after the
-/// client read the last byte: so it is waited for (bounded).
-async fn pulled(rx: &mut Receiver<Event>) -> Event {
-    let event = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
-        .await
-        .expect("the pull is announced when its body is over")
-        .expect("event bus");
-    assert!(drain(rx).is_empty(), "exactly one event");
-    event
 }
 
 fn check(
@@ -93,7 +81,7 @@ async fn blob_push_pull_and_delete_are_announced() {
         reg.get(&path).send().await.unwrap().bytes().await.unwrap(),
         data
     );
-    let pull = pulled(&mut rx).await;
+    let pull = single(&mut rx);
     check(&pull, Action::Pull, Target::Blob, "rbee/w", &digest, None);
     assert_eq!(pull.size, Some(5000));
 
@@ -107,7 +95,7 @@ async fn blob_push_pull_and_delete_are_announced() {
     assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(resp.bytes().await.unwrap(), data[..10]);
     check(
-        &pulled(&mut rx).await,
+        &single(&mut rx),
         Action::Pull,
         Target::Blob,
         "rbee/w",

@@ -1,8 +1,8 @@
 //! The `rbee-catalog` binary's commands: thin clap wrappers around the
 //! catalog library (`rbee-catalog`), one module per subcommand under
 //! [`commands`]. The binary, not the library, composes the publisher
-//! (for `serve --demo`), so a server that embeds the catalog links neither
-//! clap nor the pusher.
+//! (for `serve --demo`), so a server that embeds the catalog does not link
+//! the publisher (tar, bash, progress bars).
 //!
 //! To add a subcommand: a module in `commands/` with an `Args` struct
 //! (clap) and an `async fn run(args) -> anyhow::Result<()>`, a variant in

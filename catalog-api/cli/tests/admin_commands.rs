@@ -11,7 +11,7 @@ use rbee_store::testing::TestDatabase;
 use serde_json::Value;
 
 async fn catalog(db: &TestDatabase, data_dir: &Path, args: &[&str]) -> Output {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_rbee-catalog"))
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_rbee-catalog"))
         .args(args)
         .arg("--data-dir")
         .arg(data_dir)
@@ -21,8 +21,7 @@ async fn catalog(db: &TestDatabase, data_dir: &Path, args: &[&str]) -> Output {
         .env_remove("RBEE_CATALOG_DATA_DIR")
         .output()
         .await
-        .unwrap();
-    output
+        .unwrap()
 }
 
 fn stdout(output: &Output) -> String {

@@ -17,8 +17,9 @@ use crate::wire::{LegacyWorker, LegacyWorkers};
 
 /// Every published worker, latest version, in the legacy shape.
 ///
-/// The list view of today's rbee-hive and the marketplace reads `id`,
-/// `name`, `worker_type`, `platforms` and `description`.
+/// One answer for every reader rbee ships: rbee-hive's CLI and web UI,
+/// rbee-keeper's marketplace SDK and the marketplace site (the superset
+/// of `LegacyWorker`, docs/api.md).
 #[utoipa::path(
     get,
     path = "/workers",
@@ -51,7 +52,8 @@ pub async fn list(
 /// One worker, latest version, in the legacy shape.
 ///
 /// rbee-hive's installer deserialises it strictly into `{id, name, version,
-/// platforms, architectures, depends}`, so those fields never change.
+/// platforms, architectures, depends}`, so those fields never change;
+/// rbee-keeper's SDK reads it as one `WorkerCatalogEntry`.
 #[utoipa::path(
     get,
     path = "/workers/{id}",
@@ -62,7 +64,7 @@ pub async fn list(
         (status = 200, description = "The worker; cached 10 minutes", body = LegacyWorker),
         (status = 304, description = "Not modified: the `If-None-Match` ETag still matches"),
         (status = 400, description = "`Invalid worker id`", body = ErrorBody),
-        (status = 404, description = "`Worker not found` (rbee-hive matches this text)", body = ErrorBody),
+        (status = 404, description = "`Worker not found`", body = ErrorBody),
         (status = 502, description = "The registry failed and nothing cached could stand in", body = ErrorBody),
         (status = 503, description = "The registry rate-limits and nothing cached could stand in; see `Retry-After`", body = ErrorBody),
     ),

@@ -14,7 +14,8 @@ use crate::respond::{self, Caching};
 use crate::state::AppState;
 use crate::wire::{Health, Readiness};
 
-/// Liveness: the process answers.
+/// Liveness: the process answers, as `{status, service, version}` like
+/// rbee's own catalog.
 ///
 /// It never touches the registry, so that a registry outage does not get
 /// the catalog restarted by its supervisor.
@@ -28,6 +29,7 @@ use crate::wire::{Health, Readiness};
 pub async fn health() -> Response {
     Json(Health {
         status: "ok",
+        service: "worker-catalog",
         version: env!("CARGO_PKG_VERSION"),
     })
     .into_response()

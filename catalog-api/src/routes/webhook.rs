@@ -83,8 +83,8 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     responses(
         (status = 200, description = "The events were applied", body = WebhookAck),
         (status = 400, description = "`Bad request`: not a notification envelope", body = ErrorBody),
-        (status = 401, description = "`Unauthorized`: missing or wrong secret", body = ErrorBody),
-        (status = 404, description = "`Not found`: the webhook is disabled (no secret configured)", body = ErrorBody),
+        (status = 401, description = "`Unauthorized`: no `Authorization: Bearer` (whether or not the webhook is on), or the wrong secret", body = ErrorBody),
+        (status = 404, description = "`Not found`: a secret was sent but the webhook is disabled (no secret configured)", body = ErrorBody),
         (status = 413, description = "`Payload too large`: the body is over 1 MiB", body = ErrorBody),
         (status = 503, description = "`Server busy`: buffered request bodies hold the server's whole memory budget; retry after `Retry-After` seconds", body = ErrorBody),
     ),
@@ -93,15 +93,22 @@ pub async fn registry_events(
     State(state): State<Arc<AppState>>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let Some(secret) = &state.webhook_secret else {
-        return Err(ApiError::NotFound);
-    };
     let given = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+        .and_then(|v| v.strip_prefix("Bearer "));
+    // No credential is 401 whether or not the webhook is on, as the
+    // document's security scheme says; a sender with a credential learns
+    // that the webhook is off.
+    let Some(given) = given else {
+        return Err(ApiError::Unauthorized(
+            "missing webhook secret (Authorization: Bearer ...)".into(),
+        ));
+    };
+    let Some(secret) = &state.webhook_secret else {
+        return Err(ApiError::NotFound);
+    };
     if !same_secret(given.as_bytes(), secret.as_bytes()) {
         return Err(ApiError::Unauthorized(
             "missing or wrong webhook secret".into(),

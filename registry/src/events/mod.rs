@@ -10,7 +10,8 @@
 //!   neither ever blocks a request, and every event lost to a slow one is
 //!   counted ([`EventBus::dropped`]).
 //! - `transfer.rs`: the body stream of a blob GET, which announces the pull
-//!   when it ends or is dropped, with the bytes actually sent.
+//!   as its last byte goes out, or when it fails or is dropped before,
+//!   with the bytes actually sent.
 //! - `media_types.rs`: the media type manifests give each blob, so that a
 //!   blob pull can say it was a layer.
 //!

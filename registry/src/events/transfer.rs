@@ -1,7 +1,13 @@
 //! The body of a blob GET, which announces the pull once it is over: when
-//! the stream ends, fails, or is dropped because the client went away. Only
-//! then is it known how many bytes were sent and whether that was all of
-//! them, which is what tells a download from an abandoned one.
+//! its last byte is handed to the connection, or when it fails or is
+//! dropped before (the client went away). Only then is it known how many
+//! bytes were sent and whether that was all of them, which is what tells a
+//! download from an abandoned one.
+//!
+//! A complete pull is announced as the last chunk is handed over, not when
+//! the stream is polled once more for its end: so it is published before
+//! the client can have read its last byte, and whoever watches events sees
+//! a download no later than the client finishes it.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -66,7 +72,12 @@ impl Stream for Announced {
         let this = self.get_mut();
         let polled = this.inner.as_mut().poll_next(cx);
         match &polled {
-            Poll::Ready(Some(Ok(chunk))) => this.sent += chunk.len() as u64,
+            Poll::Ready(Some(Ok(chunk))) => {
+                this.sent += chunk.len() as u64;
+                if this.sent >= this.expected {
+                    this.finish();
+                }
+            }
             Poll::Ready(Some(Err(_)) | None) => this.finish(),
             Poll::Pending => {}
         }

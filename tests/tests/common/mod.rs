@@ -10,6 +10,7 @@
 
 pub mod catalog;
 pub mod distribution;
+pub mod example_set;
 pub mod faults;
 pub mod hostile;
 pub mod install;

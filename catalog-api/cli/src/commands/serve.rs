@@ -49,8 +49,10 @@ pub struct Args {
     /// token) may take in all; also the deadline of one list.
     #[arg(long, env = "RBEE_CATALOG_UPSTREAM_TIMEOUT", default_value_t = 10)]
     upstream_timeout: u64,
-    /// Origins allowed by CORS, comma-separated (e.g. https://rbee.dev).
-    #[arg(long, env = "RBEE_CATALOG_CORS_ORIGINS", value_delimiter = ',')]
+    /// Origins allowed by CORS, comma-separated (e.g. https://rbee.dev);
+    /// the default lets rbee's local UIs in; `none` allows no origin.
+    #[arg(long, env = "RBEE_CATALOG_CORS_ORIGINS", value_delimiter = ',',
+          default_values_t = rbee_catalog::config::DEFAULT_CORS_ORIGINS.map(String::from))]
     cors_origins: Vec<String>,
     /// Shared secret of POST /v1/webhooks/registry (disabled when unset).
     #[arg(long, env = "RBEE_CATALOG_WEBHOOK_SECRET", hide_env_values = true)]
