@@ -173,10 +173,6 @@ impl Access {
 mod tests {
     use super::*;
 
-    fn repo(s: &str) -> Repository {
-        Repository::parse(s).unwrap()
-    }
-
     fn scopes(list: &[&str]) -> Vec<Scope> {
         list.iter().map(|s| Scope::parse(s).unwrap()).collect()
     }

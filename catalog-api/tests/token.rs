@@ -144,10 +144,9 @@ async fn a_license_key_as_basic_password_or_bearer_unlocks_its_worker() {
         {"type": "repository", "name": "rbee-premium/paid", "actions": ["pull"]}
     ]);
     for auth in [basic("anyone", LICENSE), Some(format!("Bearer {LICENSE}"))] {
-        let query = format!(
-            "scope=repository:rbee-premium/paid:pull,push&scope=repository:rbee-premium/other:pull"
-        );
-        let access = s.access_of(s.token(&query, auth).await).await;
+        let query =
+            "scope=repository:rbee-premium/paid:pull,push&scope=repository:rbee-premium/other:pull";
+        let access = s.access_of(s.token(query, auth).await).await;
         assert_eq!(access, expected);
     }
 }
