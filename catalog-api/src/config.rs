@@ -10,6 +10,7 @@ use rbee_registry::limits::ServerLimits;
 use crate::rate_limit::RateLimit;
 
 use crate::catalog::CacheTtls;
+use crate::tokens::TokenConfig;
 use crate::upstream::UpstreamOptions;
 
 /// The origins rbee's own catalog lets call it from a browser: rbee's
@@ -66,6 +67,8 @@ pub struct CatalogConfig {
     /// Per-client-address limit of `/token`, license verification,
     /// downloads and `/admin`.
     pub rate_limit: RateLimit,
+    /// The token service (`/token`) and the embedded registry's gate.
+    pub tokens: TokenConfig,
 }
 
 impl CatalogConfig {
@@ -85,6 +88,7 @@ impl CatalogConfig {
             database_url: None,
             limits: ServerLimits::default(),
             rate_limit: RateLimit::default(),
+            tokens: TokenConfig::default(),
         }
     }
 }

@@ -121,6 +121,14 @@ pub enum ApiError {
     /// The webhook secret is missing or wrong.
     #[error("{0}")]
     Unauthorized(String),
+    /// Credentials were presented to the token service and are not valid
+    /// (malformed, unknown, revoked or expired: which is not said).
+    #[error("the credentials are not valid")]
+    BadCredentials,
+    /// A service behind the route (the credential store, the signer)
+    /// failed; the detail goes to the log only.
+    #[error("{0}")]
+    Unavailable(String),
     /// The registry failed and nothing cached could stand in.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
@@ -155,6 +163,8 @@ impl ApiError {
             ApiError::NotFound => (StatusCode::NOT_FOUND, "Not found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "Unauthorized"),
+            ApiError::BadCredentials => (StatusCode::UNAUTHORIZED, "Unauthorized"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Service unavailable"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
             ApiError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "Server busy"),
             ApiError::Upstream(UpstreamError::NotFound) => (StatusCode::NOT_FOUND, "Not found"),
@@ -188,6 +198,10 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %e, "license lookup failed");
                 self.to_string()
             }
+            ApiError::Unavailable(detail) => {
+                tracing::error!(error = %detail, "a service behind the catalog failed");
+                "a service behind the catalog failed; try again later".to_owned()
+            }
             ApiError::Store(e @ (StoreError::NotFound { .. } | StoreError::Invalid(_))) => {
                 e.to_string()
             }
@@ -211,6 +225,13 @@ impl IntoResponse for ApiError {
             body.purchase_url = purchase_url.clone();
         }
         let mut resp = (status, Json(body)).into_response();
+        if let ApiError::BadCredentials = &self {
+            // Lets `docker login`-style clients know Basic is what to send.
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"rbee token service\""),
+            );
+        }
         if let ApiError::Busy(_) = &self {
             resp.headers_mut().insert(
                 header::RETRY_AFTER,

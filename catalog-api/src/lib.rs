@@ -21,6 +21,7 @@ pub mod routes;
 pub mod server;
 pub mod signed_url;
 pub mod state;
+pub mod tokens;
 pub mod wire;
 
 pub use config::CatalogConfig;

@@ -19,7 +19,7 @@ use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToSchema};
 
 use rbee_schemas::Platform;
 
-use crate::routes::{legacy, licenses, ops, v1, webhook};
+use crate::routes::{legacy, licenses, ops, token, v1, webhook};
 
 /// The `{id}` of worker routes. Parameter descriptions live in these
 /// doc-only structs because the handlers take plain `Path<String>`s.
@@ -231,6 +231,8 @@ impl ToSchema for GzipFile {}
         ops::ready,
         ops::metrics,
         ops::openapi,
+        token::token,
+        token::jwks,
     ),
     components(schemas(
         crate::error::ErrorBody,
@@ -245,6 +247,7 @@ impl ToSchema for GzipFile {}
         (name = "legacy", description = "Routes kept compatible with today's rbee-hive and marketplace."),
         (name = "v1", description = "Workers, versions and downloads (snake_case JSON)."),
         (name = "ops", description = "Health, readiness, metrics, this document, and the registry webhook."),
+        (name = "tokens", description = "Docker registry token authentication for `/v2/` (public keys at `/token/jwks.json`)."),
     ),
     modifiers(&CachingHeaders, &WebhookSecret, &LicenseKey),
 )]

@@ -23,8 +23,9 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::config::CatalogConfig;
 use crate::error::ApiError;
-use crate::routes::{admin, legacy, licenses, ops, v1, webhook};
+use crate::routes::{admin, legacy, licenses, ops, token, v1, webhook};
 use crate::state::AppState;
+use crate::tokens::TokenService;
 
 /// A catalog serving on a background task.
 #[derive(Debug)]
@@ -123,6 +124,7 @@ fn catalog_routes(state: Arc<AppState>, cors_origins: &[String]) -> Router {
             .route("/v1/workers/{id}/{version}/download", get(v1::download))
             .route("/v1/workers/{id}/{version}/blob", get(v1::blob))
             .route("/v1/licenses/verify", post(licenses::verify))
+            .route("/token", get(token::token))
             .nest("/admin", admin::routes()),
     );
     Router::new()
@@ -138,6 +140,7 @@ fn catalog_routes(state: Arc<AppState>, cors_origins: &[String]) -> Router {
         .route("/v1/workers/{id}/versions", get(v1::versions))
         .merge(limited)
         .route("/v1/webhooks/registry", post(webhook::registry_events))
+        .route("/token/jwks.json", get(token::jwks))
         // Covers the routes above only (not the registry's, merged later);
         // axum still adds the `Allow` header.
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -177,11 +180,22 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
             "created the admin key (for /admin and the token service); it is in this file only"
         );
     }
+    let credentials = config
+        .tokens
+        .credentials
+        .clone()
+        .unwrap_or_else(|| Arc::new(store.clone()));
+    let tokens = Arc::new(
+        TokenService::open(&config.tokens, credentials, &config.data_dir)
+            .map_err(io::Error::other)?,
+    );
     let (registry, upstream_url, registry_public_url) = match &config.registry_url {
         Some(url) => (None, url.clone(), url.trim_end_matches('/').to_owned()),
         None => {
             let mut registry_config = RegistryConfig::new(config.data_dir.join("registry"));
             registry_config.limits = config.limits.clone();
+            registry_config.access = embedded_access(&config, &tokens, &public_url);
+            rbee_registry::gate::announce(&registry_config.access);
             let registry = Registry::open(registry_config).await?;
             (Some(registry), format!("http://{addr}"), public_url.clone())
         }
@@ -193,6 +207,7 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
         public_url,
         registry_public_url,
         store,
+        tokens,
     )?);
 
     let mut app = catalog_routes(state.clone(), &config.cors_origins);
@@ -248,6 +263,25 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
         stop: Some(stop),
         task,
     })
+}
+
+/// The embedded registry's access rules: it trusts this catalog's token
+/// service, whose realm is `<public URL>/token`.
+fn embedded_access(
+    config: &CatalogConfig,
+    tokens: &TokenService,
+    public_url: &str,
+) -> rbee_registry::gate::AccessConfig {
+    rbee_registry::gate::AccessConfig {
+        tokens: Some(rbee_registry::gate::TokenAuth {
+            verifier: Arc::new(tokens.verifier()),
+            realm: format!("{public_url}/token"),
+            service: tokens.service().to_owned(),
+        }),
+        public: config.tokens.public.clone(),
+        anonymous_pull: config.tokens.anonymous_pull,
+        dev_open_loopback: config.tokens.dev_open_loopback,
+    }
 }
 
 /// An error and its causes on one line (the store's errors keep the

@@ -15,6 +15,7 @@ use crate::domain::upstream::{Upstream, registry_host};
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::signed_url::UrlSigner;
+use crate::tokens::TokenService;
 
 /// Shared state of the catalog routes.
 #[derive(Debug)]
@@ -39,6 +40,8 @@ pub struct AppState {
     /// The per-client-address buckets of the rate-limited routes (wrap a
     /// router of such routes with [`RateLimiter::wrap`]).
     pub rate_limiter: RateLimiter,
+    /// The token service behind `/token`.
+    pub tokens: Arc<TokenService>,
 }
 
 impl AppState {
@@ -54,6 +57,7 @@ impl AppState {
         public_url: String,
         registry_public_url: String,
         store: Store,
+        tokens: Arc<TokenService>,
     ) -> io::Result<Self> {
         let source: Arc<dyn RegistryRead> = match embedded {
             Some(registry) => Arc::new(InProcess::new(
@@ -90,6 +94,7 @@ impl AppState {
             store,
             signer: UrlSigner::load_or_create(&config.data_dir)?,
             rate_limiter: RateLimiter::new(config.rate_limit),
+            tokens,
         })
     }
 

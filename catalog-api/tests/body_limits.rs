@@ -22,6 +22,8 @@ const BOUND: Duration = Duration::from_secs(20);
 async fn start(configure: impl FnOnce(&mut CatalogConfig)) -> (RunningCatalog, tempfile::TempDir) {
     let data = tempfile::tempdir().unwrap();
     let mut config = CatalogConfig::new(data.path());
+    // Publishes anonymously over loopback: the development switch.
+    config.tokens.dev_open_loopback = true;
     config.webhook_secret = Some(SECRET.into());
     configure(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -22,6 +22,8 @@ impl Server {
     async fn start(configure: impl FnOnce(&mut CatalogConfig)) -> Server {
         let data = tempfile::tempdir().unwrap();
         let mut config = CatalogConfig::new(data.path());
+        // Publishes anonymously over loopback: the development switch.
+        config.tokens.dev_open_loopback = true;
         config.listen = "127.0.0.1:0".parse().unwrap();
         configure(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -175,6 +177,8 @@ const CATALOG_ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/workers/{id}/{version}/blob"),
     ("post", "/v1/webhooks/registry"),
     ("post", "/v1/licenses/verify"),
+    ("get", "/token"),
+    ("get", "/token/jwks.json"),
 ];
 
 #[tokio::test]
@@ -205,7 +209,7 @@ async fn openapi_lists_every_catalog_route_and_only_those() {
         let tags = op["tags"].as_array().unwrap();
         assert!(
             tags.iter()
-                .all(|t| ["legacy", "v1", "ops"].contains(&t.as_str().unwrap())),
+                .all(|t| ["legacy", "v1", "ops", "tokens"].contains(&t.as_str().unwrap())),
             "{method} {path}: {tags:?}"
         );
         assert!(op["operationId"].is_string(), "{method} {path}");

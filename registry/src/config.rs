@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::gate::AccessConfig;
 use crate::limits::ServerLimits;
 
 /// How the registry behaves.
@@ -28,6 +29,10 @@ pub struct RegistryConfig {
     /// what clients can leave behind; past it, opening an upload answers
     /// 503 `UNAVAILABLE` with `Retry-After`, like the server's other limits.
     pub max_upload_sessions: usize,
+    /// Who may pull, push and delete: the token service trusted, public
+    /// namespaces, the development switch. The default accepts no tokens,
+    /// so it serves reads of public namespaces and refuses every write.
+    pub access: AccessConfig,
 }
 
 impl RegistryConfig {
@@ -40,6 +45,7 @@ impl RegistryConfig {
             manifest_cache_ttl: Duration::from_secs(30),
             limits: ServerLimits::default(),
             max_upload_sessions: 1000,
+            access: AccessConfig::default(),
         }
     }
 }

@@ -70,6 +70,16 @@ pub enum RegistryError {
     /// buffered manifests); the client should retry after `Retry-After`.
     #[error("the registry is busy: {0}")]
     Busy(String),
+    /// The request needs a token it does not carry (or carries one that
+    /// does not grant it); `challenge` is the `WWW-Authenticate` value.
+    #[error("authentication required")]
+    Unauthorized {
+        /// `Bearer realm="...",service="...",scope="..."[,error="..."]`.
+        challenge: String,
+    },
+    /// The request can never be allowed on this registry as configured.
+    #[error("access denied: {0}")]
+    Denied(String),
     /// The route does not exist.
     #[error("not found")]
     NotFound,
@@ -102,6 +112,8 @@ impl RegistryError {
             Unsupported(_) => ("UNSUPPORTED", StatusCode::METHOD_NOT_ALLOWED),
             // CNCF Distribution's code for a 503.
             Busy(_) => ("UNAVAILABLE", StatusCode::SERVICE_UNAVAILABLE),
+            Unauthorized { .. } => ("UNAUTHORIZED", StatusCode::UNAUTHORIZED),
+            Denied(_) => ("DENIED", StatusCode::FORBIDDEN),
             NotFound => ("NOT_FOUND", StatusCode::NOT_FOUND),
             MethodNotAllowed => ("UNSUPPORTED", StatusCode::METHOD_NOT_ALLOWED),
             Storage(StorageError::NotFound(_)) => ("NOT_FOUND", StatusCode::NOT_FOUND),
@@ -161,6 +173,11 @@ impl IntoResponse for RegistryError {
             } => {
                 if let Ok(v) = HeaderValue::from_str(&format!("0-{}", end.saturating_sub(1))) {
                     headers.insert(header::RANGE, v);
+                }
+            }
+            RegistryError::Unauthorized { challenge } => {
+                if let Ok(v) = HeaderValue::from_str(challenge) {
+                    headers.insert(header::WWW_AUTHENTICATE, v);
                 }
             }
             RegistryError::Busy(_) => {

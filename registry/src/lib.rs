@@ -8,6 +8,7 @@ mod cache;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod gate;
 mod layout;
 pub mod limits;
 pub mod manifest;

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use std::sync::Arc;
+
 use rbee_registry::RegistryConfig;
+use rbee_registry::gate::{AccessConfig, TokenAuth};
 use rbee_registry::limits::ServerLimits;
 use rbee_registry::server::shutdown_signal;
 
@@ -71,9 +74,72 @@ struct ServeArgs {
     #[arg(long, env = "RBEE_REGISTRY_MAX_UPLOAD_SESSIONS", default_value_t = RegistryConfig::new("").max_upload_sessions as u32,
           value_parser = clap::value_parser!(u32).range(1..))]
     max_upload_sessions: u32,
+    /// URL of the token service clients are sent to in 401 challenges
+    /// (e.g. https://catalog.example/token). Needs --token-jwks.
+    #[arg(long, env = "RBEE_REGISTRY_TOKEN_REALM", requires = "token_jwks")]
+    token_realm: Option<String>,
+    /// JWKS file with the token service's public keys (one, or two during
+    /// a rotation), as served at its /token/jwks.json. Needs --token-realm.
+    #[arg(long, env = "RBEE_REGISTRY_TOKEN_JWKS", requires = "token_realm")]
+    token_jwks: Option<PathBuf>,
+    /// The service name: the `service` of challenges and the `aud` tokens
+    /// must carry.
+    #[arg(long, env = "RBEE_REGISTRY_TOKEN_SERVICE", default_value = rbee_auth::token::DEFAULT_SERVICE)]
+    token_service: String,
+    /// The `iss` tokens must carry.
+    #[arg(long, env = "RBEE_REGISTRY_TOKEN_ISSUER", default_value = rbee_auth::token::DEFAULT_ISSUER)]
+    token_issuer: String,
+    /// Namespaces anyone may read, comma-separated.
+    #[arg(
+        long,
+        env = "RBEE_REGISTRY_PUBLIC_NAMESPACES",
+        value_delimiter = ',',
+        default_value = "rbee"
+    )]
+    public_namespaces: Vec<String>,
+    /// Refuse reads without a token, public namespaces included.
+    #[arg(long, env = "RBEE_REGISTRY_NO_ANONYMOUS_PULL")]
+    no_anonymous_pull: bool,
+    /// DEVELOPMENT ONLY: callers on a loopback address may pull, push and
+    /// delete anything without a token. Never behind a proxy on the same
+    /// host.
+    #[arg(long, env = "RBEE_REGISTRY_DEV_OPEN_LOOPBACK")]
+    dev_open_loopback: bool,
 }
 
 impl ServeArgs {
+    fn access(&self) -> anyhow::Result<AccessConfig> {
+        let tokens = match (&self.token_realm, &self.token_jwks) {
+            (Some(realm), Some(jwks)) => {
+                let text = std::fs::read_to_string(jwks)
+                    .with_context(|| format!("reading {}", jwks.display()))?;
+                let keys = rbee_auth::parse_jwks(&text)
+                    .with_context(|| format!("reading {}", jwks.display()))?;
+                Some(TokenAuth {
+                    verifier: Arc::new(rbee_auth::Verifier::new(
+                        &keys,
+                        &self.token_issuer,
+                        &self.token_service,
+                    )),
+                    realm: realm.clone(),
+                    service: self.token_service.clone(),
+                })
+            }
+            _ => None,
+        };
+        Ok(AccessConfig {
+            tokens,
+            public: rbee_auth::PublicNamespaces::new(
+                self.public_namespaces
+                    .iter()
+                    .filter(|n| !n.is_empty())
+                    .cloned(),
+            ),
+            anonymous_pull: !self.no_anonymous_pull,
+            dev_open_loopback: self.dev_open_loopback,
+        })
+    }
+
     fn limits(&self) -> ServerLimits {
         ServerLimits {
             max_connections: self.max_connections as usize,
@@ -96,6 +162,8 @@ async fn run() -> anyhow::Result<()> {
     config.upload_ttl = Duration::from_secs(args.upload_ttl);
     config.limits = args.limits();
     config.max_upload_sessions = args.max_upload_sessions as usize;
+    config.access = args.access()?;
+    rbee_registry::gate::announce(&config.access);
     let registry = rbee_registry::Registry::open(config)
         .await
         .with_context(|| format!("opening storage in {}", args.data_dir.display()))?;

@@ -130,7 +130,8 @@ pub async fn serve_router(
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let mut req: Request<_> = req.map(|body| IdleTimeoutBody::new(body, idle));
             req.extensions_mut().insert(budget.clone());
-            // The peer, for the events' request context (axum's type, so
+            // The peer, for the events' request context and the access gate's
+            // development switch (axum's type, so
             // handlers can also extract it).
             req.extensions_mut().insert(ConnectInfo(peer));
             // A `Router` is always ready, so it is called without `poll_ready`.

@@ -38,6 +38,8 @@ impl Binary {
                     "--data-dir",
                 ])
                 .arg(data_dir)
+                // Anonymous pushes from this test: the development switch.
+                .arg("--dev-open-loopback")
                 .args(extra)
                 .env("RBEE_LOG", "warn")
                 .stdout(Stdio::null())

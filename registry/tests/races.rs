@@ -513,7 +513,7 @@ async fn a_second_registry_on_the_same_data_dir_is_refused_and_harms_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     let any_port = "127.0.0.1:0".parse().unwrap();
-    let first = RunningRegistry::start(RegistryConfig::new(&data_dir), any_port)
+    let first = RunningRegistry::start(open_config(&data_dir), any_port)
         .await
         .unwrap();
     let client = reqwest::Client::new();
@@ -545,7 +545,7 @@ async fn a_second_registry_on_the_same_data_dir_is_refused_and_harms_nothing() {
     let in_progress = data_dir.join("tmp").join("write-in-progress");
     std::fs::write(&in_progress, b"half").unwrap();
 
-    let second = RunningRegistry::start(RegistryConfig::new(&data_dir), any_port).await;
+    let second = RunningRegistry::start(open_config(&data_dir), any_port).await;
     let error = second.expect_err("a second registry on the same data dir must not start");
     let message = error.to_string();
     assert!(
@@ -585,7 +585,7 @@ async fn a_second_registry_on_the_same_data_dir_is_refused_and_harms_nothing() {
     first.stop().await.unwrap();
 
     // Once the first has stopped, the folder is free again.
-    let again = RunningRegistry::start(RegistryConfig::new(&data_dir), any_port)
+    let again = RunningRegistry::start(open_config(&data_dir), any_port)
         .await
         .expect("the lock is released when the registry stops");
     again.stop().await.unwrap();

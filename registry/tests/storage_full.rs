@@ -24,9 +24,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use bytes::Bytes;
 use common::*;
+use rbee_registry::Registry;
 use rbee_registry::server::RunningRegistry;
 use rbee_registry::storage::{ByteStream, FsStorage, Key, Storage, StorageError};
-use rbee_registry::{Registry, RegistryConfig};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -144,12 +144,9 @@ struct Server {
 
 impl Server {
     async fn start(data_dir: &Path) -> Server {
-        let running = RunningRegistry::start(
-            RegistryConfig::new(data_dir),
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .expect("registry starts");
+        let running = RunningRegistry::start(open_config(data_dir), "127.0.0.1:0".parse().unwrap())
+            .await
+            .expect("registry starts");
         Server {
             base: running.url(),
             client: reqwest::Client::new(),
@@ -557,16 +554,14 @@ async fn a_manifest_put_failing_at_any_write_leaves_nothing_visible() {
         inner: FsStorage::open(dir.path()).unwrap(),
         fragment: Mutex::new(None),
     });
-    let registry = Arc::new(Registry::new(
-        storage.clone(),
-        RegistryConfig::new(dir.path()),
-    ));
+    let registry = Arc::new(Registry::new(storage.clone(), open_config(dir.path())));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let server =
-        tokio::spawn(
-            async move { axum::serve(listener, rbee_registry::api::router(registry)).await },
-        );
+    let server = tokio::spawn(async move {
+        let app = rbee_registry::api::router(registry);
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, app).await
+    });
     let s = Server {
         base: base.clone(),
         client: reqwest::Client::new(),

@@ -14,12 +14,80 @@ const LICENSE: &str = include_str!("../../../examples/hello-worker/LICENSE");
 const README: &str = include_str!("../../../examples/hello-worker/README.md");
 const SCRIPT: &str = "#!/bin/sh\necho 'hello-worker-rbee 0.1.0 (cpu)'\n";
 
-/// Publishes the example worker to the registry at `registry_url` unless
-/// the catalog already lists it. Returns whether it published.
-pub async fn publish_example(registry_url: &str, catalog_repository: &str) -> Result<bool, String> {
+/// The file the demo's publisher key is written to, in the data dir.
+pub const DEMO_PUBLISHER_KEY_FILE: &str = "demo-publisher.key";
+
+/// Publishes the example worker, as a publisher would: with a publisher
+/// key for the `rbee` namespace that it creates in `store` (owner `demo`)
+/// and writes to `<data dir>/demo-publisher.key` (mode 0600; keys are never
+/// logged), through the token service. Nothing is created when the example
+/// is already published.
+pub async fn publish_with_demo_key(
+    store: &rbee_store::Store,
+    data_dir: &std::path::Path,
+    registry_url: &str,
+    catalog_repository: &str,
+) -> Result<bool, String> {
+    if is_published(registry_url, catalog_repository).await? {
+        return Ok(false);
+    }
+    let (record, key) = store
+        .create_publisher_key(
+            "demo",
+            rbee_store::NewPublisherKey {
+                owner: "demo".into(),
+                grants: vec![rbee_store::Grant::Namespace("rbee".into())],
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let path = data_dir.join(DEMO_PUBLISHER_KEY_FILE);
+    rbee_catalog::admin::write_secret_file(&path, &key).map_err(|e| e.to_string())?;
+    tracing::warn!(
+        id = %record.id,
+        path = %path.display(),
+        "created a publisher key for the `rbee` namespace (the demo publishes with it); \
+         the key is in this file only, revoke it with `rbee-catalog publisher-key revoke`"
+    );
+    publish_example_as(
+        registry_url,
+        catalog_repository,
+        Credentials::basic("demo", key.expose()),
+    )
+    .await
+}
+
+/// Whether the catalog index at `registry_url` already lists the example.
+async fn is_published(registry_url: &str, catalog_repository: &str) -> Result<bool, String> {
     let url = reqwest::Url::parse(registry_url).map_err(|e| e.to_string())?;
     let client = RegistryClient::new(url, Credentials::anonymous(), RetryPolicy::default())
         .map_err(|e| e.to_string())?;
+    Ok(
+        rbee_pusher::publish::read_catalog(&client, catalog_repository)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some_and(|index| index.get("hello-worker-rbee-cpu").is_some()),
+    )
+}
+
+/// Publishes the example worker anonymously (for a registry in
+/// development mode) unless the catalog already lists it. Returns whether
+/// it published.
+pub async fn publish_example(registry_url: &str, catalog_repository: &str) -> Result<bool, String> {
+    publish_example_as(registry_url, catalog_repository, Credentials::anonymous()).await
+}
+
+/// Publishes the example worker to the registry at `registry_url` with
+/// `credentials` unless the catalog already lists it. Returns whether it
+/// published.
+pub async fn publish_example_as(
+    registry_url: &str,
+    catalog_repository: &str,
+    credentials: Credentials,
+) -> Result<bool, String> {
+    let url = reqwest::Url::parse(registry_url).map_err(|e| e.to_string())?;
+    let client =
+        RegistryClient::new(url, credentials, RetryPolicy::default()).map_err(|e| e.to_string())?;
     if let Some(index) = rbee_pusher::publish::read_catalog(&client, catalog_repository)
         .await
         .map_err(|e| e.to_string())?

@@ -27,6 +27,10 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; serve's flags are many"
+)]
 pub enum Command {
     /// Serve the catalog API (and the embedded registry under /v2/).
     Serve(commands::serve::Args),

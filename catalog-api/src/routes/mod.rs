@@ -4,5 +4,6 @@ pub mod admin;
 pub mod legacy;
 pub mod licenses;
 pub mod ops;
+pub mod token;
 pub mod v1;
 pub mod webhook;

@@ -219,6 +219,9 @@ pub(crate) fn start_ours(bin: &Path, root: &Path) -> Result<Server> {
         .arg(format!("127.0.0.1:{port}"))
         .arg("--data-dir")
         .arg(&data)
+        // Distribution runs without auth here; so do we (the benchmark
+        // pushes anonymously over loopback).
+        .arg("--dev-open-loopback")
         .env("RBEE_LOG", "warn")
         .current_dir(root);
     Server::spawn("rbee-registry", cmd, port, root.join("ours.log"))

@@ -36,6 +36,8 @@ impl Registry {
                     "--data-dir",
                 ])
                 .arg(&self.data_dir)
+                // The soak pushes anonymously over loopback.
+                .arg("--dev-open-loopback")
                 .env("RBEE_LOG", "warn")
                 .stdout(Stdio::null())
                 .stderr(log)

@@ -11,6 +11,7 @@ use rbee_schemas::media_types;
 use serde_json::json;
 
 use crate::error::{RegistryError, Result};
+use crate::gate::Caller;
 use crate::reference::{Digest, RepoName};
 use crate::registry::Registry;
 
@@ -94,10 +95,13 @@ pub async fn tags(reg: &Registry, name: &RepoName, req: Request) -> Result<Respo
     ))
 }
 
-pub async fn catalog(reg: &Registry, req: Request) -> Result<Response> {
+/// `GET /v2/_catalog`: the repositories the caller may pull, and no
+/// others (a name alone says that a premium worker exists).
+pub async fn catalog(reg: &Registry, caller: &Caller, req: Request) -> Result<Response> {
     let q = super::query(&req)?;
     let n = page_size(&q)?;
-    let all = reg.repositories().await?;
+    let mut all = reg.repositories().await?;
+    all.retain(|repo| caller.may_pull(repo));
     let page = paginate(&all, |s| s.as_str(), n, q.get("last").map(String::as_str));
     let resp = Json(json!({ "repositories": page.items })).into_response();
     Ok(with_link(resp, "/v2/_catalog", n, page.next.cloned(), ""))

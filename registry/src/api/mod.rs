@@ -1,6 +1,8 @@
 //! The `/v2/` HTTP surface. Repository names contain `/`, so one catch-all
 //! route hands the path to [`route::parse`], which reads it from the right;
-//! [`dispatch`] then picks the handler by route and method.
+//! [`dispatch`] asks the access gate ([`crate::gate`]) about the access
+//! [`route::access`] says the request needs, then picks the handler by
+//! route and method.
 
 mod blobs;
 mod listing;
@@ -19,8 +21,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
+use rbee_auth::Access;
+
 use crate::error::{RegistryError, Result};
-use crate::events::RequestContext;
+use crate::events::{AuthenticatedSubject, RequestContext};
+use crate::gate;
 use crate::registry::Registry;
 use route::Route;
 
@@ -51,13 +56,17 @@ pub fn routes(registry: Arc<Registry>) -> Router {
         .with_state(registry)
 }
 
-/// `GET /v2/`: the API version check every client starts with.
-async fn base() -> impl IntoResponse {
-    (
+/// `GET /v2/`: the API version check every client starts with. With a
+/// token service configured it needs a token (any valid one), as with
+/// CNCF Distribution: the 401 is how clients learn where to get tokens.
+async fn base(State(registry): State<Arc<Registry>>, req: Request) -> Result<Response> {
+    gate::check(&registry.config().access, &Access::Base, &req)?;
+    Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
         "{}",
     )
+        .into_response())
 }
 
 async fn api_version_header(req: Request, next: Next) -> Response {
@@ -69,16 +78,21 @@ async fn api_version_header(req: Request, next: Next) -> Response {
     resp
 }
 
-async fn dispatch(State(registry): State<Arc<Registry>>, req: Request) -> Result<Response> {
+async fn dispatch(State(registry): State<Arc<Registry>>, mut req: Request) -> Result<Response> {
     let route = route::parse(req.uri().path())?;
     let method = req.method().clone();
-    // Who asked, for the events this request causes. An access gate puts
-    // the subject it verified in the extensions (`AuthenticatedSubject`)
-    // before this line, or sets `ctx.subject` after it.
+    let access = route::access(&route, &method)?;
+    let caller = gate::check(&registry.config().access, &access, &req)?;
+    // Who asked, for the events this request causes: the subject the gate
+    // verified.
+    if let Some(subject) = caller.subject() {
+        req.extensions_mut()
+            .insert(AuthenticatedSubject(subject.to_owned()));
+    }
     let ctx = RequestContext::of(&req);
     let reg = &*registry;
     match (route, method) {
-        (Route::Catalog, Method::GET) => listing::catalog(reg, req).await,
+        (Route::Catalog, Method::GET) => listing::catalog(reg, &caller, req).await,
         (Route::Tags(name), Method::GET) => listing::tags(reg, &name, req).await,
         (Route::Referrers(name, digest), Method::GET) => {
             listing::referrers(reg, &name, &digest, req).await
@@ -98,7 +112,9 @@ async fn dispatch(State(registry): State<Arc<Registry>>, req: Request) -> Result
         (Route::Blob(name, digest), Method::DELETE) => {
             blobs::delete(reg, &ctx, &name, &digest).await
         }
-        (Route::UploadStart(name), Method::POST) => uploads::start(reg, &ctx, &name, req).await,
+        (Route::UploadStart(name), Method::POST) => {
+            uploads::start(reg, &ctx, &name, &caller, req).await
+        }
         (Route::Upload(name, id), Method::GET) => uploads::status(reg, &name, &id).await,
         (Route::Upload(name, id), Method::PATCH) => uploads::patch(reg, &name, &id, req).await,
         (Route::Upload(name, id), Method::PUT) => uploads::put(reg, &ctx, &name, &id, req).await,

@@ -2,6 +2,9 @@
 //! path is read from its last segments; everything before them is the name,
 //! which then has to pass the name grammar.
 
+use axum::http::Method;
+use rbee_auth::{Access, Action, Repository};
+
 use crate::error::{RegistryError, Result};
 use crate::reference::{Digest, Reference, RepoName};
 
@@ -67,9 +70,74 @@ pub fn parse(path: &str) -> Result<Route> {
     }
 }
 
+/// The access a request needs: the one place that decides it, before any
+/// handler runs. Reads (GET, HEAD) need pull; uploads and manifest PUTs
+/// need push, and so does an upload session's status or cancellation (the
+/// session belongs to a push); DELETE of a manifest or blob needs delete.
+pub fn access(route: &Route, method: &Method) -> Result<Access> {
+    let (name, action) = match route {
+        Route::Catalog => return Ok(Access::Catalog),
+        Route::Tags(name) | Route::Referrers(name, _) => (name, Action::Pull),
+        Route::Manifest(name, _) | Route::Blob(name, _) => (
+            name,
+            match *method {
+                Method::GET | Method::HEAD => Action::Pull,
+                Method::DELETE => Action::Delete,
+                _ => Action::Push,
+            },
+        ),
+        Route::UploadStart(name) | Route::Upload(name, _) => (name, Action::Push),
+    };
+    // The registry's grammar and the token's are the same; a name one
+    // accepts and the other refuses is still refused.
+    let repo = Repository::parse(name.as_str())
+        .map_err(|_| RegistryError::NameInvalid(name.to_string()))?;
+    Ok(Access::Repository(repo, action))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_route_maps_to_the_access_it_needs() {
+        let d = d();
+        let action = |path: &str, method: Method| match access(&parse(path).unwrap(), &method) {
+            Ok(Access::Repository(repo, action)) => {
+                assert_eq!(repo.as_str(), "rbee/w", "{path}");
+                Some(action)
+            }
+            Ok(_) => None,
+            Err(e) => panic!("{path}: {e}"),
+        };
+        use Action::*;
+        for (path, method, expected) in [
+            ("/v2/rbee/w/tags/list", Method::GET, Pull),
+            (&format!("/v2/rbee/w/referrers/{d}"), Method::GET, Pull),
+            ("/v2/rbee/w/manifests/1.0.0", Method::GET, Pull),
+            ("/v2/rbee/w/manifests/1.0.0", Method::HEAD, Pull),
+            ("/v2/rbee/w/manifests/1.0.0", Method::PUT, Push),
+            ("/v2/rbee/w/manifests/1.0.0", Method::DELETE, Delete),
+            (&format!("/v2/rbee/w/blobs/{d}"), Method::GET, Pull),
+            (&format!("/v2/rbee/w/blobs/{d}"), Method::HEAD, Pull),
+            (&format!("/v2/rbee/w/blobs/{d}"), Method::DELETE, Delete),
+            ("/v2/rbee/w/blobs/uploads/", Method::POST, Push),
+            ("/v2/rbee/w/blobs/uploads/abc", Method::PATCH, Push),
+            ("/v2/rbee/w/blobs/uploads/abc", Method::PUT, Push),
+            ("/v2/rbee/w/blobs/uploads/abc", Method::GET, Push),
+            ("/v2/rbee/w/blobs/uploads/abc", Method::DELETE, Push),
+        ] {
+            assert_eq!(
+                action(path, method.clone()),
+                Some(expected),
+                "{method} {path}"
+            );
+        }
+        assert_eq!(
+            access(&parse("/v2/_catalog").unwrap(), &Method::GET).unwrap(),
+            Access::Catalog
+        );
+    }
 
     fn d() -> String {
         format!("sha256:{}", "e".repeat(64))

@@ -8,6 +8,7 @@ use futures_util::TryStreamExt;
 
 use crate::error::{RegistryError, Result};
 use crate::events::RequestContext;
+use crate::gate::Caller;
 use crate::reference::{Digest, RepoName};
 use crate::registry::Registry;
 use crate::storage::ByteStream;
@@ -58,10 +59,14 @@ fn digest_param(q: &std::collections::HashMap<String, String>) -> Result<Option<
     q.get("digest").map(|d| Digest::parse(d)).transpose()
 }
 
+/// `POST /blobs/uploads/`. A mount links the blob only when the caller
+/// may pull the source repository; otherwise it is a normal upload (202),
+/// so that a push right on one repository never reads another.
 pub async fn start(
     reg: &Registry,
     context: &RequestContext,
     name: &RepoName,
+    caller: &Caller,
     req: Request,
 ) -> Result<Response> {
     let q = super::query(&req)?;
@@ -69,7 +74,9 @@ pub async fn start(
         let digest = Digest::parse(mount)?;
         if let Some(from) = q.get("from") {
             let from = RepoName::parse(from)?;
-            if reg.mount_blob(context, name, &digest, &from).await? {
+            if caller.may_pull(from.as_str())
+                && reg.mount_blob(context, name, &digest, &from).await?
+            {
                 return created(name, &digest);
             }
         }

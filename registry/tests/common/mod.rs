@@ -45,6 +45,15 @@ pub struct TestRegistry {
     pub data_dir: PathBuf,
 }
 
+/// The default configuration with the development switch on: these tests
+/// exercise the registry, not its access gate (that is `access.rs`), so
+/// loopback callers may do everything.
+pub fn open_config(data_dir: &std::path::Path) -> RegistryConfig {
+    let mut config = RegistryConfig::new(data_dir);
+    config.access.dev_open_loopback = true;
+    config
+}
+
 impl TestRegistry {
     /// A registry with the default configuration.
     pub async fn start() -> Self {
@@ -55,7 +64,7 @@ impl TestRegistry {
     pub async fn start_with(configure: impl FnOnce(&mut RegistryConfig)) -> Self {
         let root = tempfile::tempdir().expect("temporary directory");
         let data_dir = root.path().join("outer").join("data");
-        let mut config = RegistryConfig::new(&data_dir);
+        let mut config = open_config(&data_dir);
         configure(&mut config);
         let server = RunningRegistry::start(config, "127.0.0.1:0".parse().unwrap())
             .await

@@ -73,6 +73,9 @@ impl TestCatalog {
     ) -> TestCatalog {
         let data = tempfile::tempdir().expect("catalog data dir");
         let mut config = CatalogConfig::new(data.path());
+        // These tests publish anonymously over loopback: the development
+        // switch (the access gate has its own tests, which leave it off).
+        config.tokens.dev_open_loopback = true;
         configure(&mut config);
         let running = rbee_catalog::start(config, listener)
             .await

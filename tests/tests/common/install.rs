@@ -63,6 +63,8 @@ impl CatalogServer {
     pub async fn start_with(configure: impl FnOnce(&mut CatalogConfig)) -> CatalogServer {
         let data = tempfile::tempdir().expect("data dir");
         let mut config = CatalogConfig::new(data.path());
+        // Publishes anonymously over loopback: the development switch.
+        config.tokens.dev_open_loopback = true;
         configure(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let running = rbee_catalog::start(config, listener)

@@ -119,12 +119,13 @@ pub struct TestRegistry {
 impl TestRegistry {
     pub async fn start() -> TestRegistry {
         let data = tempfile::tempdir().expect("data dir");
-        let running = RunningRegistry::start(
-            RegistryConfig::new(data.path()),
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .expect("registry starts");
+        let mut config = RegistryConfig::new(data.path());
+        // These tests push anonymously over loopback: the development
+        // switch (the access gate has its own tests, which leave it off).
+        config.access.dev_open_loopback = true;
+        let running = RunningRegistry::start(config, "127.0.0.1:0".parse().unwrap())
+            .await
+            .expect("registry starts");
         let scratch = tempfile::tempdir().expect("scratch dir");
         TestRegistry {
             host: running.addr.to_string(),

@@ -98,6 +98,36 @@ pub struct Args {
     #[arg(long, env = "RBEE_CATALOG_RATE_LIMIT_BURST", default_value_t = RateLimit::default().burst,
           value_parser = clap::value_parser!(u32).range(1..))]
     rate_limit_burst: u32,
+    /// Token signing key (PKCS#8 Ed25519, PEM or DER); default: generated
+    /// into <data-dir>/tokens/signing-key.pk8 on first start.
+    #[arg(long, env = "RBEE_CATALOG_TOKEN_SIGNING_KEY")]
+    token_signing_key: Option<PathBuf>,
+    /// The signing key being rotated out: still published and accepted,
+    /// never used to sign; default: <data-dir>/tokens/previous-signing-key.pk8
+    /// when it exists.
+    #[arg(long, env = "RBEE_CATALOG_TOKEN_PREVIOUS_KEY")]
+    token_previous_key: Option<PathBuf>,
+    /// Registry service name (tokens' aud, challenges' service).
+    #[arg(long, env = "RBEE_CATALOG_TOKEN_SERVICE", default_value = rbee_auth::token::DEFAULT_SERVICE)]
+    token_service: String,
+    /// Token issuer name (tokens' iss).
+    #[arg(long, env = "RBEE_CATALOG_TOKEN_ISSUER", default_value = rbee_auth::token::DEFAULT_ISSUER)]
+    token_issuer: String,
+    /// Namespaces anyone may pull from, comma-separated.
+    #[arg(
+        long,
+        env = "RBEE_CATALOG_PUBLIC_NAMESPACES",
+        value_delimiter = ',',
+        default_value = "rbee"
+    )]
+    public_namespaces: Vec<String>,
+    /// Refuse registry reads without a token, public namespaces included.
+    #[arg(long, env = "RBEE_CATALOG_NO_ANONYMOUS_PULL")]
+    no_anonymous_pull: bool,
+    /// DEVELOPMENT ONLY: loopback callers may pull, push and delete
+    /// anything on the embedded registry without a token.
+    #[arg(long, env = "RBEE_CATALOG_DEV_OPEN_LOOPBACK")]
+    dev_open_loopback: bool,
 }
 
 /// Secrets (the registry password, the webhook secret) stay out of logs.
@@ -145,11 +175,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         per_second: args.rate_limit_per_second,
         burst: args.rate_limit_burst,
     };
+    config.tokens.signing_key = args.token_signing_key;
+    config.tokens.previous_key = args.token_previous_key;
+    config.tokens.service = args.token_service;
+    config.tokens.issuer = args.token_issuer;
+    config.tokens.public = rbee_auth::PublicNamespaces::new(
+        args.public_namespaces.into_iter().filter(|n| !n.is_empty()),
+    );
+    config.tokens.anonymous_pull = !args.no_anonymous_pull;
+    config.tokens.dev_open_loopback = args.dev_open_loopback;
     config.database_url = args.database_url;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let demo = args.demo;
+    let data_dir = config.data_dir.clone();
     let catalog_repository = config.catalog_repository.clone();
     let running = rbee_catalog::start(config, listener)
         .await
@@ -158,7 +198,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(%url, embedded_registry = running.registry.is_some(), "catalog listening");
     if demo {
         let registry_url = running.state.registry_public_url.clone();
-        match crate::demo::publish_example(&registry_url, &catalog_repository).await {
+        let published = crate::demo::publish_with_demo_key(
+            &running.state.store,
+            &data_dir,
+            &registry_url,
+            &catalog_repository,
+        );
+        match published.await {
             Ok(true) => tracing::info!("published the example worker: try {url}/v1/workers"),
             Ok(false) => tracing::info!("the example worker is already published"),
             Err(e) => tracing::warn!(error = %e, "could not publish the example worker"),
