@@ -19,8 +19,6 @@ use common::example_set::publish_example_set;
 /// Test cases per operation and phase: about 700 requests in all, 20 s
 /// on two cores (measured: 19.75 s).
 const MAX_EXAMPLES: &str = "30";
-/// The secret of the registry webhook, so that its 200 is reachable.
-const WEBHOOK_SECRET: &str = "schemathesis-secret";
 /// Longer than the run may ever take: a hung run fails the test.
 const RUN_LIMIT: Duration = Duration::from_secs(180);
 
@@ -31,7 +29,31 @@ async fn the_openapi_document_matches_the_server_under_schemathesis() {
     if !common::require_python_module("schemathesis.cli") {
         return;
     }
-    let catalog = TestCatalog::start(|c| c.webhook_secret = Some(WEBHOOK_SECRET.to_owned())).await;
+    // One credential for every route: a license key for the premium
+    // namespace, which is also the webhook's secret. So `/token` and
+    // premium downloads answer what a licensed caller gets, and the
+    // webhook's 200 is reachable.
+    let database = tempfile::tempdir().unwrap();
+    let db_path = database.path().join("catalog.db");
+    let store = rbee_store::Store::open_sqlite(&db_path).await.unwrap();
+    let (_, key) = store
+        .create_license(
+            "test",
+            rbee_store::NewLicense {
+                owner: "schemathesis".into(),
+                grants: vec![rbee_store::Grant::Namespace("rbee-premium".into())],
+                expires_at: None,
+                perpetual_fallback: false,
+            },
+        )
+        .await
+        .unwrap();
+    let secret = key.expose().to_owned();
+    let catalog = TestCatalog::start(|c| {
+        c.webhook_secret = Some(secret.clone());
+        c.database_url = Some(format!("sqlite://{}", db_path.display()));
+    })
+    .await;
     let _fixtures = publish_example_set(&catalog).await;
     let reports = tempfile::tempdir().unwrap();
     let started = Instant::now();
@@ -55,11 +77,9 @@ async fn the_openapi_document_matches_the_server_under_schemathesis() {
         "2",
         "--request-timeout",
         "10",
-        // The webhook's credential. Sent on every request, which the other
-        // routes ignore (a premium download takes it for a license key
-        // and still answers 403, as documented).
+        // The license key (and webhook secret), sent on every request.
         "--header",
-        &format!("Authorization: Bearer {WEBHOOK_SECRET}"),
+        &format!("Authorization: Bearer {secret}"),
         "--no-color",
         "--report-dir",
     ])
