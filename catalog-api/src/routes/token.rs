@@ -67,9 +67,8 @@ pub async fn token(
     let query = query.unwrap_or_default();
     let mut scopes = Vec::new();
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-        match &*key {
-            "scope" => scopes.push(value.into_owned()),
-            _ => {}
+        if key == "scope" {
+            scopes.push(value.into_owned());
         }
     }
     let scopes = Scope::parse_all(scopes.iter().map(String::as_str))
