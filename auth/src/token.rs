@@ -33,6 +33,11 @@ pub const DEFAULT_ISSUER: &str = "rbee-token-service";
 /// reach issued tokens within 60 seconds: exactly 60 meets both.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
 
+/// The longest a token may live (and the bound on how long a revoked
+/// credential's tokens keep working): the token service refuses to be
+/// configured longer.
+pub const MAX_TTL: Duration = Duration::from_secs(60);
+
 /// How far `nbf` is set before `iat`, so that a verifier whose clock is a
 /// little behind the issuer's accepts a fresh token.
 pub const NBF_BACKDATE: u64 = 10;
@@ -149,10 +154,30 @@ impl Issuer {
     }
 }
 
+/// Tokens a [`Verifier`] remembers having verified: enough for the
+/// clients of a busy registry (a client reuses its token for every request
+/// of a pull), a few MB at most.
+pub const VERIFIED_CACHE_CAPACITY: usize = 4096;
+
 /// Checks tokens for one registry service against a fixed set of keys.
+///
+/// A token that verified is remembered (by its exact text, at most
+/// [`VERIFIED_CACHE_CAPACITY`] of them): the same bytes again skip the
+/// signature check, which is most of a request's cost, and only `exp` and
+/// `nbf` are checked against the clock. Nothing else about a token can
+/// change, since the keys, issuer and audience of a verifier are fixed.
 pub struct Verifier {
     keys: HashMap<String, DecodingKey>,
     validation: Validation,
+    verified: quick_cache::sync::Cache<String, Verified>,
+}
+
+/// A token that passed, with the times it must still be checked against.
+#[derive(Clone)]
+struct Verified {
+    token: VerifiedToken,
+    exp: u64,
+    nbf: u64,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -161,6 +186,7 @@ impl std::fmt::Debug for Verifier {
             .field("kids", &self.keys.keys().collect::<Vec<_>>())
             .field("iss", &self.validation.iss)
             .field("aud", &self.validation.aud)
+            .field("verified", &self.verified.len())
             .finish()
     }
 }
@@ -188,7 +214,13 @@ impl Verifier {
                 .map(|k| (k.kid().to_owned(), k.decoding()))
                 .collect(),
             validation,
+            verified: quick_cache::sync::Cache::new(VERIFIED_CACHE_CAPACITY),
         }
+    }
+
+    /// How many verified tokens it remembers.
+    pub fn remembered(&self) -> usize {
+        self.verified.len()
     }
 
     /// Tolerates `seconds` of clock difference on `exp` and `nbf`.
@@ -199,6 +231,32 @@ impl Verifier {
 
     /// Verifies `token` and returns what it grants.
     pub fn verify(&self, token: &str) -> Result<VerifiedToken, AuthError> {
+        self.verify_at(token, unix_now())
+    }
+
+    /// [`Verifier::verify`] with `exp` and `nbf` checked against `now` too
+    /// (the signature check itself reads the clock).
+    pub fn verify_at(&self, token: &str, now: u64) -> Result<VerifiedToken, AuthError> {
+        let verified = match self.verified.get(token) {
+            Some(hit) => hit,
+            None => {
+                let verified = self.verify_signed(token)?;
+                self.verified.insert(token.to_owned(), verified.clone());
+                verified
+            }
+        };
+        let leeway = self.validation.leeway;
+        if verified.exp < now.saturating_sub(leeway) {
+            return Err(AuthError::Rejected("the token has expired".into()));
+        }
+        if verified.nbf > now.saturating_add(leeway) {
+            return Err(AuthError::Rejected("the token is not valid yet".into()));
+        }
+        Ok(verified.token)
+    }
+
+    /// The full check: header, key, signature, claims.
+    fn verify_signed(&self, token: &str) -> Result<Verified, AuthError> {
         let reject = |why: String| AuthError::Rejected(why);
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| reject(format!("unreadable header: {e}")))?;
@@ -240,12 +298,16 @@ impl Verifier {
                 }
             }
         }
-        Ok(VerifiedToken {
-            subject: claims.sub,
-            license: claims.license,
-            jti: claims.jti,
-            grants,
-            catalog,
+        Ok(Verified {
+            exp: claims.exp,
+            nbf: claims.nbf,
+            token: VerifiedToken {
+                subject: claims.sub,
+                license: claims.license,
+                jti: claims.jti,
+                grants,
+                catalog,
+            },
         })
     }
 }

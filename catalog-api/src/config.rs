@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use rbee_registry::limits::ServerLimits;
 
+use crate::analytics::AnalyticsConfig;
 use crate::rate_limit::RateLimit;
 
 use crate::catalog::CacheTtls;
@@ -69,6 +70,14 @@ pub struct CatalogConfig {
     pub rate_limit: RateLimit,
     /// The token service (`/token`) and the embedded registry's gate.
     pub tokens: TokenConfig,
+    /// Download analytics: the queue, batches, retention, stats cache.
+    pub analytics: AnalyticsConfig,
+    /// Serve listings from the catalog's view in the database (kept fresh
+    /// from registry events and the webhook, reconciled with the registry;
+    /// `domain/view`). On by default; off (`serve --no-catalog-view`):
+    /// walk the registry for every listing, keeping nothing of it in the
+    /// database.
+    pub catalog_view: bool,
 }
 
 impl CatalogConfig {
@@ -89,6 +98,8 @@ impl CatalogConfig {
             limits: ServerLimits::default(),
             rate_limit: RateLimit::default(),
             tokens: TokenConfig::default(),
+            analytics: AnalyticsConfig::default(),
+            catalog_view: true,
         }
     }
 }

@@ -102,6 +102,15 @@ pub enum ApiError {
     /// The worker has no PKGBUILD.
     #[error("this worker has no PKGBUILD")]
     PkgbuildNotFound,
+    /// No delta from the build named by `from` to this build is attached.
+    #[error("no delta from this build is published; download the whole archive")]
+    DeltaNotFound,
+    /// A `Range` that starts past the end of the blob.
+    #[error("the range asked for is outside the build's {size} bytes")]
+    RangeNotSatisfiable {
+        /// The blob's size, for `Content-Range: bytes */size`.
+        size: u64,
+    },
     /// Any other malformed request.
     #[error("{0}")]
     BadRequest(String),
@@ -149,6 +158,10 @@ impl ApiError {
             ApiError::UnknownPlatform(_) => (StatusCode::BAD_REQUEST, "Unknown platform"),
             ApiError::PlatformNotBuilt { .. } => (StatusCode::NOT_FOUND, "Platform not available"),
             ApiError::PkgbuildNotFound => (StatusCode::NOT_FOUND, "PKGBUILD not found"),
+            ApiError::DeltaNotFound => (StatusCode::NOT_FOUND, "Delta not found"),
+            ApiError::RangeNotSatisfiable { .. } => {
+                (StatusCode::RANGE_NOT_SATISFIABLE, "Range not satisfiable")
+            }
             ApiError::LicenseRequired { .. } | ApiError::LicenseNotAccepted { .. } => {
                 (StatusCode::FORBIDDEN, "License required")
             }
@@ -184,10 +197,13 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The status, the title and the message for people (logging what
+    /// must not reach the client): the JSON body's fields, and what the web
+    /// pages show (`crate::web`).
+    pub(crate) fn describe(&self) -> (StatusCode, &'static str, String) {
         let (status, title) = self.status_and_title();
-        let message = match &self {
+        let message = match self {
             // The upstream's own words may carry internal URLs; log them once
             // here and tell the client only what kind of failure it was.
             ApiError::Upstream(e @ (UpstreamError::Unavailable(_) | UpstreamError::Invalid(_))) => {
@@ -212,6 +228,13 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
+        (status, title, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, title, message) = self.describe();
         let mut body = ErrorBody::new(title, message);
         if let ApiError::PlatformNotBuilt { available, .. } = &self {
             body.available_platforms = Some(available.clone());
@@ -237,6 +260,11 @@ impl IntoResponse for ApiError {
                 header::RETRY_AFTER,
                 HeaderValue::from(rbee_registry::limits::RETRY_AFTER_SECS),
             );
+        }
+        if let ApiError::RangeNotSatisfiable { size } = &self
+            && let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}"))
+        {
+            resp.headers_mut().insert(header::CONTENT_RANGE, v);
         }
         if let ApiError::TooManyRequests { retry_after } = &self {
             resp.headers_mut()

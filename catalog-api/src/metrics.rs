@@ -17,6 +17,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use tokio::time::Instant;
@@ -147,6 +148,46 @@ impl Collector for RegistryEvents {
     }
 }
 
+/// Reads the analytics counters at each scrape.
+#[derive(Debug)]
+struct AnalyticsEvents(Arc<crate::analytics::Analytics>);
+
+impl Collector for AnalyticsEvents {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let c = self.0.counters();
+        for (name, help, value) in [
+            (
+                "analytics_events_recorded",
+                "Downloads and incomplete transfers written to the database",
+                c.recorded(),
+            ),
+            (
+                "analytics_events_dropped",
+                "Transfers not recorded: the analytics queue was full (the database slow, locked or down) or the process stopped before they could be written; downloads are never slowed instead",
+                c.dropped(),
+            ),
+            (
+                "analytics_write_failures",
+                "Failed batch writes of download events (each batch is retried)",
+                c.write_failures(),
+            ),
+        ] {
+            let counter = ConstCounter::new(value);
+            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric)?;
+        }
+        let buffered =
+            ConstGauge::new(i64::try_from(self.0.queued() + c.retrying()).unwrap_or(i64::MAX));
+        let metric = encoder.encode_descriptor(
+            "analytics_events_buffered",
+            "Transfers held in memory, queued or waiting for the database to take them",
+            None,
+            buffered.metric_type(),
+        )?;
+        buffered.encode(metric)
+    }
+}
+
 /// Request durations are recorded in buckets from 0.5 ms to about 4 s:
 /// cached answers take well under a millisecond, upstream fetches tens to
 /// hundreds.
@@ -220,6 +261,15 @@ impl Metrics {
     pub fn export_registry_events(&mut self, events: rbee_registry::EventBus) {
         self.registry
             .register_collector(Box::new(RegistryEvents(events)));
+    }
+
+    /// Exports the download analytics' counters
+    /// (`rbee_catalog_analytics_events_recorded_total`, `..._dropped_total`,
+    /// `rbee_catalog_analytics_write_failures_total`,
+    /// `rbee_catalog_analytics_events_buffered`).
+    pub fn export_analytics(&mut self, analytics: Arc<crate::analytics::Analytics>) {
+        self.registry
+            .register_collector(Box::new(AnalyticsEvents(analytics)));
     }
 
     /// Counts one answered request.

@@ -19,7 +19,7 @@ use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToSchema};
 
 use rbee_schemas::Platform;
 
-use crate::routes::{legacy, licenses, ops, token, v1, webhook};
+use crate::routes::{legacy, licenses, ops, stats, token, v1, webhook};
 
 /// The `{id}` of worker routes. Parameter descriptions live in these
 /// doc-only structs because the handlers take plain `Path<String>`s.
@@ -74,6 +74,15 @@ pub struct ListQuery {
     pub platform: Option<String>,
 }
 
+/// The query of `GET /v1/workers/{id}/versions`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct VersionsQuery {
+    /// Also list yanked versions (with `yanked: true` and `yank_reason`);
+    /// by default they are left out.
+    pub include_yanked: Option<bool>,
+}
+
 /// The query of download and blob routes.
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -84,6 +93,10 @@ pub struct PlatformQuery {
     /// `available_platforms`).
     #[param(value_type = Platform, example = "linux-x86_64")]
     pub platform: String,
+    /// `sha256:<hex>` of the archive the client has installed: the answer
+    /// then carries `delta` when the publisher attached a delta from it
+    /// (unchanged otherwise). Not a sha256 digest: 400 `Bad request`.
+    pub from: Option<String>,
 }
 
 /// The query of a `/blob` URL: the platform, and for a premium build the
@@ -99,6 +112,9 @@ pub struct BlobQuery {
     /// Premium builds: the server's hex HMAC-SHA256 over the blob's
     /// digest, repository and `expires`.
     pub signature: Option<String>,
+    /// Serve the delta from this archive (`sha256:<hex>`) instead of the
+    /// archive; 404 `Delta not found` when none is attached.
+    pub from: Option<String>,
 }
 
 /// The schema of a backend name (`cpu`, `cuda`, ...), as a string enum
@@ -206,6 +222,21 @@ impl PartialSchema for GzipFile {
 
 impl ToSchema for GzipFile {}
 
+/// The schema of a streamed tar.zst: raw bytes, not JSON.
+#[derive(Debug)]
+pub struct ZstdFile;
+
+impl PartialSchema for ZstdFile {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .content_media_type("application/zstd")
+            .into()
+    }
+}
+
+impl ToSchema for ZstdFile {}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -225,6 +256,8 @@ impl ToSchema for GzipFile {}
         v1::versions,
         v1::download,
         v1::blob,
+        stats::worker,
+        stats::overview,
         licenses::verify,
         webhook::registry_events,
         ops::health,

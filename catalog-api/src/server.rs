@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -18,12 +18,10 @@ use rbee_registry::server::serve_router;
 use rbee_registry::{Action, Registry, RegistryConfig, Target};
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::config::CatalogConfig;
 use crate::error::ApiError;
-use crate::routes::{admin, legacy, licenses, ops, token, v1, webhook};
+use crate::routes::{admin, legacy, licenses, ops, stats, token, v1, webhook};
 use crate::state::AppState;
 use crate::tokens::TokenService;
 
@@ -41,6 +39,10 @@ pub struct RunningCatalog {
     pub body_budget: BodyBudget,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<io::Result<()>>,
+    /// Tasks that follow registry events and keep the view fresh; they
+    /// end at shutdown, and stopping waits for them, so that a stopped
+    /// catalog has let go of its registry and database.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningCatalog {
@@ -53,27 +55,36 @@ impl RunningCatalog {
     pub async fn stop(mut self) -> io::Result<()> {
         // Open requests waiting on the registry get their answer now.
         self.state.catalog.shutdown();
+        self.state.analytics.shutdown();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        (&mut self.task).await.map_err(io::Error::other)?
+        let served = (&mut self.task).await.map_err(io::Error::other)?;
+        for task in self.background.drain(..) {
+            let _ = task.await;
+        }
+        served
     }
 
     /// Serves until `shutdown` completes.
     pub async fn wait(mut self, shutdown: impl std::future::Future<Output = ()>) -> io::Result<()> {
         shutdown.await;
         self.state.catalog.shutdown();
+        self.state.analytics.shutdown();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        (&mut self.task).await.map_err(io::Error::other)?
+        let served = (&mut self.task).await.map_err(io::Error::other)?;
+        for task in self.background.drain(..) {
+            let _ = task.await;
+        }
+        served
     }
 }
 
-const ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// Security headers on every response. The catalog serves JSON and plain
-/// text only, so the CSP forbids everything.
+/// Security headers on every response. JSON and plain text need nothing,
+/// so the default CSP forbids everything; the web pages set their own
+/// (`web::CSP`: this origin's stylesheet and script only), which is kept.
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
@@ -82,10 +93,12 @@ async fn security_headers(req: Request, next: Next) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-    );
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
@@ -138,27 +151,19 @@ fn catalog_routes(state: Arc<AppState>, cors_origins: &[String]) -> Router {
         .route("/v1/workers", get(v1::list))
         .route("/v1/workers/{id}", get(v1::get))
         .route("/v1/workers/{id}/versions", get(v1::versions))
+        .route("/v1/workers/{id}/stats", get(stats::worker))
+        .route("/v1/stats/overview", get(stats::overview))
         .merge(limited)
         .route("/v1/webhooks/registry", post(webhook::registry_events))
         .route("/token/jwks.json", get(token::jwks))
+        // The web pages: `/`, `/worker/{id}`, `/stats`, `/assets/...`.
+        .merge(crate::web::routes())
         // Covers the routes above only (not the registry's, merged later);
         // axum still adds the `Allow` header.
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(|| async { ApiError::NotFound })
         .layer(cors)
         .with_state(state)
-}
-
-/// The span of one request: method, path and request id, never the query
-/// string (a signed download URL's signature is a credential for an hour)
-/// nor any header (`Authorization` carries license keys and tokens).
-fn request_span(req: &Request) -> tracing::Span {
-    let id = req
-        .headers()
-        .get(&ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
 }
 
 /// Starts the catalog on `listener` as `config` says.
@@ -170,9 +175,13 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
         .unwrap_or_else(|| format!("http://{addr}"))
         .trim_end_matches('/')
         .to_owned();
+    // Licensed downloads and token requests look their key up in memory
+    // for a few seconds (`rbee_store::CacheConfig`); revocations through
+    // this server's store take effect at once.
     let store = crate::admin::open_store(&config)
         .await
-        .map_err(|e| io::Error::other(error_chain(&e)))?;
+        .map_err(|e| io::Error::other(error_chain(&e)))?
+        .with_credential_cache(rbee_store::CacheConfig::default());
     tracing::info!(database = store.db().dialect(), "catalog database open");
     if let Some(path) = crate::admin::ensure_admin_key(&store, &config.data_dir).await? {
         tracing::warn!(
@@ -211,10 +220,20 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
     )?);
 
     let mut app = catalog_routes(state.clone(), &config.cors_origins);
+    let mut background = Vec::new();
     if let Some(registry) = &registry {
         app = app.merge(rbee_registry::api::routes(registry.clone()));
-        spawn_invalidation(registry, state.clone());
+        background.push(spawn_invalidation(registry, state.clone()));
+        if config.analytics.enabled {
+            registry
+                .events()
+                .add_sink(Arc::new(crate::analytics::RegistrySink(
+                    state.analytics.clone(),
+                )));
+        }
     }
+    background.extend(crate::analytics::spawn_writer(state.clone()));
+    background.extend(spawn_view(&state, &config.ttls).await);
     // `Router::layer` wraps each route after routing, so the metrics
     // middleware sees the matched route template (registry routes too).
     let app = app
@@ -222,17 +241,10 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
             state.metrics.clone(),
             crate::metrics::track,
         ))
-        .layer(middleware::from_fn(security_headers))
-        .layer(PropagateRequestIdLayer::new(ID))
-        // Server errors are logged once, with their cause, where they are
-        // mapped to HTTP (`ApiError`, `RegistryError`); the trace layer's own
-        // line would only repeat the status.
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(request_span)
-                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
-        )
-        .layer(SetRequestIdLayer::new(ID, MakeRequestUuid));
+        .layer(middleware::from_fn(security_headers));
+    // Request ids and the access log, around everything (the registry's
+    // routes too).
+    let app = rbee_registry::access_log::layer(app);
 
     let purge = registry
         .as_ref()
@@ -262,6 +274,7 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
         body_budget,
         stop: Some(stop),
         task,
+        background,
     })
 }
 
@@ -286,7 +299,7 @@ fn embedded_access(
 
 /// An error and its causes on one line (the store's errors keep the
 /// driver's detail in `source()`).
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
@@ -298,23 +311,52 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Drops cached data as soon as the embedded registry changes a manifest.
-fn spawn_invalidation(registry: &Arc<Registry>, state: Arc<AppState>) {
+fn spawn_invalidation(
+    registry: &Arc<Registry>,
+    state: Arc<AppState>,
+) -> tokio::task::JoinHandle<()> {
     let mut events = registry.events().subscribe();
     tokio::spawn(async move {
+        let stopped = state.catalog.stopped();
+        tokio::pin!(stopped);
         loop {
-            match events.recv().await {
+            let next = tokio::select! {
+                next = events.recv() => next,
+                () = &mut stopped => break,
+            };
+            match next {
                 Ok(e)
                     if e.target == Target::Manifest
                         && matches!(e.action, Action::Push | Action::Delete) =>
                 {
-                    state.catalog.invalidate_repository(&e.repository);
+                    state.catalog.heard(&e.repository);
                 }
                 Ok(_) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    state.catalog.invalidate_all()
+                    state.catalog.heard_everything()
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             }
         }
-    });
+    })
+}
+
+/// Opens the catalog's view in the database (an empty one is built in the
+/// background; see `domain/view`) and keeps it fresh until shutdown:
+/// the catalog index's digest is compared every index TTL, and every
+/// stored release with the registry at start and every metadata TTL (as
+/// often as the walk would reread a cached release).
+async fn spawn_view(
+    state: &Arc<AppState>,
+    ttls: &crate::catalog::CacheTtls,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let view = state.catalog.view()?;
+    if let Err(e) = view.open().await {
+        tracing::warn!(error = %error_chain(&e), "catalog view unreadable; listings walk the registry");
+    }
+    let (check_every, reconcile_every) = (ttls.index, ttls.metadata);
+    let state = state.clone();
+    Some(tokio::spawn(async move {
+        state.catalog.run_view(check_every, reconcile_every).await
+    }))
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use rbee_registry::Registry;
 use rbee_store::Store;
 
+use crate::analytics::Analytics;
 use crate::config::CatalogConfig;
 use crate::domain::catalog::Catalog;
 use crate::domain::in_process::InProcess;
@@ -42,6 +43,9 @@ pub struct AppState {
     pub rate_limiter: RateLimiter,
     /// The token service behind `/token`.
     pub tokens: Arc<TokenService>,
+    /// Download analytics: the queue to the database writer, the stats
+    /// cache.
+    pub analytics: Arc<Analytics>,
 }
 
 impl AppState {
@@ -75,17 +79,28 @@ impl AppState {
             ),
         };
         let mut metrics = Metrics::new();
+        let analytics = Arc::new(Analytics::new(config.analytics.clone()));
+        metrics.export_analytics(analytics.clone());
         if let Some(registry) = embedded {
             metrics.export_registry_events(registry.events().clone());
         }
         let metrics = Arc::new(metrics);
         Ok(AppState {
-            catalog: Catalog::new(
-                source,
-                config.catalog_repository.clone(),
-                config.ttls.clone(),
-                metrics.cache().clone(),
-            ),
+            catalog: {
+                let catalog = Catalog::new(
+                    source,
+                    config.catalog_repository.clone(),
+                    config.ttls.clone(),
+                    metrics.cache().clone(),
+                );
+                // Listings from the database's view (issue 13), unless
+                // turned off (the benchmark measures the walk beside it).
+                if config.catalog_view {
+                    catalog.with_view(store.clone())
+                } else {
+                    catalog
+                }
+            },
             public_url,
             registry_public_url,
             webhook_secret: config.webhook_secret.clone(),
@@ -95,6 +110,7 @@ impl AppState {
             signer: UrlSigner::load_or_create(&config.data_dir)?,
             rate_limiter: RateLimiter::new(config.rate_limit),
             tokens,
+            analytics,
         })
     }
 

@@ -47,10 +47,15 @@ pub trait CredentialLookup: Send + Sync + fmt::Debug {
 /// The catalog's database answers for the token service: a store
 /// credential becomes a [`Principal`] (its kind the role, its grants the
 /// rules, its expiry the tokens' limit).
+///
+/// Always from the database, never from the store's credential cache: a
+/// token lives up to 60 s and clients assume it does (Docker's token
+/// specification), so the 60 s within which a revocation reaches every
+/// token can only hold if no token is issued on a stale answer.
 #[async_trait]
 impl CredentialLookup for rbee_store::Store {
     async fn authenticate(&self, secret: &str) -> Result<Option<Authenticated>, LookupError> {
-        let found = rbee_store::Store::authenticate(self, secret)
+        let found = rbee_store::Store::authenticate_fresh(self, secret)
             .await
             .map_err(|e| LookupError(e.to_string()))?;
         Ok(found.map(|credential| {
@@ -96,7 +101,9 @@ pub struct TokenConfig {
     pub service: String,
     /// The issuer name (tokens' `iss`).
     pub issuer: String,
-    /// How long tokens live.
+    /// How long tokens live: 1 s to [`rbee_auth::token::MAX_TTL`] (60 s,
+    /// the default); shorter only for tests and tight revocation needs
+    /// (clients fetch tokens more often).
     pub ttl: Duration,
     /// Namespaces anyone may pull from.
     pub public: PublicNamespaces,
@@ -173,8 +180,11 @@ impl TokenService {
         let jwks = rbee_auth::jwks(std::iter::once(key.public()).chain(previous.as_ref()));
         let jwks = serde_json::to_string(&jwks).map_err(|e| AuthError::Jwks(e.to_string()))?;
         Ok(TokenService {
-            issuer: Issuer::new(key, config.issuer.clone(), config.service.clone())
-                .with_ttl(config.ttl),
+            issuer: Issuer::new(key, config.issuer.clone(), config.service.clone()).with_ttl(
+                config
+                    .ttl
+                    .clamp(Duration::from_secs(1), rbee_auth::token::MAX_TTL),
+            ),
             previous,
             public: config.public.clone(),
             credentials,

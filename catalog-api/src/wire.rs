@@ -17,7 +17,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 pub use rbee_schemas::v1::{
-    Download, LicenseVerification, PlatformBuild, Price, Version, Versions, Worker, Workers,
+    Download, DownloadDelta, LicenseVerification, PlatformBuild, Price, Version, Versions, Worker,
+    Workers,
 };
 
 use crate::domain::catalog::{self, Release};
@@ -315,7 +316,35 @@ pub fn version(release: &Release) -> Version {
         published_at: release.published_at.clone(),
         index_digest: release.index_digest.clone(),
         platforms: release.builds.iter().map(platform_build).collect(),
+        yanked: release.yank.is_some(),
+        yank_reason: release.yank.as_ref().map(|y| y.reason.clone()),
+        signature: release
+            .signature
+            .as_ref()
+            .map(|s| rbee_schemas::v1::SignatureInfo {
+                key_id: s.key_id.clone(),
+            }),
     }
+}
+
+/// The signature of one build of a signed release, as `/v1/.../download`
+/// hands it to installers: only one that names this build's digest (an
+/// older signature of a replaced build is not passed on).
+pub fn download_signature(
+    release: &Release,
+    build: &catalog::PlatformBuild,
+) -> Option<rbee_schemas::v1::DownloadSignature> {
+    let doc = release.signature.as_ref()?;
+    let entry = doc
+        .signatures
+        .iter()
+        .find(|s| s.platform == build.platform && s.digest == build.layer_digest)?;
+    let sig = rbee_schemas::signature::Minisig::parse(&entry.minisig).ok()?;
+    Some(rbee_schemas::v1::DownloadSignature {
+        key_id: sig.key_id,
+        minisig: sig.text,
+        trusted_comment: sig.trusted_comment,
+    })
 }
 
 /// `GET /health`, the shape of rbee's catalog.

@@ -132,16 +132,37 @@ async fn metrics_count_requests_by_route_template() {
         Some(2.0),
         "{m}"
     );
-    // The first /v1/workers fetched the catalog index, the second found it
-    // cached; /workers/{id} read the cached index too.
-    assert_eq!(cache_lookups(&m, "miss"), 1.0, "{m}");
-    assert_eq!(cache_lookups(&m, "hit"), 2.0, "{m}");
+    // Listings come from the catalog's view (the default): the first
+    // /v1/workers read the worker list and the latest releases from the
+    // database (two misses), the second found both cached; /workers/{id}
+    // read the cached worker list too.
+    assert_eq!(cache_lookups(&m, "miss"), 2.0, "{m}");
+    assert_eq!(cache_lookups(&m, "hit"), 3.0, "{m}");
     assert_eq!(cache_lookups(&m, "stale"), 0.0, "{m}");
     assert!(m.ends_with("# EOF\n"));
 
     // The scrape itself is counted by the next one.
     let m = server.metrics().await;
     assert_eq!(requests(&m, "/metrics", "GET", "2xx"), 1.0, "{m}");
+}
+
+/// Without the view (`--no-catalog-view`), a listing walks the registry:
+/// the first fetched the catalog index, the second found it cached, and
+/// /workers/{id} read the cached index too.
+#[tokio::test]
+async fn cache_lookups_are_counted_when_walking_the_registry() {
+    let server = Server::start(|c| c.catalog_view = false).await;
+    for _ in 0..2 {
+        assert_eq!(server.get("/v1/workers").await.status(), StatusCode::OK);
+    }
+    assert_eq!(
+        server.get("/workers/no-such-worker").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let m = server.metrics().await;
+    assert_eq!(cache_lookups(&m, "miss"), 1.0, "{m}");
+    assert_eq!(cache_lookups(&m, "hit"), 2.0, "{m}");
+    assert_eq!(cache_lookups(&m, "stale"), 0.0, "{m}");
 }
 
 #[tokio::test]
@@ -156,7 +177,9 @@ async fn each_server_counts_only_its_own_requests() {
     assert_eq!(requests(&mb, "/v1/workers", "GET", "2xx"), 0.0);
     assert_eq!(requests(&ma, "/health", "GET", "2xx"), 0.0);
     assert_eq!(requests(&mb, "/health", "GET", "2xx"), 1.0);
-    assert_eq!(cache_lookups(&ma, "miss") + cache_lookups(&ma, "hit"), 3.0);
+    // Two lookups per listing from the view: the worker list, the latest
+    // releases.
+    assert_eq!(cache_lookups(&ma, "miss") + cache_lookups(&ma, "hit"), 6.0);
     assert_eq!(cache_lookups(&mb, "miss") + cache_lookups(&mb, "hit"), 0.0);
 }
 
@@ -179,6 +202,8 @@ const CATALOG_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/licenses/verify"),
     ("get", "/token"),
     ("get", "/token/jwks.json"),
+    ("get", "/v1/workers/{id}/stats"),
+    ("get", "/v1/stats/overview"),
 ];
 
 #[tokio::test]

@@ -147,7 +147,7 @@ impl CatalogClient {
             .map_err(|e| ClientError::Invalid(format!("bad catalog URL `{base}`: {e}")))?;
         if !matches!(base.scheme(), "http" | "https") {
             return Err(ClientError::Invalid(format!(
-                "bad catalog URL `{base}`: not http(s)"
+                "bad catalog URL `{base}`: not http(s) (write http://HOST:PORT or https://HOST)"
             )));
         }
         let timeouts = Timeouts::default();
@@ -274,6 +274,10 @@ impl CatalogClient {
                     available: body.available_platforms,
                 }
             }
+            StatusCode::NOT_FOUND if body.message.is_empty() => ClientError::NotFound(format!(
+                "{what} (the server at {} answered 404 without a catalog error: is it an rbee catalog? A plain registry goes to --registry)",
+                self.base
+            )),
             StatusCode::NOT_FOUND => ClientError::NotFound(format!("{what}: {}", body.message)),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::PAYMENT_REQUIRED
                 if self.license_key.is_some() =>
@@ -325,6 +329,18 @@ impl CatalogClient {
             .await
     }
 
+    /// [`CatalogClient::versions`] with yanked versions too
+    /// (`?include_yanked=true`), each marked `yanked` with its reason; the
+    /// installer needs them to install an exactly named yanked version.
+    pub async fn versions_with_yanked(&self, id: &str) -> Result<Versions, ClientError> {
+        let id = worker_id(id)?;
+        self.get(
+            &format!("/v1/workers/{id}/versions?include_yanked=true"),
+            id.as_str(),
+        )
+        .await
+    }
+
     /// `GET /v1/workers/:id/:version/download?platform=…`; `version` is an
     /// exact version or `latest`.
     pub async fn download_info(
@@ -333,12 +349,26 @@ impl CatalogClient {
         version: &str,
         platform: Platform,
     ) -> Result<DownloadInfo, ClientError> {
+        self.download_info_from(id, version, platform, None).await
+    }
+
+    /// [`download_info`](Self::download_info) for an upgrade from the
+    /// installed archive `from`: the answer names a delta from it when
+    /// the publisher attached one (`DownloadInfo::delta`).
+    pub async fn download_info_from(
+        &self,
+        id: &str,
+        version: &str,
+        platform: Platform,
+        from: Option<&Sha256Digest>,
+    ) -> Result<DownloadInfo, ClientError> {
         let id = worker_id(id)?;
         if version != "latest" {
             parse_version(version).map_err(ClientError::Invalid)?;
         }
+        let from = from.map(|d| format!("&from={d}")).unwrap_or_default();
         self.get(
-            &format!("/v1/workers/{id}/{version}/download?platform={platform}"),
+            &format!("/v1/workers/{id}/{version}/download?platform={platform}{from}"),
             platform.name(),
         )
         .await

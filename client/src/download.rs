@@ -313,7 +313,25 @@ pub(crate) async fn open_http(
             .boxed()
     };
     match resp.status() {
-        StatusCode::PARTIAL_CONTENT if offset > 0 => Ok(Opened::Partial(body(resp))),
+        StatusCode::PARTIAL_CONTENT if offset > 0 => {
+            // The rest is appended to what is on disk: it must start at
+            // the offset asked for, or the file would be spliced wrong.
+            let starts_at = resp
+                .headers()
+                .get(reqwest::header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(content_range_start);
+            if starts_at != Some(offset) {
+                return Err(ClientError::BadAnswer {
+                    source_name: "download server",
+                    message: format!(
+                        "asked for the bytes from {offset}, it answered 206 with Content-Range {:?}",
+                        resp.headers().get(reqwest::header::CONTENT_RANGE)
+                    ),
+                });
+            }
+            Ok(Opened::Partial(body(resp)))
+        }
         s if s.is_success() => Ok(Opened::Full(body(resp))),
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
             Err(ClientError::LicenseRequired { purchase_url: None })
@@ -322,5 +340,25 @@ pub(crate) async fn open_http(
             status: s.as_u16(),
             message: format!("downloading {url}"),
         }),
+    }
+}
+
+/// The first byte of `bytes START-END/SIZE`.
+fn content_range_start(value: &str) -> Option<u64> {
+    let range = value.trim().strip_prefix("bytes ")?;
+    let (start, _) = range.split_once('-')?;
+    start.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_range_start;
+
+    #[test]
+    fn the_start_of_a_content_range_is_read() {
+        assert_eq!(content_range_start("bytes 100-199/200"), Some(100));
+        assert_eq!(content_range_start("bytes 0-0/1"), Some(0));
+        assert_eq!(content_range_start("bytes */200"), None);
+        assert_eq!(content_range_start("items 1-2/3"), None);
     }
 }

@@ -100,6 +100,10 @@ pub enum ClientError {
     /// worker never needs (devices, oversize entries).
     #[error("unsafe archive: {0}")]
     UnsafeArchive(String),
+    /// The build's publisher signature was refused against the trusted
+    /// keys (`trust.rs`); nothing was installed.
+    #[error("signature refused: {0}")]
+    Signature(#[from] crate::trust::SignatureRefusal),
     /// A bad argument (platform name, version requirement).
     #[error("{0}")]
     Invalid(String),
@@ -118,11 +122,29 @@ impl From<reqwest::Error> for ClientError {
             message.push_str(&format!(": {cause}"));
             source = cause.source();
         }
+        if let Some(hint) = hint_for(&message) {
+            message.push_str(hint);
+        }
         if e.is_timeout() {
             ClientError::Timeout(message)
         } else {
             ClientError::Network(message)
         }
+    }
+}
+
+/// A hint for the connection errors people meet most, recognised in the
+/// text of an error and its causes.
+pub(crate) fn hint_for(message: &str) -> Option<&'static str> {
+    if message.contains("InvalidContentType") || message.contains("corrupt message") {
+        // rustls's words when the server answered in plain HTTP.
+        Some(" (the server does not speak TLS: is it plain HTTP? try an http:// URL)")
+    } else if message.contains("dns error") || message.contains("failed to lookup address") {
+        Some(" (the host name does not resolve)")
+    } else if message.contains("Connection refused") {
+        Some(" (nothing listens there: is the server running, and the port right?)")
+    } else {
+        None
     }
 }
 
@@ -145,7 +167,18 @@ impl ClientError {
 
     /// Whether the catalog could not be reached at all, so the registry
     /// fallback is worth a try.
+    ///
+    /// A catalog answering 502, 503 or 504 (its proxy or its registry is
+    /// down) is as good as unreachable; any other answer is not.
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, ClientError::Network(_) | ClientError::Timeout(_))
+        matches!(
+            self,
+            ClientError::Network(_)
+                | ClientError::Timeout(_)
+                | ClientError::Server {
+                    status: 502..=504,
+                    ..
+                }
+        )
     }
 }

@@ -7,8 +7,10 @@
 use std::path::{Path, PathBuf};
 
 use rbee_schemas::Platform;
+use rbee_schemas::v1::DownloadSignature;
 
 use crate::api::{CatalogClient, check_download, worker_id};
+use crate::cache;
 use crate::checked::{Sha256Digest, WorkerId, parse_version};
 use crate::download::{self, Expected, Progress};
 use crate::error::ClientError;
@@ -16,6 +18,7 @@ use crate::layout::{Dest, fingerprint, sync_dir, sync_tree};
 use crate::limits::DEFAULT_MAX_DOWNLOAD;
 pub use crate::records::Installed;
 use crate::records::Records;
+use crate::trust::{self, TrustStore};
 use crate::unpack;
 
 /// What `install` did.
@@ -37,6 +40,17 @@ impl Outcome {
     }
 }
 
+/// Told `(archive bytes read, archive size)` while a verified build is
+/// unpacked (the slow step after the download for a large build).
+#[derive(Clone)]
+pub struct UnpackProgress(pub std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>);
+
+impl std::fmt::Debug for UnpackProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UnpackProgress")
+    }
+}
+
 /// Installs workers into one destination folder.
 #[derive(Debug, Clone)]
 pub struct Installer {
@@ -45,6 +59,12 @@ pub struct Installer {
     platform: Platform,
     max_unpacked: u64,
     pub(crate) max_download: u64,
+    trust: TrustStore,
+    /// Archives up to this size are kept for the next upgrade's delta.
+    max_cached_archive: u64,
+    /// The memory a delta may take to apply.
+    pub(crate) max_delta_memory: u64,
+    unpack_progress: Option<UnpackProgress>,
 }
 
 impl Installer {
@@ -63,7 +83,44 @@ impl Installer {
             platform,
             max_unpacked: unpack::DEFAULT_MAX_UNPACKED,
             max_download: DEFAULT_MAX_DOWNLOAD,
+            trust: TrustStore::empty(),
+            max_cached_archive: cache::DEFAULT_MAX_CACHED_ARCHIVE,
+            max_delta_memory: crate::upgrade::DEFAULT_MAX_DELTA_MEMORY,
+            unpack_progress: None,
         })
+    }
+
+    /// Verifies publisher signatures against `trust` (the trust file,
+    /// `TrustStore::load(&TrustStore::default_path())`, plus any keys
+    /// added): a pinned worker installs only when its signature verifies.
+    /// Without it nothing is pinned and only digests are checked.
+    pub fn with_trust(mut self, trust: TrustStore) -> Self {
+        self.trust = trust;
+        self
+    }
+
+    /// Keeps the last installed archive of each worker up to `bytes`
+    /// (default [`cache::DEFAULT_MAX_CACHED_ARCHIVE`]; 0 keeps none), so
+    /// that the next upgrade can use a delta.
+    pub fn with_max_cached_archive(mut self, bytes: u64) -> Self {
+        self.max_cached_archive = bytes;
+        self
+    }
+
+    /// Applies a delta only when it takes at most `bytes` of memory (the
+    /// installed build's unpacked tar and the delta's window; default
+    /// [`crate::upgrade::DEFAULT_MAX_DELTA_MEMORY`]); otherwise an upgrade
+    /// downloads the whole archive.
+    pub fn with_max_delta_memory(mut self, bytes: u64) -> Self {
+        self.max_delta_memory = bytes;
+        self
+    }
+
+    /// Reports unpacking to `progress` (the download has its own callback,
+    /// given to each install).
+    pub fn with_unpack_progress(mut self, progress: UnpackProgress) -> Self {
+        self.unpack_progress = Some(progress);
+        self
     }
 
     /// Installs builds of another platform (for tests and cross installs).
@@ -101,38 +158,32 @@ impl Installer {
     }
 
     /// Picks the highest published version matching `requirement`
-    /// (`None`: the latest stable).
+    /// (`None`: the latest stable); see [`Installer::resolve_release`].
     pub async fn resolve(
         &self,
         worker: &str,
         requirement: Option<&str>,
     ) -> Result<String, ClientError> {
-        let id = worker_id(worker)?;
-        Ok(self.resolve_checked(&id, requirement).await?.to_string())
+        Ok(self
+            .resolve_release(worker, requirement)
+            .await?
+            .version
+            .to_string())
     }
 
-    async fn resolve_checked(
+    /// The version [`Installer::install`] installs for `requirement`, and
+    /// whether it is yanked: a range or "latest" never picks a yanked
+    /// version, an exactly named one (`1.2.3`, `=1.2.3`) is taken even
+    /// when yanked (as cargo does), with the reason here so the caller
+    /// can warn.
+    pub async fn resolve_release(
         &self,
-        worker: &WorkerId,
+        worker: &str,
         requirement: Option<&str>,
-    ) -> Result<semver::Version, ClientError> {
-        let versions = self.catalog.versions(worker.as_str()).await?;
-        let published: Vec<String> = versions
-            .versions
-            .iter()
-            .map(|v| v.version.clone())
-            .collect();
-        let Some(req) = requirement else {
-            let latest = versions
-                .latest
-                .ok_or_else(|| ClientError::NoMatchingVersion {
-                    worker: worker.to_string(),
-                    requirement: "latest".into(),
-                    published: published.clone(),
-                })?;
-            return parse_version(&latest).map_err(ClientError::catalog);
-        };
-        pick(worker.as_str(), req, &published)
+    ) -> Result<Resolved, ClientError> {
+        let id = worker_id(worker)?;
+        let versions = self.catalog.versions_with_yanked(id.as_str()).await?;
+        choose(id.as_str(), requirement, &versions)
     }
 
     /// Installs `worker` at the highest version matching `requirement`.
@@ -142,8 +193,19 @@ impl Installer {
         requirement: Option<&str>,
         progress: Progress<'_>,
     ) -> Result<Outcome, ClientError> {
+        let resolved = self.resolve_release(worker, requirement).await?;
+        self.install_resolved(worker, &resolved, progress).await
+    }
+
+    /// Installs the version [`Installer::resolve_release`] chose.
+    pub async fn install_resolved(
+        &self,
+        worker: &str,
+        resolved: &Resolved,
+        progress: Progress<'_>,
+    ) -> Result<Outcome, ClientError> {
         let id = worker_id(worker)?;
-        let version = self.resolve_checked(&id, requirement).await?;
+        let version = resolved.version.clone();
         let info = self
             .catalog
             .download_info(id.as_str(), &version.to_string(), self.platform)
@@ -174,8 +236,15 @@ impl Installer {
             progress,
         )
         .await?;
-        self.put_in_place(&dest, &id, &download.version, &download.digest, &file.path)
-            .await
+        self.put_in_place(
+            &dest,
+            &id,
+            &download.version,
+            &download.digest,
+            &file.path,
+            info.signature.as_ref(),
+        )
+        .await
     }
 
     /// The record of `worker` `version` for this platform when that exact
@@ -202,8 +271,12 @@ impl Installer {
         Ok((on_disk.is_some() && on_disk == record.files_digest).then_some(record))
     }
 
-    /// Unpacks a verified archive into place and records it. The caller
-    /// holds the destination's lock.
+    /// Checks the publisher's signature of an archive whose digest was
+    /// verified, then unpacks it into place and records it: the one way
+    /// into the destination (CONTRACTS J). `signature` is what the catalog
+    /// (or registry) handed over; the trust store decides whether it is
+    /// needed and whether it holds, before anything touches the
+    /// destination. The caller holds the destination's lock.
     pub(crate) async fn put_in_place(
         &self,
         dest: &Dest,
@@ -211,6 +284,7 @@ impl Installer {
         version: &semver::Version,
         digest: &Sha256Digest,
         archive: &Path,
+        signature: Option<&DownloadSignature>,
     ) -> Result<Outcome, ClientError> {
         let (dest_c, worker_c, version_c, archive_c, max) = (
             dest.clone(),
@@ -219,8 +293,27 @@ impl Installer {
             archive.to_owned(),
             self.max_unpacked,
         );
+        let (trust, signature, platform, digest_c) = (
+            self.trust.clone(),
+            signature.cloned(),
+            self.platform,
+            digest.to_string(),
+        );
+        let unpacking = self.unpack_progress.clone();
         let moved = tokio::task::spawn_blocking(move || {
-            move_into_place(&dest_c, &worker_c, &version_c, &archive_c, max)
+            let expected = trust::Expected {
+                worker: worker_c.as_str(),
+                version: &version_c.to_string(),
+                platform,
+                digest: &digest_c,
+            };
+            trust.verify(&expected, signature.as_ref(), &archive_c)?;
+            let report = |done: u64, total: u64| {
+                if let Some(UnpackProgress(report)) = &unpacking {
+                    report(done, total);
+                }
+            };
+            move_into_place(&dest_c, &worker_c, &version_c, &archive_c, max, &report)
         })
         .await
         .map_err(|e| ClientError::Io(std::io::Error::other(e)))?;
@@ -230,13 +323,15 @@ impl Installer {
                 // A refused archive can never be installed: keeping it would
                 // only leave hostile bytes on disk. Other failures (a full
                 // disk) keep the verified download for the next attempt.
-                if matches!(e, ClientError::UnsafeArchive(_)) {
+                if matches!(e, ClientError::UnsafeArchive(_) | ClientError::Signature(_)) {
                     let _ = std::fs::remove_file(archive);
                 }
                 return Err(e);
             }
         };
-        let _ = std::fs::remove_file(archive);
+        // Kept (not deleted) as the worker's last archive: the next
+        // upgrade may apply a delta to it (`cache.rs`).
+        cache::keep(dest, worker, digest, archive, self.max_cached_archive);
         let installed = Installed {
             worker_id: worker.to_string(),
             version: version.to_string(),
@@ -296,6 +391,9 @@ impl Installer {
             }
         }
         dest.remove_worker_dir_if_empty(&id);
+        if !kept.iter().any(|r| r.worker_id == id.as_str()) {
+            cache::forget(&dest, &id);
+        }
         records.workers = kept;
         records.write(dest.root())?;
         Ok(gone)
@@ -313,12 +411,13 @@ fn move_into_place(
     version: &semver::Version,
     archive: &Path,
     max_unpacked: u64,
+    progress: &dyn Fn(u64, u64),
 ) -> Result<(String, Option<PathBuf>), ClientError> {
     // Removed when dropped, on any failure before the rename.
     let staging = tempfile::Builder::new()
         .prefix(".staging-")
         .tempdir_in(dest.root())?;
-    unpack::unpack(archive, staging.path(), max_unpacked)?;
+    unpack::unpack_with_progress(archive, staging.path(), max_unpacked, progress)?;
     sync_tree(staging.path())?;
     let files_digest = fingerprint(staging.path())?;
     let worker_dir = dest.worker_dir(worker)?;
@@ -345,6 +444,67 @@ fn move_into_place(
     Ok((files_digest, old))
 }
 
+/// A version chosen to install.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The version.
+    pub version: semver::Version,
+    /// `Some(reason)` (possibly empty) when the version is yanked: only
+    /// an exactly named version can be.
+    pub yanked: Option<String>,
+}
+
+/// The version of `listing` that `requirement` names: none, the latest
+/// (never yanked); an exact version, among every listed one, yanked or
+/// not; a range, among versions that are not yanked.
+pub(crate) fn choose(
+    worker: &str,
+    requirement: Option<&str>,
+    listing: &rbee_schemas::v1::Versions,
+) -> Result<Resolved, ClientError> {
+    let not_yanked: Vec<String> = listing
+        .versions
+        .iter()
+        .filter(|v| !v.yanked)
+        .map(|v| v.version.clone())
+        .collect();
+    let version = match requirement {
+        None => {
+            let latest =
+                listing
+                    .latest
+                    .as_deref()
+                    .ok_or_else(|| ClientError::NoMatchingVersion {
+                        worker: worker.to_owned(),
+                        requirement: "latest".into(),
+                        published: not_yanked.clone(),
+                    })?;
+            parse_version(latest).map_err(ClientError::catalog)?
+        }
+        Some(req) => match exact_version(req) {
+            Some(exact) => {
+                let every: Vec<String> =
+                    listing.versions.iter().map(|v| v.version.clone()).collect();
+                pick(worker, &format!("={exact}"), &every)?
+            }
+            None => pick(worker, req, &not_yanked)?,
+        },
+    };
+    let yanked = listing
+        .versions
+        .iter()
+        .find(|v| v.yanked && parse_version(&v.version).ok().as_ref() == Some(&version))
+        .map(|v| v.yank_reason.clone().unwrap_or_default());
+    Ok(Resolved { version, yanked })
+}
+
+/// The version `req` names exactly: a bare version or `=` and a version.
+fn exact_version(req: &str) -> Option<semver::Version> {
+    let req = req.trim();
+    let bare = req.strip_prefix('=').unwrap_or(req).trim();
+    semver::Version::parse(bare).ok()
+}
+
 /// The highest of `published` matching the semver requirement `req`.
 pub fn pick_version(worker: &str, req: &str, published: &[String]) -> Result<String, ClientError> {
     pick(worker, req, published).map(|v| v.to_string())
@@ -357,8 +517,7 @@ pub(crate) fn pick(
     req: &str,
     published: &[String],
 ) -> Result<semver::Version, ClientError> {
-    let parsed = semver::VersionReq::parse(req)
-        .map_err(|e| ClientError::Invalid(format!("bad version requirement `{req}`: {e}")))?;
+    let parsed = requirement(req)?;
     published
         .iter()
         .filter_map(|v| parse_version(v).ok())
@@ -369,6 +528,19 @@ pub(crate) fn pick(
             requirement: req.to_owned(),
             published: published.iter().take(50).cloned().collect(),
         })
+}
+
+/// `req` as a semver requirement. A bare version (`1.2.3`) means exactly
+/// that version, as `cargo install foo@1.2.3` does, not semver's default
+/// caret (`^1.2.3`, which would install 1.2.4 when it exists); ranges take
+/// an operator (`^1.2`, `~1.2.3`, `>=1, <2`, `*`).
+fn requirement(req: &str) -> Result<semver::VersionReq, ClientError> {
+    let bad =
+        |e: semver::Error| ClientError::Invalid(format!("bad version requirement `{req}`: {e}"));
+    if let Ok(exact) = semver::Version::parse(req.trim()) {
+        return semver::VersionReq::parse(&format!("={exact}")).map_err(bad);
+    }
+    semver::VersionReq::parse(req).map_err(bad)
 }
 
 fn now_rfc3339() -> String {
@@ -388,5 +560,48 @@ mod tests {
         assert_eq!(pick_version("w", ">=0.2", &published).unwrap(), "0.10.0");
         assert!(pick_version("w", "^2", &published).is_err());
         assert!(pick_version("w", "not a req", &published).is_err());
+    }
+
+    #[test]
+    fn ranges_skip_yanked_versions_an_exact_version_takes_them() {
+        let version = |v: &str, yanked: bool| rbee_schemas::v1::Version {
+            version: v.into(),
+            published_at: None,
+            index_digest: format!("sha256:{}", "0".repeat(64)),
+            platforms: Vec::new(),
+            yanked,
+            yank_reason: yanked.then(|| "crashes on start".to_owned()),
+            signature: None,
+        };
+        let listing = rbee_schemas::v1::Versions {
+            versions: vec![version("1.1.0", true), version("1.0.0", false)],
+            latest: Some("1.0.0".into()),
+        };
+        let chosen = |req: Option<&str>| super::choose("w", req, &listing);
+        for range in [Some("^1"), Some("*"), None] {
+            let picked = chosen(range);
+            assert!(
+                picked.as_ref().is_ok_and(|r| r.yanked.is_none()),
+                "{range:?}: {picked:?}"
+            );
+        }
+        assert_eq!(chosen(Some("^1")).unwrap().version.to_string(), "1.0.0");
+        assert!(chosen(Some(">=1.0.1")).is_err(), "only 1.1.0, yanked");
+        for exact in ["1.1.0", "=1.1.0"] {
+            let picked = chosen(Some(exact)).unwrap();
+            assert_eq!(picked.version.to_string(), "1.1.0");
+            assert_eq!(picked.yanked.as_deref(), Some("crashes on start"));
+        }
+    }
+
+    #[test]
+    fn a_bare_version_is_that_version_exactly() {
+        let published = ["1.2.3", "1.2.4", "1.3.0"].map(String::from).to_vec();
+        assert_eq!(pick_version("w", "1.2.3", &published).unwrap(), "1.2.3");
+        assert_eq!(pick_version("w", "=1.2.3", &published).unwrap(), "1.2.3");
+        assert_eq!(pick_version("w", "^1.2.3", &published).unwrap(), "1.3.0");
+        assert_eq!(pick_version("w", "~1.2.3", &published).unwrap(), "1.2.4");
+        assert_eq!(pick_version("w", "1.2", &published).unwrap(), "1.3.0");
+        assert!(pick_version("w", "1.2.5", &published).is_err());
     }
 }

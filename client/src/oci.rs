@@ -9,7 +9,9 @@
 //! worker and version asked for, the layer's size is capped, its `urls`
 //! are dropped (a manifest cannot send the download elsewhere), and the
 //! bytes go through the same budgeted, resumable, verified download as
-//! the catalog path.
+//! the catalog path. The release's signature is read from the index's
+//! referrers and checked against the trusted keys in the same place as
+//! the catalog's.
 
 use std::future::Future;
 
@@ -20,6 +22,11 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use rbee_schemas::WorkerMetadata;
 use rbee_schemas::media_types as mt;
+use rbee_schemas::signature::{
+    DOCUMENT_MAX_BYTES as SIGNATURE_DOCUMENT_MAX, Minisig, ReleaseSignature,
+    SIGNATURE_ARTIFACT_TYPE, SIGNATURE_DOCUMENT,
+};
+use rbee_schemas::v1::DownloadSignature;
 use sha2::Digest as _;
 
 use crate::api::worker_id;
@@ -30,6 +37,9 @@ use crate::install::{Installer, Outcome, pick};
 use crate::layout::Dest;
 use crate::limits::{MAX_ANSWER_BYTES, MAX_METADATA_BYTES};
 
+/// Signature artifacts read per release (one per signing key).
+const MAX_SIGNATURE_ARTIFACTS: usize = 16;
+
 /// Where to find workers in a registry.
 #[derive(Debug, Clone)]
 pub struct RegistrySource {
@@ -39,8 +49,41 @@ pub struct RegistrySource {
     pub namespace: String,
 }
 
-fn oci_error(e: oci_client::errors::OciDistributionError) -> ClientError {
-    ClientError::Network(format!("registry: {e}"))
+/// Sorts oci-client's errors into the client's: a missing repository,
+/// tag or blob is "not found" (not a network error), an error status is a
+/// server error, and only a failed request is network trouble.
+fn oci_error(what: &str, e: oci_client::errors::OciDistributionError) -> ClientError {
+    use oci_client::errors::{OciDistributionError as E, OciErrorCode as C};
+    match e {
+        E::RegistryError { envelope, .. }
+            if envelope.errors.iter().any(|e| {
+                matches!(
+                    e.code,
+                    C::NameUnknown | C::ManifestUnknown | C::BlobUnknown | C::NotFound
+                )
+            }) =>
+        {
+            ClientError::NotFound(format!("registry: {what}: {envelope}"))
+        }
+        E::ImageManifestNotFoundError(m) => ClientError::NotFound(format!("registry: {what}: {m}")),
+        E::ServerError { code: 404, url, .. } => {
+            ClientError::NotFound(format!("registry: {what}: nothing at {url}"))
+        }
+        E::ServerError { code, message, .. } => ClientError::Server {
+            status: code,
+            message: format!("registry: {what}: {message}"),
+        },
+        E::UnauthorizedError { url } => ClientError::Server {
+            status: 401,
+            message: format!("registry: {what}: not authorized at {url} (a private repository?)"),
+        },
+        E::RequestError(e) => match ClientError::from(e) {
+            ClientError::Network(m) => ClientError::Network(format!("registry: {what}: {m}")),
+            ClientError::Timeout(m) => ClientError::Timeout(format!("registry: {what}: {m}")),
+            other => other,
+        },
+        other => ClientError::registry(format!("{what}: {other}")),
+    }
 }
 
 /// A registry request that must answer within `limit`.
@@ -52,7 +95,7 @@ async fn within<T>(
     tokio::time::timeout(limit, fut)
         .await
         .map_err(|_| ClientError::Timeout(format!("registry: {what}")))?
-        .map_err(oci_error)
+        .map_err(|e| oci_error(what, e))
 }
 
 /// A descriptor with only what a pull needs: no `urls` (foreign
@@ -186,7 +229,7 @@ impl Installer {
         let layer = manifest
             .layers
             .iter()
-            .find(|l| l.media_type == mt::WORKER_LAYER)
+            .find(|l| mt::is_worker_layer(&l.media_type))
             .ok_or_else(|| {
                 ClientError::registry(format!("{repo}@{manifest_digest} has no worker layer"))
             })?;
@@ -202,7 +245,16 @@ impl Installer {
         // installed (which needs no request at all).
         self.check_metadata(&client, &by_digest, &manifest.config, &id, &version)
             .await?;
-        let descriptor = bare(mt::WORKER_LAYER, &layer_digest, size);
+        // The signature, as the catalog would have handed it over.
+        let index_ref = Reference::with_digest(
+            host.clone(),
+            repo.clone(),
+            format!("sha256:{}", hex::encode(sha2::Sha256::digest(&index_bytes))),
+        );
+        let signature = self
+            .registry_signature(&client, &index_ref, &id, &version, &layer_digest)
+            .await?;
+        let descriptor = bare(&layer.media_type, &layer_digest, size);
         let (client, by_digest, descriptor) = (&client, &by_digest, &descriptor);
         let open = |offset: u64| async move {
             let opened = if offset == 0 {
@@ -239,8 +291,15 @@ impl Installer {
             timeouts,
         };
         let file = download::fetch(open, expected, &dest.downloads(), progress).await?;
-        self.put_in_place(&dest, &id, &version, &layer_digest, &file.path)
-            .await
+        self.put_in_place(
+            &dest,
+            &id,
+            &version,
+            &layer_digest,
+            &file.path,
+            signature.as_ref(),
+        )
+        .await
     }
 
     /// Reads the worker metadata (the manifest's config) and checks it is
@@ -262,36 +321,9 @@ impl Installer {
         }
         let digest = Sha256Digest::parse(&config.digest).map_err(ClientError::registry)?;
         let size = size_of(config, MAX_METADATA_BYTES)?;
-        let timeouts = self.catalog.timeouts();
-        let mut stream = within(
-            timeouts.answer(),
-            "opening the worker metadata",
-            client.pull_blob_stream(reference, &bare(mt::WORKER_METADATA, &digest, size)),
-        )
-        .await?
-        .stream;
-        let mut bytes = Vec::new();
-        let read = async {
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| ClientError::Network(format!("registry: {e}")))?;
-                let take = chunk.len().min(size as usize - bytes.len());
-                bytes.extend_from_slice(&chunk[..take]);
-                if bytes.len() as u64 == size {
-                    break;
-                }
-            }
-            Ok::<(), ClientError>(())
-        };
-        tokio::time::timeout(timeouts.answer(), read)
-            .await
-            .map_err(|_| ClientError::Timeout("registry: reading the worker metadata".into()))??;
-        let actual = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes)));
-        if actual != digest.as_str() {
-            return Err(ClientError::Checksum {
-                expected: digest.to_string(),
-                actual,
-            });
-        }
+        let bytes = self
+            .small_blob(client, reference, mt::WORKER_METADATA, &digest, size)
+            .await?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| ClientError::registry("the worker metadata is not UTF-8"))?;
         let metadata = WorkerMetadata::from_json(text)
@@ -309,5 +341,156 @@ impl Installer {
             });
         }
         Ok(())
+    }
+}
+
+impl Installer {
+    /// A small blob of `size` bytes (already capped by the caller), read
+    /// within the answer deadline and checked against `digest`.
+    async fn small_blob(
+        &self,
+        client: &Client,
+        reference: &Reference,
+        media_type: &str,
+        digest: &Sha256Digest,
+        size: u64,
+    ) -> Result<Vec<u8>, ClientError> {
+        let timeouts = self.catalog.timeouts();
+        let mut stream = within(
+            timeouts.answer(),
+            "opening a small blob",
+            client.pull_blob_stream(reference, &bare(media_type, digest, size)),
+        )
+        .await?
+        .stream;
+        let mut bytes = Vec::new();
+        let read = async {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| ClientError::Network(format!("registry: {e}")))?;
+                let take = chunk.len().min(size as usize - bytes.len());
+                bytes.extend_from_slice(&chunk[..take]);
+                if bytes.len() as u64 == size {
+                    break;
+                }
+            }
+            Ok::<(), ClientError>(())
+        };
+        tokio::time::timeout(timeouts.answer(), read)
+            .await
+            .map_err(|_| ClientError::Timeout(format!("registry: reading {media_type}")))??;
+        let actual = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes)));
+        if actual != digest.as_str() {
+            return Err(ClientError::Checksum {
+                expected: digest.to_string(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// The publisher's signature of the build `layer_digest`, read from
+    /// the referrers of the release index `index` (the referrers API, or
+    /// the `sha256-<hex>` fallback tag) as the catalog reads it: the
+    /// newest signature document that reads, names this worker and
+    /// version, and covers this build. `None` when there is none: whether
+    /// that is acceptable is the trust store's decision, in
+    /// `put_in_place`. The registry is not trusted here either: what it
+    /// says is only passed on to the verification.
+    async fn registry_signature(
+        &self,
+        client: &Client,
+        index: &Reference,
+        worker: &WorkerId,
+        version: &semver::Version,
+        layer_digest: &Sha256Digest,
+    ) -> Result<Option<DownloadSignature>, ClientError> {
+        let answer = self.catalog.timeouts().answer();
+        let listed = match within(
+            answer,
+            "listing the release's signatures",
+            client.pull_referrers(index, Some(SIGNATURE_ARTIFACT_TYPE)),
+        )
+        .await
+        {
+            Ok(listed) => listed.manifests,
+            Err(ClientError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut best: Option<(String, ReleaseSignature)> = None;
+        for entry in listed.iter().take(MAX_SIGNATURE_ARTIFACTS) {
+            let Ok(digest) = Sha256Digest::parse(&entry.digest) else {
+                continue;
+            };
+            let by_digest = Reference::with_digest(
+                index.registry().to_owned(),
+                index.repository().to_owned(),
+                digest.to_string(),
+            );
+            let (bytes, _) = within(
+                answer,
+                "reading a signature",
+                client.pull_manifest_raw(&by_digest, &RegistryAuth::Anonymous, &[mt::OCI_MANIFEST]),
+            )
+            .await?;
+            let actual = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes)));
+            if actual != digest.as_str() || bytes.len() > MAX_ANSWER_BYTES {
+                continue;
+            }
+            let Ok(manifest) = serde_json::from_slice::<rbee_schemas::oci::ImageManifest>(&bytes)
+            else {
+                continue;
+            };
+            if manifest.artifact_type.as_deref() != Some(SIGNATURE_ARTIFACT_TYPE) {
+                continue;
+            }
+            let Some(layer) = manifest
+                .layers
+                .iter()
+                .find(|l| l.media_type == SIGNATURE_DOCUMENT)
+            else {
+                continue;
+            };
+            let Ok(layer_digest) = Sha256Digest::parse(&layer.digest) else {
+                continue;
+            };
+            if layer.size > SIGNATURE_DOCUMENT_MAX as u64 {
+                continue;
+            }
+            let doc = self
+                .small_blob(
+                    client,
+                    &by_digest,
+                    SIGNATURE_DOCUMENT,
+                    &layer_digest,
+                    layer.size,
+                )
+                .await?;
+            let Ok(doc) = ReleaseSignature::from_json(&doc) else {
+                continue;
+            };
+            if doc.worker_id != worker.as_str() || doc.version != version.to_string() {
+                continue;
+            }
+            let created = manifest
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(rbee_schemas::annotations::CREATED).cloned())
+                .unwrap_or_default();
+            if best.as_ref().is_none_or(|(c, _)| created > *c) {
+                best = Some((created, doc));
+            }
+        }
+        Ok(best.and_then(|(_, doc)| {
+            let entry = doc
+                .signatures
+                .iter()
+                .find(|s| s.platform == self.platform() && s.digest == layer_digest.as_str())?;
+            let sig = Minisig::parse(&entry.minisig).ok()?;
+            Some(DownloadSignature {
+                key_id: sig.key_id,
+                minisig: sig.text,
+                trusted_comment: sig.trusted_comment,
+            })
+        }))
     }
 }

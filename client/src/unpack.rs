@@ -43,15 +43,76 @@ fn safe_path(raw: &Path) -> Result<PathBuf, ClientError> {
     Ok(out)
 }
 
-/// Unpacks the tar.gz at `archive` into the empty directory `target`,
-/// each file synced to disk. Blocking: call it from a blocking thread.
+/// A reader that tells `progress` how much of the archive it has read.
+struct Counted<'a, R> {
+    inner: R,
+    read: u64,
+    size: u64,
+    progress: &'a dyn Fn(u64, u64),
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        (self.progress)(self.read, self.size);
+        Ok(n)
+    }
+}
+
+/// The first bytes of a gzip member and of a zstd frame.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// A reader of the tar inside `file`, whichever compression it has (the
+/// two worker layer types: tar+gzip and tar+zstd), told apart by their
+/// magic bytes rather than by a name or media type a server gave, so
+/// every download path unpacks both. Anything else is refused.
+fn decompressed<'a>(file: impl Read + 'a) -> Result<Box<dyn Read + 'a>, ClientError> {
+    use std::io::BufRead;
+    let mut input = io::BufReader::new(file);
+    let head = input.fill_buf()?;
+    if head.starts_with(&GZIP_MAGIC) {
+        // One gzip member (what the pusher writes); a MultiGzDecoder
+        // would also read members appended after it.
+        Ok(Box::new(flate2::read::GzDecoder::new(input)))
+    } else if head.starts_with(&ZSTD_MAGIC) {
+        Ok(Box::new(zstd::stream::read::Decoder::with_buffer(input)?))
+    } else {
+        Err(ClientError::UnsafeArchive(
+            "the archive is neither tar+gzip nor tar+zstd".into(),
+        ))
+    }
+}
+
+/// Unpacks the tar.gz or tar.zst at `archive` into the empty directory
+/// `target`, each file synced to disk. Blocking: call it from a blocking
+/// thread.
 pub fn unpack(
     archive: &Path,
     target: &Path,
     max_unpacked: u64,
 ) -> Result<Vec<PathBuf>, ClientError> {
+    unpack_with_progress(archive, target, max_unpacked, &|_, _| {})
+}
+
+/// [`unpack`], telling `progress` `(archive bytes read, archive size)` as
+/// it goes.
+pub fn unpack_with_progress(
+    archive: &Path,
+    target: &Path,
+    max_unpacked: u64,
+    progress: &dyn Fn(u64, u64),
+) -> Result<Vec<PathBuf>, ClientError> {
     let file = fs::File::open(archive)?;
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(io::BufReader::new(file)));
+    let size = file.metadata()?.len();
+    let counted = Counted {
+        inner: file,
+        read: 0,
+        size,
+        progress,
+    };
+    let mut tar = tar::Archive::new(decompressed(counted)?);
     let mut written = Vec::new();
     let mut total = 0u64;
     for entry in tar.entries()? {
@@ -131,7 +192,26 @@ mod tests {
             fs::File::create(&out).unwrap(),
             flate2::Compression::fast(),
         );
-        let mut b = tar::Builder::new(gz);
+        tar_into(gz, path, kind, link, size).finish().unwrap();
+        out
+    }
+
+    /// The same archive, compressed with zstd.
+    fn archive_zst(dir: &Path, path: &str, kind: tar::EntryType, size: u64) -> PathBuf {
+        let out = dir.join("a.tar.zst");
+        let zst = zstd::stream::write::Encoder::new(fs::File::create(&out).unwrap(), 3).unwrap();
+        tar_into(zst, path, kind, None, size).finish().unwrap();
+        out
+    }
+
+    fn tar_into<W: io::Write>(
+        out: W,
+        path: &str,
+        kind: tar::EntryType,
+        link: Option<&str>,
+        size: u64,
+    ) -> W {
+        let mut b = tar::Builder::new(out);
         let mut h = tar::Header::new_gnu();
         h.as_gnu_mut().unwrap().name[..path.len()].copy_from_slice(path.as_bytes());
         h.set_entry_type(kind);
@@ -142,8 +222,7 @@ mod tests {
         }
         h.set_cksum();
         b.append(&h, io::repeat(b'x').take(size)).unwrap();
-        b.into_inner().unwrap().finish().unwrap();
-        out
+        b.into_inner().unwrap()
     }
 
     fn refuses(
@@ -188,5 +267,39 @@ mod tests {
         let files = unpack(&a, &target, 100).unwrap();
         assert_eq!(files, [PathBuf::from("bin/worker")]);
         assert_eq!(fs::read(target.join("bin/worker")).unwrap(), b"xxx");
+    }
+
+    #[test]
+    fn zstd_archives_unpack_and_are_checked_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = archive_zst(dir.path(), "bin/worker", tar::EntryType::Regular, 3);
+        let target = dir.path().join("t");
+        fs::create_dir(&target).unwrap();
+        assert_eq!(
+            unpack(&a, &target, 100).unwrap(),
+            [PathBuf::from("bin/worker")]
+        );
+        assert_eq!(fs::read(target.join("bin/worker")).unwrap(), b"xxx");
+
+        let evil = archive_zst(dir.path(), "../x", tar::EntryType::Regular, 1);
+        let target = dir.path().join("u");
+        fs::create_dir(&target).unwrap();
+        let err = unpack(&evil, &target, 100).unwrap_err().to_string();
+        assert!(err.contains(".."), "{err}");
+    }
+
+    #[test]
+    fn an_archive_of_another_kind_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("a.tar");
+        fs::write(
+            &plain,
+            tar_into(Vec::new(), "w", tar::EntryType::Regular, None, 3),
+        )
+        .unwrap();
+        let target = dir.path().join("t");
+        fs::create_dir(&target).unwrap();
+        let err = unpack(&plain, &target, 100).unwrap_err().to_string();
+        assert!(err.contains("neither tar+gzip nor tar+zstd"), "{err}");
     }
 }

@@ -53,7 +53,7 @@ impl Credentials {
     }
 
     /// Resolves credentials for `host`: explicit values first (flags or
-    /// `RBEE_REGISTRY_USERNAME`/`RBEE_REGISTRY_PASSWORD`, filled in by clap),
+    /// `RBEE_PUSHER_USERNAME`/`RBEE_PUSHER_PASSWORD`, filled in by clap),
     /// then the docker config file, else anonymous.
     pub fn resolve(host: &str, username: Option<String>, password: Option<String>) -> Self {
         if password.is_some() {

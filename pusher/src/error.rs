@@ -19,6 +19,10 @@ pub enum PushError {
     /// Credentials are missing or refused.
     #[error("{0}")]
     Auth(String),
+    /// A staged release is not complete (a declared platform was not
+    /// staged), or nothing is staged.
+    #[error("{0}")]
+    Incomplete(String),
     /// A local file could not be read or written.
     #[error("file error: {0}")]
     Io(#[from] std::io::Error),
@@ -32,6 +36,7 @@ impl PushError {
             PushError::Conflict(_) => 4,
             PushError::Rejected(_) | PushError::Registry(_) => 5,
             PushError::Auth(_) => 6,
+            PushError::Incomplete(_) => 7,
             PushError::Io(_) => 1,
         }
     }

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod delta;
 pub mod error;
 pub mod package;
 pub mod pkgbuild;
@@ -12,5 +13,10 @@ pub mod progress;
 pub mod publish;
 pub mod referrers;
 pub mod release;
+pub mod release_staged;
+pub mod sign;
+pub mod stage;
+pub mod validate;
+pub mod yank;
 
 pub use error::PushError;

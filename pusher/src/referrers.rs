@@ -154,3 +154,64 @@ pub async fn attach(
     }
     Ok(())
 }
+
+/// The referrers of `subject` of `artifact_type`, through the referrers
+/// API or, on registries without it, the fallback tag.
+pub async fn listed(
+    client: &RegistryClient,
+    repo: &str,
+    subject: &str,
+    artifact_type: &str,
+) -> Result<Vec<Descriptor>, PushError> {
+    let listed = match client.referrers(repo, subject, artifact_type).await? {
+        Some(index) => index.manifests,
+        None => fallback_index(client, repo, subject).await?.manifests,
+    };
+    Ok(listed
+        .into_iter()
+        .filter(|d| d.artifact_type.as_deref() == Some(artifact_type))
+        .collect())
+}
+
+/// Writes the referrer `manifest` (its blobs uploaded already) and, on a
+/// registry that did not index its subject, adds it to the fallback tag
+/// next to the referrers listed there (none replaced).
+pub async fn add(
+    client: &RegistryClient,
+    repo: &str,
+    subject: &str,
+    manifest: Bytes,
+    descriptor: &Descriptor,
+) -> Result<(), PushError> {
+    let put = client
+        .put_manifest(repo, &descriptor.digest, mt::OCI_MANIFEST, manifest)
+        .await?;
+    if !put.subject_indexed {
+        add_to_fallback(client, repo, subject, descriptor).await?;
+    }
+    Ok(())
+}
+
+/// Adds `descriptor` to the fallback tag of `subject`, for a registry
+/// that did not index the referrer's PUT itself (no `OCI-Subject`).
+pub async fn add_to_fallback(
+    client: &RegistryClient,
+    repo: &str,
+    subject: &str,
+    descriptor: &Descriptor,
+) -> Result<(), PushError> {
+    let mut index = fallback_index(client, repo, subject).await?;
+    if index
+        .manifests
+        .iter()
+        .any(|d| d.digest == descriptor.digest)
+    {
+        return Ok(());
+    }
+    index.manifests.push(descriptor.clone());
+    let bytes = Bytes::from(documents::to_bytes(&index));
+    client
+        .put_manifest(repo, &fallback_tag(subject), mt::OCI_INDEX, bytes)
+        .await?;
+    Ok(())
+}

@@ -102,26 +102,46 @@ impl RegistryError {
             BlobUnknown(_) => ("BLOB_UNKNOWN", StatusCode::NOT_FOUND),
             BlobUploadUnknown => ("BLOB_UPLOAD_UNKNOWN", StatusCode::NOT_FOUND),
             BlobUploadInvalid(_) => ("BLOB_UPLOAD_INVALID", StatusCode::BAD_REQUEST),
-            RangeInvalid { .. } => ("RANGE_INVALID", StatusCode::RANGE_NOT_SATISFIABLE),
+            // A chunk that does not start where the upload ends: the spec
+            // answers 416, and its code for a bad upload request.
+            RangeInvalid { size: None, .. } => {
+                ("BLOB_UPLOAD_INVALID", StatusCode::RANGE_NOT_SATISFIABLE)
+            }
+            // A blob range past its end: no code of the spec's table fits;
+            // CNCF Distribution's (documented as our extension).
+            RangeInvalid { size: Some(_), .. } => {
+                ("RANGE_INVALID", StatusCode::RANGE_NOT_SATISFIABLE)
+            }
             ManifestUnknown(_) => ("MANIFEST_UNKNOWN", StatusCode::NOT_FOUND),
             ManifestInvalid(_) => ("MANIFEST_INVALID", StatusCode::BAD_REQUEST),
             ManifestBlobUnknown(_) => ("MANIFEST_BLOB_UNKNOWN", StatusCode::BAD_REQUEST),
             TooLarge(_) => ("SIZE_INVALID", StatusCode::PAYLOAD_TOO_LARGE),
             SizeInvalid(_) => ("SIZE_INVALID", StatusCode::BAD_REQUEST),
+            // No code of the table fits a bad `n`; CNCF Distribution's,
+            // which clients know (a documented extension).
             PaginationInvalid(_) => ("PAGINATION_NUMBER_INVALID", StatusCode::BAD_REQUEST),
             Unsupported(_) => ("UNSUPPORTED", StatusCode::METHOD_NOT_ALLOWED),
             // CNCF Distribution's code for a 503.
             Busy(_) => ("UNAVAILABLE", StatusCode::SERVICE_UNAVAILABLE),
             Unauthorized { .. } => ("UNAUTHORIZED", StatusCode::UNAUTHORIZED),
             Denied(_) => ("DENIED", StatusCode::FORBIDDEN),
-            NotFound => ("NOT_FOUND", StatusCode::NOT_FOUND),
+            // An endpoint this registry does not have: an unsupported
+            // operation (the spec's UNSUPPORTED), with the status that says
+            // there is nothing at that path.
+            NotFound => ("UNSUPPORTED", StatusCode::NOT_FOUND),
             MethodNotAllowed => ("UNSUPPORTED", StatusCode::METHOD_NOT_ALLOWED),
-            Storage(StorageError::NotFound(_)) => ("NOT_FOUND", StatusCode::NOT_FOUND),
+            // Every lookup maps a missing object to its own code; what is
+            // left is content that vanished while a request used it (a
+            // concurrent delete, cancel or garbage collection).
+            Storage(StorageError::NotFound(_)) => ("BLOB_UNKNOWN", StatusCode::NOT_FOUND),
             // The spec has no code for this; the status says it, and unlike
             // 503 it does not invite clients to retry before someone frees
             // space.
             Storage(StorageError::Full(_)) => ("UNKNOWN", StatusCode::INSUFFICIENT_STORAGE),
-            Storage(_) => ("UNKNOWN", StatusCode::INTERNAL_SERVER_ERROR),
+            // A backend that failed (object storage down or throttling, a
+            // disk error) may well answer the retry: 503 with Retry-After,
+            // CNCF Distribution's code for it.
+            Storage(_) => ("UNAVAILABLE", StatusCode::SERVICE_UNAVAILABLE),
         }
     }
 
@@ -149,6 +169,11 @@ impl IntoResponse for RegistryError {
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %self, "request failed");
             "internal server error".to_owned()
+        } else if let RegistryError::Storage(e) = &self
+            && status == StatusCode::SERVICE_UNAVAILABLE
+        {
+            tracing::error!(error = %e, "request failed: storage unavailable");
+            "the registry's storage is unavailable; retry later".to_owned()
         } else if status == StatusCode::INSUFFICIENT_STORAGE {
             tracing::error!(error = %self, "request failed: storage is full");
             STORAGE_FULL_MESSAGE.to_owned()
@@ -180,7 +205,9 @@ impl IntoResponse for RegistryError {
                     headers.insert(header::WWW_AUTHENTICATE, v);
                 }
             }
-            RegistryError::Busy(_) => {
+            RegistryError::Busy(_) | RegistryError::Storage(_)
+                if status == StatusCode::SERVICE_UNAVAILABLE =>
+            {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(crate::limits::RETRY_AFTER_SECS),

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! blobs/<alg>/<hex[..2]>/<hex>                         content, shared by all repositories
-//! uploads/<id>/data, uploads/<id>/info                 an upload session's bytes and owner
+//! uploads/<id>/info (+ backend objects)              an upload session: owner, parts, hash state
 //! repositories/<name>/_blobs/<alg>/<hex>               the blob is linked into <name>
 //! repositories/<name>/_manifests/<alg>/<hex>           the manifest is in <name>; holds its media type
 //! repositories/<name>/_tags/<tag>                      holds the digest the tag points at
@@ -13,7 +13,7 @@
 //! Content lives once under `blobs/`; a repository sees it only through its
 //! own links, which is what isolates repositories from one another.
 
-use crate::reference::{Digest, RepoName, Tag};
+use crate::reference::{Algorithm, Digest, RepoName, Tag};
 use crate::storage::Key;
 
 /// Where the bytes of `digest` live.
@@ -22,12 +22,15 @@ pub fn blob(digest: &Digest) -> Key {
     Key::new(["blobs", digest.algorithm().name(), &hex[..2], hex])
 }
 
-/// The bytes received so far by upload `id`.
-pub fn upload_data(id: &str) -> Key {
-    Key::new(["uploads", id, "data"])
+/// Where a finished upload `id` is committed when its digest can only be
+/// checked by reading it back (a digest other than SHA-256, whose running
+/// state the session does not keep).
+pub fn upload_verify(id: &str) -> Key {
+    Key::new(["uploads", id, "verify"])
 }
 
-/// Who owns upload `id` and when it started.
+/// Who owns upload `id`, when it started, and how far it has come (the
+/// backend's [`crate::storage::UploadParts`] and the running hash).
 pub fn upload_info(id: &str) -> Key {
     Key::new(["uploads", id, "info"])
 }
@@ -62,6 +65,32 @@ pub fn manifest_link(name: &RepoName, digest: &Digest) -> Key {
         digest.algorithm().name(),
         digest.hex()
     ))
+}
+
+/// The blob links of `name` made with `algorithm` (file names: hex).
+pub fn blob_links(name: &RepoName, algorithm: Algorithm) -> Key {
+    repo(name).child(&format!("_blobs/{}", algorithm.name()))
+}
+
+/// The manifest records of `name` made with `algorithm` (file names: hex).
+pub fn manifest_links(name: &RepoName, algorithm: Algorithm) -> Key {
+    repo(name).child(&format!("_manifests/{}", algorithm.name()))
+}
+
+/// The content of `algorithm`: folders named by the first two hex digits.
+pub fn blobs_of(algorithm: Algorithm) -> Key {
+    Key::new(["blobs", algorithm.name()])
+}
+
+/// One fan-out folder of [`blobs_of`] (`prefix`: two hex digits, as listed).
+pub fn blobs_under(algorithm: Algorithm, prefix: &str) -> Option<Key> {
+    (prefix.len() == 2 && prefix.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| Key::new(["blobs", algorithm.name(), prefix]))
+}
+
+/// A file name under `algorithm`'s folders back to its digest.
+pub fn digest_of(algorithm: Algorithm, hex: &str) -> Option<Digest> {
+    Digest::parse(&format!("{}:{hex}", algorithm.name())).ok()
 }
 
 /// All tags of `name`.

@@ -3,12 +3,15 @@
 //! by default); the HTTP surface is [`api::router`]; [`Registry`] holds the
 //! rules in between. See `docs/architecture.md` for the map.
 
+pub mod access_log;
 pub mod api;
 mod cache;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod events;
 pub mod gate;
+pub mod gc;
 mod layout;
 pub mod limits;
 pub mod manifest;

@@ -69,6 +69,27 @@ pub struct Manifest {
     pub blobs: Vec<Descriptor>,
     /// Manifests (index entries) that must be in the repository, likewise.
     pub manifests: Vec<Descriptor>,
+    /// Non-distributable ("foreign") layers with `urls`: they may live
+    /// elsewhere, so they need to be here only when the registry does not
+    /// allow foreign layers (`RegistryConfig::allow_foreign_layers`).
+    pub foreign: Vec<Descriptor>,
+}
+
+/// Media type prefixes of non-distributable layers: OCI's (deprecated, but
+/// still in use) and Docker's foreign layers.
+const NON_DISTRIBUTABLE_PREFIXES: [&str; 2] = [
+    "application/vnd.oci.image.layer.nondistributable.",
+    "application/vnd.docker.image.rootfs.foreign.",
+];
+
+/// Whether `layer` is one a registry may be allowed not to hold: a
+/// non-distributable media type, and `urls` naming where it lives (an
+/// empty list names no place).
+fn is_foreign(layer: &Descriptor) -> bool {
+    NON_DISTRIBUTABLE_PREFIXES
+        .iter()
+        .any(|p| essence(&layer.media_type).starts_with(p))
+        && layer.urls.as_ref().is_some_and(|u| !u.is_empty())
 }
 
 /// Strips parameters (`; charset=…`) and white space from a media type.
@@ -114,11 +135,11 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Manifest> {
             "a manifest cannot have both `manifests` and `layers`/`config`".into(),
         ));
     }
-    let (blobs, manifests, artifact_type) = if is_index {
+    let (blobs, foreign, manifests, artifact_type) = if is_index {
         let entries = wire
             .manifests
             .ok_or_else(|| RegistryError::ManifestInvalid("an index needs `manifests`".into()))?;
-        (Vec::new(), entries, wire.artifact_type)
+        (Vec::new(), Vec::new(), entries, wire.artifact_type)
     } else {
         if wire.manifests.is_some() {
             return Err(RegistryError::ManifestInvalid(format!(
@@ -134,15 +155,12 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Manifest> {
         let artifact_type = wire
             .artifact_type
             .or_else(|| Some(config.media_type.clone()));
+        // Only a non-distributable layer may live at its URLs instead of
+        // here; any other layer must be here, `urls` or not.
+        let (foreign, layers): (Vec<_>, Vec<_>) = layers.into_iter().partition(is_foreign);
         let mut blobs = vec![config];
-        // Foreign layers live at their URLs, not in the registry; an empty
-        // `urls` names no place, so that layer must be here like any other.
-        blobs.extend(
-            layers
-                .into_iter()
-                .filter(|l| l.urls.as_ref().is_none_or(Vec::is_empty)),
-        );
-        (blobs, Vec::new(), artifact_type)
+        blobs.extend(layers);
+        (blobs, foreign, Vec::new(), artifact_type)
     };
     Ok(Manifest {
         media_type,
@@ -151,6 +169,7 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Manifest> {
         subject: wire.subject,
         blobs,
         manifests,
+        foreign,
     })
 }
 
@@ -202,6 +221,50 @@ mod tests {
         ));
         let m = parse(None, body.as_bytes()).unwrap();
         assert_eq!(m.subject.unwrap().digest.to_string(), digest('c'));
+    }
+
+    #[test]
+    fn only_non_distributable_layers_with_urls_are_foreign() {
+        let layer = |media_type: &str, urls: &str| {
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{}","size":2}},"layers":[{{"mediaType":"{media_type}","digest":"{}","size":5{urls}}}]}}"#,
+                media_types::OCI_MANIFEST,
+                digest('a'),
+                digest('b')
+            )
+        };
+        let urls = r#","urls":["https://example.com/x"]"#;
+        for (media_type, urls, foreign) in [
+            (
+                "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+                urls,
+                true,
+            ),
+            (
+                "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+                urls,
+                true,
+            ),
+            (
+                "application/vnd.oci.image.layer.nondistributable.v1.tar",
+                r#","urls":[]"#,
+                false,
+            ),
+            ("application/vnd.oci.image.layer.v1.tar+gzip", urls, false),
+            (
+                "application/vnd.oci.image.layer.nondistributable.v1.tar",
+                "",
+                false,
+            ),
+        ] {
+            let m = parse(None, layer(media_type, urls).as_bytes()).unwrap();
+            assert_eq!(m.foreign.len(), usize::from(foreign), "{media_type} {urls}");
+            assert_eq!(
+                m.blobs.len(),
+                2 - usize::from(foreign),
+                "{media_type} {urls}"
+            );
+        }
     }
 
     #[test]

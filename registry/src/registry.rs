@@ -27,12 +27,16 @@ pub struct Registry {
     pub(crate) config: RegistryConfig,
     pub(crate) events: EventBus,
     pub(crate) uploads: UploadSessions,
-    cache: ManifestCache,
+    pub(crate) cache: ManifestCache,
     bodies: ManifestBodies,
     /// What manifests say each blob is, for pull events.
     blob_types: BlobMediaTypes,
     /// Orders removals against everything else, per repository.
-    writes: RepoLocks,
+    pub(crate) writes: RepoLocks,
+    /// Held shared by whatever makes content reachable (a blob link, a
+    /// manifest record), exclusively by garbage collection's sweep: see
+    /// `gc.rs` for why that keeps pushes in flight safe.
+    pub(crate) sweep: tokio::sync::RwLock<()>,
 }
 
 /// The result of storing a manifest.
@@ -52,6 +56,7 @@ impl Registry {
             bodies: ManifestBodies::default(),
             blob_types: BlobMediaTypes::default(),
             writes: RepoLocks::default(),
+            sweep: tokio::sync::RwLock::new(()),
             uploads: UploadSessions::default(),
             events: EventBus::default(),
             storage,
@@ -160,6 +165,68 @@ impl Registry {
         )))
     }
 
+    /// A presigned URL of the bucket for blob `digest` of `repo`, whose
+    /// size [`Self::blob_size`] found to be `size` (so the access checks
+    /// and the link check are done), when presigned redirects are on and
+    /// the storage can make one. A `GET` (`head` false) answered this way
+    /// is announced as a pull of the whole blob: the registry does not see
+    /// the transfer itself.
+    pub async fn blob_redirect(
+        &self,
+        context: &RequestContext,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+        head: bool,
+    ) -> Result<Option<String>> {
+        let Some(lifetime) = self.config.presigned_redirects else {
+            return Ok(None);
+        };
+        let url = match self
+            .storage
+            .presigned_get(&layout::blob(digest), lifetime)
+            .await
+        {
+            Err(storage::StorageError::NotFound(_)) => {
+                return Err(RegistryError::BlobUnknown(digest.to_string()));
+            }
+            other => other?,
+        };
+        if url.is_some() && !head {
+            let mut event = Event::new(Action::Pull, Target::Blob, repo, digest, context);
+            event.media_type = self.blob_types.get(digest);
+            event.size = Some(size);
+            self.announce(event);
+        }
+        Ok(url)
+    }
+
+    /// A presigned URL of the bucket for blob `digest` of `repo`, valid for
+    /// `lifetime`, when the storage can make one (S3); `None` otherwise.
+    /// For callers that checked access themselves (the catalog, after a
+    /// license check); nothing is announced, as the URL is only offered.
+    pub async fn presigned_blob_url(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        lifetime: std::time::Duration,
+    ) -> Result<Option<String>> {
+        if !self.storage.can_presign() {
+            return Ok(None);
+        }
+        self.blob_size(repo, digest).await?;
+        match self
+            .storage
+            .presigned_get(&layout::blob(digest), lifetime)
+            .await
+        {
+            Err(storage::StorageError::NotFound(_)) => {
+                Err(RegistryError::BlobUnknown(digest.to_string()))
+            }
+            other => Ok(other?),
+        }
+    }
+
     /// Streams a blob (or a range of it) that `blob_size` found.
     async fn read_blob(&self, digest: &Digest, range: Option<Range<u64>>) -> Result<ByteStream> {
         match self.storage.get(&layout::blob(digest), range).await {
@@ -171,10 +238,21 @@ impl Registry {
     }
 
     /// Makes an existing blob readable through `repo`.
+    ///
+    /// Under the sweep lock, the content is checked to be there after the
+    /// link is written: a garbage collection that removed it just before
+    /// (it was garbage until this link) makes this fail instead of
+    /// acknowledging a blob that is gone.
     pub(crate) async fn link_blob(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
-        self.storage
-            .put(&layout::blob_link(repo, digest), Bytes::new())
-            .await?;
+        let _linking = self.sweep.read().await;
+        let link = layout::blob_link(repo, digest);
+        self.storage.put(&link, Bytes::new()).await?;
+        if self.storage.head(&layout::blob(digest)).await?.is_none() {
+            self.storage.delete(&link).await?;
+            return Err(RegistryError::Busy(format!(
+                "{digest} was garbage-collected while it was being linked; upload it again"
+            )));
+        }
         self.mark_repository(repo).await
     }
 
@@ -367,6 +445,9 @@ impl Registry {
         let context = context.clone();
         run_to_completion(async move {
             let _writing = this.writes.lock(&repo).await;
+            // The body it stores or finds, and the records naming it, are
+            // written before a garbage collection's sweep can look.
+            let _recording = this.sweep.read().await;
             this.store_manifest(&context, &repo, &reference, content_type.as_deref(), body)
                 .await
         })
@@ -506,7 +587,13 @@ impl Registry {
     /// must have its size too. A wrong size would otherwise be served to
     /// every client that trusts the descriptor (as `Content-Length`, say).
     async fn check_references(&self, repo: &RepoName, parsed: &manifest::Manifest) -> Result<()> {
-        for blob in &parsed.blobs {
+        // Foreign layers may be elsewhere only where that is allowed.
+        let foreign: &[Descriptor] = if self.config.allow_foreign_layers {
+            &[]
+        } else {
+            &parsed.foreign
+        };
+        for blob in parsed.blobs.iter().chain(foreign) {
             self.check_reference(&layout::blob_link(repo, &blob.digest), blob)
                 .await?;
         }

@@ -21,15 +21,28 @@ use tower_service::Service;
 use crate::config::RegistryConfig;
 use crate::limits::{BodyBudget, IdleTimeoutBody, ServerLimits};
 use crate::registry::Registry;
-use crate::storage::FsStorage;
+use crate::storage::{FsStorage, S3Storage, Storage};
 use crate::uploads::purge_interval;
 
 impl Registry {
-    /// Opens the filesystem registry described by `config` and purges
-    /// upload sessions that expired while it was down.
+    /// Opens the registry described by `config` (on the filesystem, or in
+    /// its S3 bucket, which must answer) and purges upload sessions that
+    /// expired while it was down.
     pub async fn open(config: RegistryConfig) -> io::Result<Arc<Registry>> {
-        let storage = FsStorage::open(&config.data_dir)?;
-        let registry = Arc::new(Registry::new(Arc::new(storage), config));
+        let storage: Arc<dyn Storage> = match &config.s3 {
+            None => Arc::new(FsStorage::open(&config.data_dir)?),
+            Some(options) => {
+                let s3 = S3Storage::new(options).map_err(io::Error::other)?;
+                s3.check().await.map_err(|e| {
+                    io::Error::other(format!(
+                        "the bucket cannot be reached or listed (check the endpoint, \
+                         region, credentials and bucket name): {e}"
+                    ))
+                })?;
+                Arc::new(s3)
+            }
+        };
+        let registry = Arc::new(Registry::new(storage, config));
         match registry.purge_expired_uploads().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "removed expired upload sessions"),
@@ -245,20 +258,75 @@ pub fn limit_malloc_arenas() {
 }
 
 /// The `main` of every server binary: caps malloc arenas before any thread
-/// exists, logs to stderr filtered by `RBEE_LOG` (default `info`), and runs
-/// `body` on a multi-threaded runtime.
+/// exists, starts the logs ([`init_logs`]), and runs `body` on a
+/// multi-threaded runtime.
 pub fn run_binary<F>(body: F) -> anyhow::Result<()>
 where
     F: Future<Output = anyhow::Result<()>>,
 {
     limit_malloc_arenas();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RBEE_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    init_logs();
     tokio::runtime::Runtime::new()?.block_on(body)
+}
+
+/// Logs to stderr (stdout stays for a command's output), filtered by
+/// `RBEE_LOG` (an `EnvFilter`, default `info`), as text or, with
+/// `RBEE_LOG_FORMAT=json`, one JSON object per line (the request's span,
+/// with its id, under `span`). Colour only when stderr is a terminal and
+/// `NO_COLOR` is unset.
+pub fn init_logs() {
+    use std::io::IsTerminal;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("RBEE_LOG").unwrap_or_else(|_| "info".into());
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    let format = std::env::var("RBEE_LOG_FORMAT").unwrap_or_default();
+    match format.as_str() {
+        "json" => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        "" | "text" => logs.with_ansi(ansi).init(),
+        other => {
+            logs.with_ansi(ansi).init();
+            tracing::warn!(
+                RBEE_LOG_FORMAT = other,
+                "unknown log format (`text` or `json`); writing text"
+            );
+        }
+    }
+}
+
+/// Makes sure `dir` is a folder this process can write, creating it if
+/// missing, with errors that name the folder and say what is wrong (the
+/// bare OS errors were "File exists (os error 17)" for a data dir that is
+/// a file, and "Permission denied" without a path). `what` names it in
+/// messages, e.g. `data dir (--data-dir)`.
+pub fn check_data_dir(dir: &std::path::Path, what: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let shown = dir.display();
+    match std::fs::metadata(dir) {
+        Ok(meta) if !meta.is_dir() => {
+            anyhow::bail!("the {what} {shown} exists and is not a folder")
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the {what} {shown}"))?,
+        Err(e) => return Err(e).with_context(|| format!("cannot read the {what} {shown}")),
+    }
+    let probe = dir.join(format!(".rbee-write-check-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .with_context(|| format!("cannot write in the {what} {shown}"))?;
+    let _ = std::fs::remove_file(&probe);
+    std::fs::read_dir(dir)
+        .map(drop)
+        .with_context(|| format!("cannot read the {what} {shown}"))
 }
 
 /// Completes on Ctrl-C or SIGTERM, for graceful shutdown of a binary.

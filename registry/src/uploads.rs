@@ -1,11 +1,20 @@
 //! Blob upload sessions: monolithic, chunked and streamed pushes all go
 //! through one. The bytes are hashed as they arrive, so finishing an upload
-//! costs one `fsync` and one rename, not a second read of the blob.
+//! costs one commit (a rename on disk, completing a multipart upload on
+//! S3), not a second read of the blob.
 //!
-//! A session is a staging object (`uploads/<id>/data`) plus a small record
-//! of its owner (`uploads/<id>/info`), so it survives a restart; the running
-//! hash lives only in memory, and a session that lost it (restart, failed
-//! append) is hashed again from storage when it is finished.
+//! Nothing about a session lives only in a process: its record
+//! (`uploads/<id>/info`) holds the owner, the backend's
+//! [`UploadParts`] and the SHA-256 state over exactly the bytes received,
+//! serialised (`sha2`'s `SerializableState`: 104 bytes). It is rewritten
+//! after each PATCH, and every request reads it afresh, so a chunked
+//! upload started on one node can be continued and finished on another.
+//! Serialising the state rather than hashing again on takeover is what
+//! makes S3 work: the parts of an unfinished multipart upload cannot be
+//! read back. Requests on one session are serialised within a process by
+//! a lock; across processes, clients send a session's chunks one after the
+//! other (as the spec has them do), and the `Content-Range` check refuses
+//! a chunk that does not start where the recorded upload ends.
 
 use std::collections::HashMap;
 use std::io;
@@ -14,36 +23,51 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
+use sha2::digest::common::hazmat::{SerializableState, SerializedState};
 
 use crate::error::{RegistryError, Result};
 use crate::events::{Action, Event, RequestContext, Target};
 use crate::layout;
 use crate::reference::{Algorithm, Digest, Hasher, RepoName};
 use crate::registry::Registry;
-use crate::storage::{self, ByteStream, StorageError};
+use crate::storage::{self, ByteStream, StorageError, UploadParts};
 
-/// What is persisted about a session.
+/// What is persisted about a session: everything needed to go on with it.
 #[derive(Debug, Serialize, Deserialize)]
 struct SessionInfo {
     repository: String,
     started_at: DateTime<Utc>,
+    /// Where the backend's upload stands.
+    #[serde(default)]
+    upload: UploadParts,
+    /// The serialised SHA-256 state over exactly `upload.size` bytes, in
+    /// hex; absent when unknown (then the digest is checked by reading
+    /// the committed bytes back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
 }
 
-/// The live state of one session. Requests on the same session are
-/// serialised by the Tokio mutex around it, which is held across the
-/// append: two PATCHes racing for the same offset cannot both win.
-#[derive(Debug)]
+impl SessionInfo {
+    fn hasher(&self) -> Option<sha2::Sha256> {
+        let raw = hex::decode(self.sha256.as_deref()?).ok()?;
+        let state = SerializedState::<sha2::Sha256>::try_from(&raw[..]).ok()?;
+        sha2::Sha256::deserialize(&state).ok()
+    }
+
+    fn set_hasher(&mut self, hasher: Option<&sha2::Sha256>) {
+        self.sha256 = hasher.map(|h| hex::encode(h.serialize()));
+    }
+}
+
+/// What this process knows of a session: only whether it was closed, under
+/// the lock that serialises its requests here. Requests that queued on
+/// the lock while the session was finished, cancelled or purged must find
+/// it gone, not write into its deleted objects.
+#[derive(Debug, Default)]
 struct SessionState {
-    repo: RepoName,
-    size: u64,
-    /// SHA-256 of exactly the first `size` bytes, when known.
-    hasher: Option<sha2::Sha256>,
-    /// Set when the session is finished, cancelled or purged. Requests that
-    /// queued on the mutex meanwhile must find the session gone, not write
-    /// into its deleted files.
     closed: bool,
 }
 
@@ -85,6 +109,16 @@ impl UploadSessions {
             .clone()
     }
 
+    /// Forgets the sessions that are not in `existing` and that no request
+    /// here is using: finished or cancelled through another node, they
+    /// would otherwise count against this node's cap for good.
+    fn forget_all_but(&self, existing: &std::collections::HashSet<String>) {
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|id, session| existing.contains(id) || session.try_lock().is_err());
+    }
+
     fn remove(&self, id: &str) {
         self.live
             .lock()
@@ -116,90 +150,97 @@ impl Registry {
     /// are open already (then `UNAVAILABLE`, 503 with `Retry-After`).
     pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadStatus> {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let state = SessionState {
-            repo: repo.clone(),
-            size: 0,
-            hasher: Some(sha2::Sha256::new()),
-            closed: false,
-        };
         // The session counts from here, so that racing starts cannot
         // overshoot the cap; nobody knows its id before it is returned.
         let cap = self.config.max_upload_sessions;
-        if !self
-            .uploads
-            .insert_new(&id, Arc::new(tokio::sync::Mutex::new(state)), cap)
-        {
+        if !self.uploads.insert_new(&id, Session::default(), cap) {
             return Err(RegistryError::Busy(format!(
                 "{cap} upload sessions are open; finish or cancel one, or retry later"
             )));
         }
-        let info = SessionInfo {
+        let mut info = SessionInfo {
             repository: repo.to_string(),
             started_at: Utc::now(),
+            upload: UploadParts::default(),
+            sha256: None,
         };
-        let recorded = match serde_json::to_vec(&info) {
-            Ok(json) => self
-                .storage
-                .put(&layout::upload_info(&id), json.into())
-                .await
-                .map_err(RegistryError::from),
-            Err(e) => Err(StorageError::Io(e.into()).into()),
-        };
-        if let Err(e) = recorded {
+        info.set_hasher(Some(&sha2::Sha256::new()));
+        if let Err(e) = self.record(&id, &info).await {
             self.uploads.remove(&id);
             return Err(e);
         }
         Ok(UploadStatus { id, size: 0 })
     }
 
-    /// Finds and locks session `id`, which must belong to `repo`. A session
-    /// from before a restart is recovered from storage.
-    async fn session(&self, repo: &RepoName, id: &str) -> Result<LockedSession> {
+    /// Writes the record of session `id`.
+    async fn record(&self, id: &str, info: &SessionInfo) -> Result<()> {
+        let json = serde_json::to_vec(info).map_err(|e| StorageError::Io(e.into()))?;
+        self.storage
+            .put(&layout::upload_info(id), json.into())
+            .await?;
+        Ok(())
+    }
+
+    /// The record of session `id`, which must belong to `repo`.
+    async fn load_session(&self, repo: &RepoName, id: &str) -> Result<SessionInfo> {
+        if !is_session_id(id) {
+            return Err(RegistryError::BlobUploadUnknown);
+        }
+        let raw = storage::read_small(&*self.storage, &layout::upload_info(id), 4096)
+            .await?
+            .ok_or(RegistryError::BlobUploadUnknown)?;
+        let info: SessionInfo =
+            serde_json::from_slice(&raw).map_err(|_| RegistryError::BlobUploadUnknown)?;
+        // Another repository's session is indistinguishable from a missing
+        // one: ids do not leak across repositories.
+        if info.repository != repo.as_str() {
+            return Err(RegistryError::BlobUploadUnknown);
+        }
+        Ok(info)
+    }
+
+    /// Locks session `id` (in this process), then reads its record; it
+    /// must belong to `repo`. A session another process started, or one
+    /// from before a restart, is found through its record.
+    async fn session(&self, repo: &RepoName, id: &str) -> Result<(LockedSession, SessionInfo)> {
         if !is_session_id(id) {
             return Err(RegistryError::BlobUploadUnknown);
         }
         let session = match self.uploads.get(id) {
             Some(s) => s,
             None => {
-                let raw = storage::read_small(&*self.storage, &layout::upload_info(id), 4096)
-                    .await?
-                    .ok_or(RegistryError::BlobUploadUnknown)?;
-                let info: SessionInfo =
-                    serde_json::from_slice(&raw).map_err(|_| RegistryError::BlobUploadUnknown)?;
-                let owner = RepoName::parse(&info.repository)
-                    .map_err(|_| RegistryError::BlobUploadUnknown)?;
-                let size = self
-                    .storage
-                    .head(&layout::upload_data(id))
-                    .await?
-                    .unwrap_or(0);
-                let hasher = (size == 0).then(sha2::Sha256::new);
-                let state = SessionState {
-                    repo: owner,
-                    size,
-                    hasher,
-                    closed: false,
-                };
-                self.uploads
-                    .insert(id, Arc::new(tokio::sync::Mutex::new(state)))
+                // Only sessions that exist take room in the map.
+                self.load_session(repo, id).await?;
+                self.uploads.insert(id, Session::default())
             }
         };
         let state = session.lock_owned().await;
-        if state.repo != *repo || state.closed {
-            // Another repository's session, or one closed while this
-            // request waited, is indistinguishable from a missing one: ids
-            // do not leak across repositories.
+        if state.closed {
             return Err(RegistryError::BlobUploadUnknown);
         }
-        Ok(state)
+        let info = match self.load_session(repo, id).await {
+            Ok(info) => info,
+            Err(e) => {
+                if matches!(e, RegistryError::BlobUploadUnknown) {
+                    // Finished or cancelled elsewhere: forget it here too.
+                    self.uploads.remove(id);
+                }
+                return Err(e);
+            }
+        };
+        Ok((state, info))
     }
 
-    /// Where session `id` stands.
+    /// Where session `id` stands, after any request of it this process is
+    /// serving: a client whose PATCH failed must see what that PATCH kept.
     pub async fn upload_status(&self, repo: &RepoName, id: &str) -> Result<UploadStatus> {
-        let size = self.session(repo, id).await?.size;
+        // The record, read without the session's lock: a client asks
+        // exactly when its PATCH seems stuck, and must not wait for it. A
+        // PATCH still streaming counts once it has ended and is recorded.
+        let info = self.load_session(repo, id).await?;
         Ok(UploadStatus {
             id: id.to_owned(),
-            size,
+            size: info.upload.size,
         })
     }
 
@@ -212,73 +253,90 @@ impl Registry {
         start: Option<u64>,
         body: ByteStream,
     ) -> Result<UploadStatus> {
-        let mut state = self.session(repo, id).await?;
-        let appended = self.append_locked(id, &mut state, start, body).await;
-        self.discard_if_full(id, &mut state, appended).await?;
+        let (mut state, mut info) = self.session(repo, id).await?;
+        let before = info.upload.clone();
+        let appended = self.append_locked(id, &mut info, start, body).await;
+        // Recorded when it succeeded, and when its body failed after some
+        // bytes were stored: the client resumes after those.
+        let appended = if appended.is_ok() || info.upload != before {
+            appended.and(self.record(id, &info).await)
+        } else {
+            appended
+        };
+        self.discard_if_full(id, &mut state, &info, appended)
+            .await?;
         Ok(UploadStatus {
             id: id.to_owned(),
-            size: state.size,
+            size: info.upload.size,
         })
     }
 
+    /// Writes `body` on to the upload `info` describes, hashing it on the
+    /// way, and updates `info` (not its record) when that succeeded.
     async fn append_locked(
         &self,
         id: &str,
-        state: &mut SessionState,
+        info: &mut SessionInfo,
         start: Option<u64>,
         body: ByteStream,
     ) -> Result<()> {
+        let size = info.upload.size;
         if let Some(start) = start
-            && start != state.size
+            && start != size
         {
             return Err(RegistryError::RangeInvalid {
-                message: format!(
-                    "chunk starts at {start}, but the upload holds {} bytes",
-                    state.size
-                ),
+                message: format!("chunk starts at {start}, but the upload holds {size} bytes"),
                 size: None,
-                upload_end: Some(state.size),
+                upload_end: Some(size),
             });
         }
         // The hasher travels with the stream and comes back through the
-        // shared slot; it is only trusted again if the append succeeded.
-        let slot = Arc::new(Mutex::new(state.hasher.take()));
+        // shared slot; it is only trusted again if the write succeeded.
+        let slot = Arc::new(Mutex::new(info.hasher()));
+        // A body that fails (the client went away, or went quiet past the
+        // idle timeout) ends the stream for the storage instead, so what
+        // arrived before is stored and hashed, and the session goes on from
+        // there; the failure is reported once that is done.
+        let failure = Arc::new(Mutex::new(None));
         let hashing = {
-            let slot = slot.clone();
-            body.inspect_ok(move |chunk| {
-                if let Some(h) = slot.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-                    h.update(chunk);
-                }
+            let (slot, failure) = (slot.clone(), failure.clone());
+            body.scan((), move |(), item| {
+                futures_util::future::ready(match item {
+                    Ok(chunk) => {
+                        if let Some(h) = slot.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                            h.update(&chunk);
+                        }
+                        Some(Ok(chunk))
+                    }
+                    Err(e) => {
+                        *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                        None
+                    }
+                })
             })
         };
         match self
             .storage
-            .append(&layout::upload_data(id), state.size, Box::pin(hashing))
+            .write_upload(&layout::upload_dir(id), &info.upload, Box::pin(hashing))
             .await
         {
-            Ok(size) => {
-                state.size = size;
-                state.hasher = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-                Ok(())
+            Ok(upload) => {
+                info.upload = upload;
+                let hasher = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                info.set_hasher(hasher.as_ref());
+                match failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    Some(e) => Err(RegistryError::BlobUploadInvalid(format!(
+                        "upload body failed: {e}"
+                    ))),
+                    None => Ok(()),
+                }
             }
-            Err(e) => {
-                state.size = self
-                    .storage
-                    .head(&layout::upload_data(id))
-                    .await?
-                    .unwrap_or(0);
-                Err(match e {
-                    StorageError::Input(e) => {
-                        RegistryError::BlobUploadInvalid(format!("upload body failed: {e}"))
-                    }
-                    StorageError::OffsetMismatch { actual, .. } => RegistryError::RangeInvalid {
-                        message: "upload changed underneath this request".into(),
-                        size: None,
-                        upload_end: Some(actual),
-                    },
-                    other => other.into(),
-                })
-            }
+            // Not reached with the stream above; kept for backends that
+            // report their own input failures.
+            Err(StorageError::Input(e)) => Err(RegistryError::BlobUploadInvalid(format!(
+                "upload body failed: {e}"
+            ))),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -295,54 +353,79 @@ impl Registry {
         start: Option<u64>,
         body: Option<ByteStream>,
     ) -> Result<u64> {
-        let mut state = self.session(repo, id).await?;
+        let (mut state, mut info) = self.session(repo, id).await?;
         let finished = self
-            .finish_locked(repo, id, &mut state, digest, start, body)
+            .finish_locked(repo, id, &mut state, &mut info, digest, start, body)
             .await;
-        let size = self.discard_if_full(id, &mut state, finished).await?;
+        let size = self
+            .discard_if_full(id, &mut state, &info, finished)
+            .await?;
         let mut event = Event::new(Action::Push, Target::Blob, repo, digest, context);
         event.size = Some(size);
         self.announce(event);
         Ok(size)
     }
 
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site, all of it the session"
+    )]
     async fn finish_locked(
         &self,
         repo: &RepoName,
         id: &str,
         state: &mut SessionState,
+        info: &mut SessionInfo,
         digest: &Digest,
         start: Option<u64>,
         body: Option<ByteStream>,
     ) -> Result<u64> {
         if let Some(body) = body {
-            self.append_locked(id, state, start, body).await?;
+            self.append_locked(id, info, start, body).await?;
         }
-        let data = layout::upload_data(id);
-        let actual = match (digest.algorithm(), state.hasher.take()) {
-            (Algorithm::Sha256, Some(h)) => Digest::from_bytes(Algorithm::Sha256, &h.finalize()),
-            _ => {
-                self.hash_stored(&data, digest.algorithm(), state.size)
-                    .await?
-            }
-        };
-        if actual != *digest {
-            self.close_session(id, state).await?;
-            return Err(RegistryError::DigestInvalid(format!(
-                "uploaded content has digest {actual}, not {digest}"
-            )));
-        }
-        let size = state.size;
+        let session = layout::upload_dir(id);
+        let size = info.upload.size;
         let blob = layout::blob(digest);
-        if size == 0 {
-            // An empty upload never created its staging object.
-            self.storage.put(&blob, Bytes::new()).await?;
-        } else if self.storage.head(&blob).await? == Some(size) {
-            // Someone stored the same content first; keep one copy.
-        } else {
-            self.storage.promote(&data, &blob).await?;
+        let known = match (digest.algorithm(), info.hasher()) {
+            (Algorithm::Sha256, Some(h)) => {
+                Some(Digest::from_bytes(Algorithm::Sha256, &h.finalize()))
+            }
+            _ => None,
+        };
+        match known {
+            Some(actual) if actual != *digest => {
+                self.close_session(id, state, Some(&info.upload)).await?;
+                return Err(digest_mismatch(&actual, digest));
+            }
+            Some(_) => {
+                if self.storage.head(&blob).await? == Some(size) {
+                    // Someone stored the same content first; keep one copy.
+                    self.storage.abort_upload(&session, &info.upload).await?;
+                } else {
+                    self.storage
+                        .commit_upload(&session, &info.upload, &blob)
+                        .await?;
+                }
+            }
+            None => {
+                // Committed aside, read back and checked, then moved in.
+                let verify = layout::upload_verify(id);
+                self.storage
+                    .commit_upload(&session, &info.upload, &verify)
+                    .await?;
+                let actual = self.hash_stored(&verify, digest.algorithm(), size).await?;
+                if actual != *digest || self.storage.head(&blob).await? == Some(size) {
+                    self.storage.delete(&verify).await?;
+                } else {
+                    self.storage.rename(&verify, &blob).await?;
+                }
+                if actual != *digest {
+                    self.close_session(id, state, None).await?;
+                    return Err(digest_mismatch(&actual, digest));
+                }
+            }
         }
-        self.close_session(id, state).await?;
+        self.close_session(id, state, None).await?;
         self.link_blob(repo, digest).await?;
         Ok(size)
     }
@@ -355,11 +438,12 @@ impl Registry {
         &self,
         id: &str,
         state: &mut SessionState,
+        info: &SessionInfo,
         result: Result<T>,
     ) -> Result<T> {
         if matches!(result, Err(RegistryError::Storage(StorageError::Full(_))))
             && !state.closed
-            && let Err(e) = self.close_session(id, state).await
+            && let Err(e) = self.close_session(id, state, Some(&info.upload)).await
         {
             tracing::warn!(upload = id, error = %e, "could not discard a failed upload");
         }
@@ -368,19 +452,29 @@ impl Registry {
 
     /// Deletes session `id` of `repo`.
     pub async fn cancel_upload(&self, repo: &RepoName, id: &str) -> Result<()> {
-        let mut state = self.session(repo, id).await?;
-        self.close_session(id, &mut state).await
+        let (mut state, info) = self.session(repo, id).await?;
+        self.close_session(id, &mut state, Some(&info.upload)).await
     }
 
-    /// Marks the locked session closed, then forgets it and its files.
-    async fn close_session(&self, id: &str, state: &mut SessionState) -> Result<()> {
+    /// Marks the locked session closed, then forgets it and its objects
+    /// (aborting its `upload` first, when it was not committed).
+    async fn close_session(
+        &self,
+        id: &str,
+        state: &mut SessionState,
+        upload: Option<&UploadParts>,
+    ) -> Result<()> {
         state.closed = true;
-        self.discard_session(id).await
+        self.discard_session(id, upload).await
     }
 
-    async fn discard_session(&self, id: &str) -> Result<()> {
+    async fn discard_session(&self, id: &str, upload: Option<&UploadParts>) -> Result<()> {
         self.uploads.remove(id);
-        self.storage.delete_prefix(&layout::upload_dir(id)).await?;
+        let session = layout::upload_dir(id);
+        if let Some(upload) = upload {
+            self.storage.abort_upload(&session, upload).await?;
+        }
+        self.storage.delete_prefix(&session).await?;
         Ok(())
     }
 
@@ -402,9 +496,10 @@ impl Registry {
     }
 
     /// Deletes sessions older than the configured TTL, and any session
-    /// whose record is unreadable. Returns how many were purged.
+    /// whose record is unreadable, aborting their multipart uploads.
+    /// Returns how many were purged.
     ///
-    /// A session busy with a request is skipped, not waited for: one
+    /// A session busy with a request here is skipped, not waited for: one
     /// stalled PATCH would otherwise stop the purge for good. The next
     /// purge finds it idle (the server's body timeout ends the request).
     pub async fn purge_expired_uploads(&self) -> Result<usize> {
@@ -412,7 +507,10 @@ impl Registry {
             chrono::Duration::from_std(self.config.upload_ttl).unwrap_or(chrono::Duration::MAX);
         let now = Utc::now();
         let mut purged = 0;
-        for id in self.storage.list(&layout::uploads()).await? {
+        let listed = self.storage.list(&layout::uploads()).await?;
+        self.uploads
+            .forget_all_but(&listed.iter().cloned().collect());
+        for id in listed {
             if !is_session_id(&id) {
                 continue;
             }
@@ -421,26 +519,33 @@ impl Registry {
                 .ok()
                 .flatten()
                 .and_then(|raw| serde_json::from_slice::<SessionInfo>(&raw).ok());
-            let expired = match info {
+            let expired = match &info {
                 Some(info) => now.signed_duration_since(info.started_at) > ttl,
                 // A session without a record was cut off while opening.
                 None => true,
             };
             if expired {
+                let upload = info.as_ref().map(|i| &i.upload);
                 match self.uploads.get(&id) {
                     // A live session is closed under its lock, so that no
                     // request still holding it writes into deleted files.
                     Some(session) => match session.try_lock() {
-                        Ok(mut state) => self.close_session(&id, &mut state).await?,
+                        Ok(mut state) => self.close_session(&id, &mut state, upload).await?,
                         Err(_) => continue,
                     },
-                    None => self.discard_session(&id).await?,
+                    None => self.discard_session(&id, upload).await?,
                 }
                 purged += 1;
             }
         }
         Ok(purged)
     }
+}
+
+fn digest_mismatch(actual: &Digest, claimed: &Digest) -> RegistryError {
+    RegistryError::DigestInvalid(format!(
+        "uploaded content has digest {actual}, not {claimed}"
+    ))
 }
 
 /// How often the purge runs: often enough that an expired session does not

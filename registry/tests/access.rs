@@ -346,3 +346,52 @@ async fn without_a_token_service_writes_are_denied() {
     let resp = reg.get("/v2/rbee/free/tags/list").send().await.unwrap();
     expect_error(resp, 404, "NAME_UNKNOWN").await;
 }
+
+#[tokio::test]
+async fn content_and_upload_sessions_never_cross_into_another_repository() {
+    let f = fixture(|_| {}).await;
+    // The premium layer exists only in rbee-premium/paid: through the
+    // public repository's path it is unknown, not served.
+    let resp = f
+        .reg
+        .get(&format!("/v2/rbee/free/blobs/{}", layer_digest()))
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 404, "BLOB_UNKNOWN").await;
+
+    // An upload session opened in rbee/free, continued under another
+    // repository the caller may push to: unknown there.
+    let pusher = client_with(&token(
+        &f.issuer,
+        &[
+            "repository:rbee/free:pull,push",
+            "repository:rbee-premium/other:pull,push",
+        ],
+    ));
+    let resp = pusher
+        .post(f.reg.url("/v2/rbee/free/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let location = header(&resp, "location").unwrap();
+    let id = location.rsplit('/').next().unwrap().to_owned();
+    let bytes = b"smuggled".to_vec();
+    let digest = sha256(&bytes);
+    let resp = pusher
+        .put(f.reg.url(&format!(
+            "/v2/rbee-premium/other/blobs/uploads/{id}?digest={digest}"
+        )))
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 404, "BLOB_UPLOAD_UNKNOWN").await;
+    let resp = pusher
+        .get(f.reg.url(&format!("/v2/rbee-premium/other/blobs/{digest}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}

@@ -193,13 +193,13 @@ async fn unknown_methods_and_routes_get_oci_errors() {
     expect_error(
         reg.get("/v2/rbee/w/unknown/thing").send().await.unwrap(),
         404,
-        "NOT_FOUND",
+        "UNSUPPORTED",
     )
     .await;
     expect_error(
         reg.get("/elsewhere").send().await.unwrap(),
         404,
-        "NOT_FOUND",
+        "UNSUPPORTED",
     )
     .await;
     reg.stop().await;

@@ -267,7 +267,7 @@ async fn malformed_chunk_headers_are_refused() {
             StatusCode::RANGE_NOT_SATISFIABLE,
             "Content-Range: {range}"
         );
-        check_error_body(&resp.bytes().await.unwrap(), "RANGE_INVALID", range);
+        check_error_body(&resp.bytes().await.unwrap(), "BLOB_UPLOAD_INVALID", range);
     }
     // Content-Range and Content-Length disagree, also at the edge of u64
     // (where computing the range's length overflows).

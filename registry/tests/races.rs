@@ -14,7 +14,7 @@ use bytes::Bytes;
 use common::*;
 use rbee_registry::reference::{Reference, RepoName};
 use rbee_registry::server::RunningRegistry;
-use rbee_registry::storage::{ByteStream, FsStorage, Key, Storage};
+use rbee_registry::storage::{ByteStream, FsStorage, Key, Storage, UploadParts};
 use rbee_registry::{Action, Registry, RegistryConfig, RegistryError, RequestContext, Target};
 use reqwest::StatusCode;
 use tokio::sync::{mpsc, oneshot};
@@ -116,17 +116,41 @@ impl Storage for GatedStorage {
         self.inner.list(prefix).await
     }
 
-    async fn append(
+    async fn modified(
         &self,
         key: &Key,
-        offset: u64,
-        data: ByteStream,
-    ) -> rbee_registry::storage::Result<u64> {
-        self.inner.append(key, offset, data).await
+    ) -> rbee_registry::storage::Result<Option<std::time::SystemTime>> {
+        self.inner.modified(key).await
     }
 
-    async fn promote(&self, from: &Key, to: &Key) -> rbee_registry::storage::Result<()> {
-        self.inner.promote(from, to).await
+    async fn write_upload(
+        &self,
+        session: &Key,
+        upload: &UploadParts,
+        data: ByteStream,
+    ) -> rbee_registry::storage::Result<UploadParts> {
+        self.inner.write_upload(session, upload, data).await
+    }
+
+    async fn commit_upload(
+        &self,
+        session: &Key,
+        upload: &UploadParts,
+        to: &Key,
+    ) -> rbee_registry::storage::Result<()> {
+        self.inner.commit_upload(session, upload, to).await
+    }
+
+    async fn abort_upload(
+        &self,
+        session: &Key,
+        upload: &UploadParts,
+    ) -> rbee_registry::storage::Result<()> {
+        self.inner.abort_upload(session, upload).await
+    }
+
+    async fn rename(&self, from: &Key, to: &Key) -> rbee_registry::storage::Result<()> {
+        self.inner.rename(from, to).await
     }
 }
 

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use common::*;
 use rbee_registry::Registry;
 use rbee_registry::server::RunningRegistry;
-use rbee_registry::storage::{ByteStream, FsStorage, Key, Storage, StorageError};
+use rbee_registry::storage::{ByteStream, FsStorage, Key, Storage, StorageError, UploadParts};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -539,11 +539,33 @@ impl Storage for FullFor {
     async fn list(&self, prefix: &Key) -> Result<Vec<String>, StorageError> {
         self.inner.list(prefix).await
     }
-    async fn append(&self, key: &Key, offset: u64, data: ByteStream) -> Result<u64, StorageError> {
-        self.inner.append(key, offset, data).await
+    async fn modified(&self, key: &Key) -> Result<Option<std::time::SystemTime>, StorageError> {
+        self.inner.modified(key).await
     }
-    async fn promote(&self, from: &Key, to: &Key) -> Result<(), StorageError> {
-        self.inner.promote(from, to).await
+    async fn write_upload(
+        &self,
+        session: &Key,
+        upload: &UploadParts,
+        data: ByteStream,
+    ) -> Result<UploadParts, StorageError> {
+        self.inner.write_upload(session, upload, data).await
+    }
+
+    async fn commit_upload(
+        &self,
+        session: &Key,
+        upload: &UploadParts,
+        to: &Key,
+    ) -> Result<(), StorageError> {
+        self.inner.commit_upload(session, upload, to).await
+    }
+
+    async fn abort_upload(&self, session: &Key, upload: &UploadParts) -> Result<(), StorageError> {
+        self.inner.abort_upload(session, upload).await
+    }
+
+    async fn rename(&self, from: &Key, to: &Key) -> Result<(), StorageError> {
+        self.inner.rename(from, to).await
     }
 }
 

@@ -144,7 +144,7 @@ async fn chunked_upload_in_three_chunks_with_out_of_order_and_repeated_chunks_re
     assert_eq!(header(&resp, "range").as_deref(), Some("0-0"));
     check_error_body(
         &resp.bytes().await.unwrap(),
-        "RANGE_INVALID",
+        "BLOB_UPLOAD_INVALID",
         "out-of-order chunk",
     );
 
@@ -477,19 +477,42 @@ async fn a_client_that_drops_mid_patch_can_resume() {
     let body = reqwest::Body::wrap_stream(futures_util::stream::iter(parts));
     assert!(reg.patch(&session).body(body).send().await.is_err());
 
+    // The status answers at once with the acknowledged range, which may
+    // not yet include what the dropped PATCH stored (the registry may not
+    // have noticed the drop). A resume from a stale range is answered 416
+    // with the true end, from which the client resumes; `Range: 0-0` (the
+    // only form the header has for an empty upload) means 0 or 1 byte.
     let resp = reg.get(&session).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-    let range = header(&resp, "range").unwrap();
-    let stored: usize = range.strip_prefix("0-").unwrap().parse::<usize>().unwrap() + 1;
-    assert!(stored <= 3 << 20, "Range {range}");
-    let resp = reg
-        .put(&format!("{session}?digest={digest}"))
-        .header("content-range", format!("{stored}-{}", data.len() - 1))
-        .body(data[stored..].to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
+    let mut range = header(&resp, "range").unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let end: usize = range.strip_prefix("0-").unwrap().parse().unwrap();
+        assert!(end < 3 << 20, "Range {range}");
+        let starts = if end == 0 { vec![1, 0] } else { vec![end + 1] };
+        for stored in starts {
+            let resp = reg
+                .put(&format!("{session}?digest={digest}"))
+                .header("content-range", format!("{stored}-{}", data.len() - 1))
+                .body(data[stored..].to_vec())
+                .send()
+                .await
+                .unwrap();
+            statuses.push(resp.status());
+            if resp.status() != StatusCode::RANGE_NOT_SATISFIABLE {
+                break;
+            }
+            range = header(&resp, "range").unwrap_or(range);
+        }
+        if statuses.last() != Some(&StatusCode::RANGE_NOT_SATISFIABLE) {
+            break;
+        }
+    }
+    assert_eq!(
+        statuses.last(),
+        Some(&StatusCode::CREATED),
+        "resumed from Range {range}: {statuses:?}"
+    );
     assert_eq!(reg.blob_bytes("rbee/w", &digest).await, data);
     reg.stop().await;
 }

@@ -10,6 +10,7 @@
 
 pub mod annotations;
 pub mod catalog;
+pub mod delta;
 pub mod limits;
 pub mod media_types;
 pub mod metadata;
@@ -18,9 +19,11 @@ pub mod oci;
 pub mod openapi;
 pub mod platform;
 mod rules;
+pub mod signature;
 pub mod v1;
 mod validation;
 pub mod worker_id;
+pub mod yank;
 
 pub use catalog::{CatalogEntry, CatalogIndex};
 pub use metadata::{Backend, Capabilities, Distribution, Pricing, Source, WorkerMetadata};
@@ -29,6 +32,7 @@ pub use rules::file_name as validate_file_name;
 pub use rules::is_name_component as is_repository_name_component;
 pub use validation::{ValidationErrors, ValidationIssue};
 pub use worker_id::{WORKER_ID_MAX_LEN, validate_published_worker_id, validate_worker_id};
+pub use yank::{YANK_ARTIFACT_TYPE, YankRecord};
 
 /// The JSON Schema (draft 2020-12) of the worker metadata document, the
 /// text of `schemas/worker-metadata.schema.json`. Embedded so that tools can

@@ -35,6 +35,17 @@ pub const WORKER_METADATA: &str = "application/vnd.rbee.worker.metadata.v1+json"
 /// Media type of a worker layer: the tar.gz with the binary, LICENSE,
 /// README and metadata.json.
 pub const WORKER_LAYER: &str = "application/vnd.rbee.worker.layer.v1.tar+gzip";
+/// Media type of a worker layer compressed with zstd (`.tar.zst`): the
+/// same tar as [`WORKER_LAYER`]. Named like it (the OCI `+zstd` suffix on
+/// the rbee layer type), so that a worker archive stays recognisable as one.
+pub const WORKER_LAYER_ZSTD: &str = "application/vnd.rbee.worker.layer.v1.tar+zstd";
+/// Every worker layer media type readers accept, gzip first.
+pub const WORKER_LAYERS: [&str; 2] = [WORKER_LAYER, WORKER_LAYER_ZSTD];
+
+/// True when `media_type` is a worker layer of either compression.
+pub fn is_worker_layer(media_type: &str) -> bool {
+    WORKER_LAYERS.contains(&media_type)
+}
 /// `artifactType` of the PKGBUILD referrer attached to a release index.
 pub const PKGBUILD_ARTIFACT_TYPE: &str = "application/vnd.rbee.pkgbuild.v1";
 /// Media type of the PKGBUILD layer of that referrer.
@@ -45,3 +56,9 @@ pub const SRCINFO: &str = "text/x-srcinfo";
 pub const CATALOG_ARTIFACT_TYPE: &str = "application/vnd.rbee.catalog.v1";
 /// Media type of the catalog index document, the layer of that artifact.
 pub const CATALOG_INDEX: &str = "application/vnd.rbee.catalog.index.v1+json";
+/// `artifactType` of a release's signature artifact, a referrer of the
+/// release index (`rbee_schemas::signature`).
+pub const SIGNATURE_ARTIFACT_TYPE: &str = "application/vnd.rbee.worker.signature.v1+json";
+/// Media type of one platform archive's minisign signature (the text
+/// `minisign -V` reads), a layer of the signature artifact.
+pub const MINISIG: &str = "application/vnd.rbee.worker.signature.v1.minisig";

@@ -133,6 +133,40 @@ pub struct Version {
     /// One entry per platform build.
     #[serde(deserialize_with = "known_platform_builds")]
     pub platforms: Vec<PlatformBuild>,
+    /// The version is yanked (listed only with `?include_yanked=true`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub yanked: bool,
+    /// Why it was yanked, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yank_reason: Option<String>,
+    /// The publisher's signature of the release, when it is signed
+    /// (absent when not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<SignatureInfo>,
+}
+
+/// Who signed a release (`Version.signature`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SignatureInfo {
+    /// The minisign key id of the signing key (16 upper-case hex digits,
+    /// as `minisign` prints it).
+    pub key_id: String,
+}
+
+/// A build's signature (`Download.signature`): what `rbee-worker`
+/// verifies against the publisher keys it trusts, and what
+/// `minisign -V` reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DownloadSignature {
+    /// The minisign key id of the signing key.
+    pub key_id: String,
+    /// The whole `.minisig` text (four lines).
+    pub minisig: String,
+    /// The signed statement, the signature's trusted comment: JSON naming
+    /// the worker, version, platform and digest.
+    pub trusted_comment: String,
 }
 
 /// `/v1/workers/:id/versions`.
@@ -171,6 +205,126 @@ pub struct Download {
     pub expires_in: Option<u64>,
     /// `registry/repo@sha256:…` of the platform manifest, for OCI clients.
     pub oci_reference: String,
+    /// The publisher's signature of this build, when the release is
+    /// signed (absent when not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<DownloadSignature>,
+    /// A delta from the build named by `?from=` to this one, when the
+    /// publisher attached one; absent otherwise (and without `?from=`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<DownloadDelta>,
+}
+
+/// A delta of a download (`?from=`): what to GET instead of the whole
+/// archive when the build `from` is at hand (`rbee_schemas::delta`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DownloadDelta {
+    /// Where to GET the delta, with no credentials (a signed URL of the
+    /// catalog for a premium build, valid as long as `download_url`).
+    pub url: String,
+    /// `sha256:<hex>` of the delta blob.
+    pub digest: String,
+    /// Size of the delta blob in bytes.
+    pub size: u64,
+    /// `sha256:<hex>` of the archive it applies to (the `from` asked for).
+    pub from: String,
+    /// How the rebuilt tar is compressed again to give the archive
+    /// (`zstd:LEVEL`); the result must hash to `checksum`.
+    pub recompress: String,
+    /// log2 of the zstd window decoding needs (a memory budget).
+    pub window_log: u32,
+}
+
+/// Downloads and attempts of one group in the stats (`/v1/.../stats`,
+/// `/v1/stats/overview`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DownloadCount {
+    /// What is counted: a version, a platform name, a source, a client
+    /// family or a worker id.
+    pub key: String,
+    /// Complete downloads (the whole layer was sent).
+    pub downloads: u64,
+    /// Transfers abandoned before the end (not downloads).
+    pub incomplete: u64,
+}
+
+/// One day of a worker's downloads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DailyDownloads {
+    /// The UTC date, `YYYY-MM-DD`.
+    pub day: String,
+    /// Complete downloads that day.
+    pub downloads: u64,
+    /// Transfers abandoned that day.
+    pub incomplete: u64,
+    /// Distinct clients that day (counted by a keyed hash of their address
+    /// whose key changes daily; neither is ever shown).
+    pub unique_clients: u64,
+}
+
+/// `/v1/workers/:id/stats`: one worker's downloads over the last `days`
+/// days (today included).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WorkerStats {
+    /// Worker id.
+    pub worker_id: String,
+    /// The number of days covered, today included.
+    pub days: u32,
+    /// Complete downloads over those days.
+    pub total: u64,
+    /// Transfers abandoned over those days.
+    pub incomplete: u64,
+    /// Complete downloads over attempts, from 0 to 1 (a transfer resumed
+    /// with `Range` is one attempt); `null` when there was none.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub completion_rate: Option<f64>,
+    /// Per version, most downloaded first.
+    pub by_version: Vec<DownloadCount>,
+    /// Per rbee platform, most downloaded first.
+    pub by_platform: Vec<DownloadCount>,
+    /// Every day of the range, oldest first (days without downloads too).
+    pub per_day: Vec<DailyDownloads>,
+}
+
+/// One download of the overview's recent list: no client data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecentDownload {
+    /// Worker id.
+    pub worker_id: String,
+    /// The version.
+    pub version: String,
+    /// The rbee platform name.
+    pub platform: String,
+    /// When it completed (RFC 3339).
+    pub at: String,
+}
+
+/// `/v1/stats/overview`: every worker's downloads over the last `days`
+/// days.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StatsOverview {
+    /// The number of days covered, today included.
+    pub days: u32,
+    /// Complete downloads of all workers over those days.
+    pub total: u64,
+    /// The most downloaded workers (key: worker id), most first.
+    pub top_workers: Vec<DownloadCount>,
+    /// The newest complete downloads, newest first.
+    pub recent_downloads: Vec<RecentDownload>,
+    /// Per rbee platform.
+    pub by_platform: Vec<DownloadCount>,
+    /// Per source: `v1` (the catalog's download route) or `registry` (a
+    /// direct OCI pull of a worker layer).
+    pub by_source: Vec<DownloadCount>,
+    /// Per client family: `rbee-hive`, `rbee-worker`, `oras`, `skopeo`,
+    /// `crane`, `curl` or `other`.
+    pub by_client_family: Vec<DownloadCount>,
 }
 
 /// Reads a version's builds, leaving out those for a platform name this

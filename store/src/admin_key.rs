@@ -70,6 +70,11 @@ impl Store {
             insert_audit!(&mut *tx, actor, "admin_key.rotate", Some(&id), "")?;
             tx.commit().await?;
         });
+        // The old key stops at once on this node; rotations are rare, so
+        // forgetting every cached lookup costs nothing that matters.
+        if let Some(cache) = &self.cache {
+            cache.clear();
+        }
         Ok(secret)
     }
 }

@@ -8,15 +8,25 @@
 //! key into a [`Credential`] (or `None`), which is all the token service
 //! and the catalog's license checks need.
 //!
-//! Other tables of the same database (analytics) add a migration
+//! Download analytics (events, daily rollups, the HMAC secret of client
+//! addresses) live in [`analytics`].
+//!
+//! [`catalog_view`] keeps the catalog's own copy of the registry's
+//! workers and releases, so that listings do not walk the registry.
+//!
+//! Other tables of the same database add a migration
 //! `NNNN_name.sql` to both `migrations/sqlite` and `migrations/postgres`
 //! and reach the pools through [`Store::db`].
 
 mod admin_key;
+pub mod analytics;
 mod audit;
+pub mod catalog_view;
+mod credential_cache;
 mod db;
 mod error;
 mod key;
+mod key_tables;
 mod licenses;
 mod model;
 mod publisher_keys;
@@ -27,6 +37,7 @@ pub mod testing;
 
 pub use admin_key::SYSTEM_ACTOR;
 pub use audit::AUDIT_PAGE_MAX;
+pub use credential_cache::CacheConfig;
 pub use db::Db;
 pub use error::StoreError;
 pub use key::{CredentialKind, SecretKey};

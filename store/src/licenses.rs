@@ -5,8 +5,9 @@ use serde_json::json;
 use crate::audit::insert_audit;
 use crate::db::with_pool;
 use crate::key::{SecretKey, parse_presented};
+use crate::key_tables;
 use crate::model::{CredentialKind, License, NewLicense, Status, validate_grants, validate_owner};
-use crate::rows::{LicenseRow, grants_json};
+use crate::rows::{KeyTable as _, LicenseRow, grants_json};
 use crate::store::{new_id, now};
 use crate::{Store, StoreError};
 
@@ -64,23 +65,12 @@ impl Store {
 
     /// Every license, oldest first.
     pub async fn list_licenses(&self) -> Result<Vec<License>, StoreError> {
-        let rows: Vec<LicenseRow> = with_pool!(&self.db, pool => {
-            sqlx::query_as("SELECT * FROM licenses ORDER BY id")
-                .fetch_all(pool)
-                .await?
-        });
-        rows.into_iter().map(LicenseRow::into_license).collect()
+        key_tables::list::<LicenseRow>(&self.db).await
     }
 
     /// One license by id, whatever its status.
     pub async fn license(&self, id: &str) -> Result<Option<License>, StoreError> {
-        let row: Option<LicenseRow> = with_pool!(&self.db, pool => {
-            sqlx::query_as("SELECT * FROM licenses WHERE id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
-        });
-        row.map(LicenseRow::into_license).transpose()
+        key_tables::by_id::<LicenseRow>(&self.db, id).await
     }
 
     /// The license a presented key belongs to, whatever its status or
@@ -90,46 +80,16 @@ impl Store {
         let Some((CredentialKind::License, hash)) = parse_presented(secret) else {
             return Ok(None);
         };
-        let row: Option<LicenseRow> = with_pool!(&self.db, pool => {
-            sqlx::query_as("SELECT * FROM licenses WHERE key_hash = $1")
-                .bind(&hash)
-                .fetch_optional(pool)
-                .await?
-        });
-        row.map(LicenseRow::into_license).transpose()
+        key_tables::by_hash::<LicenseRow>(&self.db, &hash, false)
+            .await?
+            .map(LicenseRow::into_record)
+            .transpose()
     }
 
-    /// Revokes a license for good: its key stops authenticating at once.
+    /// Revokes a license for good: its key stops authenticating at once
+    /// (on this node; see [`crate::CacheConfig`] for the others).
     /// Revoking a revoked license changes nothing (and is still audited).
     pub async fn revoke_license(&self, actor: &str, id: &str) -> Result<License, StoreError> {
-        let at = now();
-        let row: Option<LicenseRow> = with_pool!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            let changed = sqlx::query(
-                "UPDATE licenses SET status = $1, revoked_at = COALESCE(revoked_at, $2) WHERE id = $3",
-            )
-            .bind(Status::Revoked.as_str())
-            .bind(at)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if changed == 0 {
-                None
-            } else {
-                insert_audit!(&mut *tx, actor, "license.revoke", Some(id), "")?;
-                let row = sqlx::query_as("SELECT * FROM licenses WHERE id = $1")
-                    .bind(id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Some(row)
-            }
-        });
-        row.ok_or_else(|| StoreError::NotFound {
-            kind: "license",
-            id: id.to_owned(),
-        })?
-        .into_license()
+        self.revoke::<LicenseRow>(actor, id).await
     }
 }

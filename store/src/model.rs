@@ -136,6 +136,12 @@ pub struct Credential {
 }
 
 impl Credential {
+    /// Whether it still unlocks anything at `now`: not expired, or expired
+    /// with the perpetual fallback.
+    pub(crate) fn is_usable_at(&self, now: DateTime<Utc>) -> bool {
+        self.perpetual_fallback || self.expires_at.is_none_or(|end| now < end)
+    }
+
     /// Whether this credential reaches `repository` (`namespace/worker`)
     /// at all; which actions it may take there is the token service's call.
     pub fn covers(&self, repository: &str) -> bool {

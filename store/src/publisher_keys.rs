@@ -5,6 +5,7 @@ use serde_json::json;
 use crate::audit::insert_audit;
 use crate::db::with_pool;
 use crate::key::SecretKey;
+use crate::key_tables;
 use crate::model::{
     CredentialKind, NewPublisherKey, PublisherKey, Status, validate_grants, validate_owner,
 };
@@ -53,61 +54,20 @@ impl Store {
 
     /// Every publisher key, oldest first.
     pub async fn list_publisher_keys(&self) -> Result<Vec<PublisherKey>, StoreError> {
-        let rows: Vec<PublisherKeyRow> = with_pool!(&self.db, pool => {
-            sqlx::query_as("SELECT * FROM publisher_keys ORDER BY id")
-                .fetch_all(pool)
-                .await?
-        });
-        rows.into_iter()
-            .map(PublisherKeyRow::into_publisher_key)
-            .collect()
+        key_tables::list::<PublisherKeyRow>(&self.db).await
     }
 
     /// One publisher key by id, whatever its status.
     pub async fn publisher_key(&self, id: &str) -> Result<Option<PublisherKey>, StoreError> {
-        let row: Option<PublisherKeyRow> = with_pool!(&self.db, pool => {
-            sqlx::query_as("SELECT * FROM publisher_keys WHERE id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
-        });
-        row.map(PublisherKeyRow::into_publisher_key).transpose()
+        key_tables::by_id::<PublisherKeyRow>(&self.db, id).await
     }
 
-    /// Revokes a publisher key for good.
+    /// Revokes a publisher key for good (at once on this node).
     pub async fn revoke_publisher_key(
         &self,
         actor: &str,
         id: &str,
     ) -> Result<PublisherKey, StoreError> {
-        let at = now();
-        let row: Option<PublisherKeyRow> = with_pool!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            let changed = sqlx::query(
-                "UPDATE publisher_keys SET status = $1, revoked_at = COALESCE(revoked_at, $2) WHERE id = $3",
-            )
-            .bind(Status::Revoked.as_str())
-            .bind(at)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if changed == 0 {
-                None
-            } else {
-                insert_audit!(&mut *tx, actor, "publisher_key.revoke", Some(id), "")?;
-                let row = sqlx::query_as("SELECT * FROM publisher_keys WHERE id = $1")
-                    .bind(id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Some(row)
-            }
-        });
-        row.ok_or_else(|| StoreError::NotFound {
-            kind: "publisher key",
-            id: id.to_owned(),
-        })?
-        .into_publisher_key()
+        self.revoke::<PublisherKeyRow>(actor, id).await
     }
 }

@@ -2,19 +2,27 @@
 //! question the token service and the catalog ask of a presented key.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
 
 use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::StoreError;
+use crate::credential_cache::{CacheConfig, CredentialCache};
 use crate::db::{Db, with_pool};
 use crate::key::parse_presented;
+use crate::key_tables;
 use crate::model::{Credential, CredentialKind, Status};
-use crate::rows::{LicenseRow, PublisherKeyRow};
+use crate::rows::{KeyTable as _, LicenseRow, PublisherKeyRow};
 
-/// The catalog's database. Cheap to clone: the pools are shared.
+/// The catalog's database. Cheap to clone: the pools (and the credential
+/// cache, when there is one) are shared.
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) db: Db,
+    /// Recent answers of [`Store::authenticate`]; `None`: every lookup
+    /// asks the database (the default; the catalog server turns it on).
+    pub(crate) cache: Option<Arc<CredentialCache>>,
 }
 
 impl Store {
@@ -23,6 +31,7 @@ impl Store {
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         Ok(Store {
             db: Db::open(url).await?,
+            cache: None,
         })
     }
 
@@ -31,7 +40,26 @@ impl Store {
     pub async fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
         Ok(Store {
             db: Db::open_sqlite(path).await?,
+            cache: None,
         })
+    }
+
+    /// This store with a new credential cache ([`CacheConfig`]), shared by
+    /// its clones: for a long-running server, where every licensed
+    /// request would otherwise query the database. Revocations made
+    /// through this store (or its clones) take effect at once; those made
+    /// elsewhere once the cached entry expires.
+    pub fn with_credential_cache(self, config: CacheConfig) -> Store {
+        Store {
+            cache: Some(Arc::new(CredentialCache::new(config))),
+            ..self
+        }
+    }
+
+    /// How many lookups the credential cache holds (0 without one): for
+    /// tests and metrics.
+    pub fn cached_credentials(&self) -> usize {
+        self.cache.as_ref().map_or(0, |c| c.len())
     }
 
     /// The pool, for other tables of the same database (analytics).
@@ -50,9 +78,22 @@ impl Store {
     /// (with its `expires_at`) only when it has the perpetual fallback.
     ///
     /// The lookup is by SHA-256 of the key, so neither a timing nor an
-    /// index probe tells anything about a stored key's text.
+    /// index probe tells anything about a stored key's text. With a
+    /// credential cache, a recent answer for the same hash is reused (see
+    /// [`CacheConfig`] for how recent).
     pub async fn authenticate(&self, secret: &str) -> Result<Option<Credential>, StoreError> {
         self.authenticate_at(secret, Utc::now()).await
+    }
+
+    /// [`Store::authenticate`] from the database, whatever the cache holds
+    /// (the answer is not cached either): for decisions that outlive the
+    /// request, such as a registry token.
+    pub async fn authenticate_fresh(&self, secret: &str) -> Result<Option<Credential>, StoreError> {
+        let Some((kind, hash)) = parse_presented(secret) else {
+            return Ok(None);
+        };
+        let found = self.active_credential(kind, &hash).await?;
+        Ok(found.filter(|c| c.is_usable_at(Utc::now())))
     }
 
     /// [`Store::authenticate`] as of `now` (for tests with a moved clock).
@@ -64,24 +105,33 @@ impl Store {
         let Some((kind, hash)) = parse_presented(secret) else {
             return Ok(None);
         };
-        let active = Status::Active.as_str();
+        let found = match &self.cache {
+            None => self.active_credential(kind, &hash).await?,
+            Some(cache) => match cache.get(&hash, Instant::now()) {
+                Ok(hit) => hit,
+                Err(ticket) => {
+                    let found = self.active_credential(kind, &hash).await?;
+                    cache.insert(ticket, hash, found.clone(), Instant::now());
+                    found
+                }
+            },
+        };
+        // Expiry is decided at every use, never cached.
+        Ok(found.filter(|c| c.is_usable_at(now)))
+    }
+
+    /// The active record `hash` belongs to, as a credential, expired or not.
+    async fn active_credential(
+        &self,
+        kind: CredentialKind,
+        hash: &str,
+    ) -> Result<Option<Credential>, StoreError> {
         match kind {
             CredentialKind::License => {
-                let row: Option<LicenseRow> = with_pool!(&self.db, pool => {
-                    sqlx::query_as(
-                        "SELECT * FROM licenses WHERE key_hash = $1 AND status = $2",
-                    )
-                    .bind(&hash)
-                    .bind(active)
-                    .fetch_optional(pool)
-                    .await?
-                });
-                let Some(license) = row.map(LicenseRow::into_license).transpose()? else {
+                let row = key_tables::by_hash::<LicenseRow>(&self.db, hash, true).await?;
+                let Some(license) = row.map(LicenseRow::into_record).transpose()? else {
                     return Ok(None);
                 };
-                if license.is_expired_at(now) && !license.perpetual_fallback {
-                    return Ok(None);
-                }
                 Ok(Some(Credential {
                     kind,
                     id: license.id,
@@ -92,16 +142,8 @@ impl Store {
                 }))
             }
             CredentialKind::Publisher => {
-                let row: Option<PublisherKeyRow> = with_pool!(&self.db, pool => {
-                    sqlx::query_as(
-                        "SELECT * FROM publisher_keys WHERE key_hash = $1 AND status = $2",
-                    )
-                    .bind(&hash)
-                    .bind(active)
-                    .fetch_optional(pool)
-                    .await?
-                });
-                let Some(key) = row.map(PublisherKeyRow::into_publisher_key).transpose()? else {
+                let row = key_tables::by_hash::<PublisherKeyRow>(&self.db, hash, true).await?;
+                let Some(key) = row.map(PublisherKeyRow::into_record).transpose()? else {
                     return Ok(None);
                 };
                 Ok(Some(Credential {
@@ -114,11 +156,12 @@ impl Store {
                 }))
             }
             CredentialKind::Admin => {
+                let active = Status::Active.as_str();
                 let id: Option<String> = with_pool!(&self.db, pool => {
                     sqlx::query_scalar(
                         "SELECT id FROM admin_keys WHERE key_hash = $1 AND status = $2",
                     )
-                    .bind(&hash)
+                    .bind(hash)
                     .bind(active)
                     .fetch_optional(pool)
                     .await?

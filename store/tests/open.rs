@@ -51,17 +51,30 @@ async fn reopen_keeps_records(db: &TestDatabase) {
     first.close().await;
     let second = Store::open(db.url()).await.unwrap();
     assert!(second.authenticate(key.expose()).await.unwrap().is_some());
-    let migrations: i64 = match second.db() {
-        Db::Sqlite(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
-            .fetch_one(pool)
-            .await
-            .unwrap(),
-        Db::Postgres(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
-            .fetch_one(pool)
-            .await
-            .unwrap(),
+    let (applied, dialect): (i64, _) = match second.db() {
+        Db::Sqlite(pool) => (
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+                .fetch_one(pool)
+                .await
+                .unwrap(),
+            "sqlite",
+        ),
+        Db::Postgres(pool) => (
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+                .fetch_one(pool)
+                .await
+                .unwrap(),
+            "postgres",
+        ),
     };
-    assert_eq!(migrations, 1);
+    // Each migration of the dialect applied once, not once per open.
+    let files = std::fs::read_dir(format!(
+        "{}/migrations/{dialect}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    .count();
+    assert_eq!(applied, i64::try_from(files).unwrap());
     second.close().await;
 }
 

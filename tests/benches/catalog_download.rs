@@ -26,7 +26,19 @@
 //!    with a license key (`Authorization: Bearer rbee_lic_...`, looked up
 //!    in the catalog's database and answered with a freshly signed URL),
 //!    against 1 (no auth). The catalog runs with a rate limit too high to
-//!    refuse anything, so that its bookkeeping is part of the cost.
+//!    refuse anything, so that its bookkeeping is part of the cost. The
+//!    catalog keeps credential lookups in memory for a few seconds
+//!    (`rbee_store::CacheConfig`), so most of these requests never reach
+//!    SQLite.
+//! 5. (issue 11) the embedded registry's `HEAD /v2/rbee/<worker>/blobs/<digest>`
+//!    (a public repository) with the generator, without any header and with
+//!    `Authorization: Bearer <token>` (a token from `/token` for the license
+//!    key, fetched fresh before each measurement: tokens live 60 s): the
+//!    token gate's cost (an Ed25519 signature check per request).
+//! 6. (issue 11) tokens issued per second by `GET /token` (wrk), with the
+//!    license key as HTTP Basic password (a database lookup, a grant, a
+//!    signature), against anonymous tokens for a public repository (no
+//!    lookup).
 //!
 //! The measurements are repeated `RBEE_BENCH_ROUNDS` times (default
 //! 3), interleaved, and the medians are judged: the ratio on 3 (same
@@ -43,7 +55,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::catalog::{WORKER, other_worker, publish_files};
+use base64::Engine as _;
+use common::catalog::{WORKER, other_worker, publish_files, publish_files_as};
 use common::distribution::Distribution;
 use common::publishing::{Fixture, REPO};
 use common::{OCI_INDEX, find_tool, sha256_digest};
@@ -93,7 +106,7 @@ async fn run() -> Result<()> {
     let catalog = CatalogProcess::start(&binary, dir.path()).await?;
     let download_path = format!("/v1/workers/{WORKER}/0.1.0/download?platform={platform}");
     let ours_url = format!("{}{download_path}", catalog.url);
-    check_download(&ours_url, None).await?;
+    let blob_url = check_download(&ours_url, None).await?;
 
     // A premium worker and a license for it, in the same catalog.
     let (premium_fixture, premium_files) = other_worker(PREMIUM, "0.1.0", false);
@@ -103,12 +116,34 @@ async fn run() -> Result<()> {
             "amount": 10.0, "currency": "EUR", "purchase_url": "https://rbee.dev/buy"
         });
     });
-    publish_files(&catalog.url, &premium_files).await;
+    // The embedded registry requires tokens: publish with a publisher key
+    // for the premium namespace and the catalog index.
+    let publisher_key = catalog.create_publisher_key().await?;
+    publish_files_as(
+        &catalog.url,
+        &premium_files,
+        rbee_pusher::auth::Credentials::basic("bench", publisher_key),
+    )
+    .await;
     let license_key = catalog.create_license(PREMIUM).await?;
     let licensed_path = format!("/v1/workers/{PREMIUM}/0.1.0/download?platform={platform}");
     let licensed_url = format!("{}{licensed_path}", catalog.url);
     check_download(&licensed_url, Some(&license_key)).await?;
     let auth_header = format!("Authorization: Bearer {license_key}");
+
+    // The registry's blob HEAD (public repository), and the token service.
+    let public_scope = format!("repository:{REPO}:pull");
+    let token_url =
+        |scope: &str| format!("{}/token?service=rbee-registry&scope={scope}", catalog.url);
+    let anonymous_token_url = token_url(&public_scope);
+    let licensed_token_url = token_url(&format!("repository:rbee-premium/{PREMIUM}:pull"));
+    let basic_header = format!(
+        "Authorization: Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("bench:{license_key}"))
+    );
+    let fresh_bearer = || fetch_token(&anonymous_token_url, &license_key);
+    check_blob_head(&blob_url, None).await?;
+    check_blob_head(&blob_url, Some(&fresh_bearer().await?)).await?;
 
     // Distribution with the same worker published.
     let registry = Distribution::start()
@@ -123,6 +158,8 @@ async fn run() -> Result<()> {
         load(url, method, Duration::from_secs(2)).await?;
     }
     run_wrk_for(&licensed_url, &[auth_header.as_str()], 2)?;
+    load_with(&blob_url, "HEAD", None, Duration::from_secs(2)).await?;
+    run_wrk_for(&licensed_token_url, &[basic_header.as_str()], 2)?;
 
     let rounds: usize = std::env::var("RBEE_BENCH_ROUNDS")
         .ok()
@@ -130,7 +167,7 @@ async fn run() -> Result<()> {
         .unwrap_or(3)
         .max(1);
     let mut rows = Vec::new();
-    let mut all: [Vec<Figures>; 5] = Default::default();
+    let mut all: [Vec<Figures>; 9] = Default::default();
     for round in 1..=rounds {
         all[0].push(
             measure(&mut rows, round, "ours: GET download (wrk)", || {
@@ -181,9 +218,66 @@ async fn run() -> Result<()> {
             )
             .await?,
         );
+        all[5].push(
+            measure(
+                &mut rows,
+                round,
+                "ours: HEAD /v2 blob, no auth (generator)",
+                || async { load_with(&blob_url, "HEAD", None, Duration::from_secs(SECONDS)).await },
+            )
+            .await?,
+        );
+        let bearer = format!("Authorization: Bearer {}", fresh_bearer().await?);
+        all[6].push(
+            measure(
+                &mut rows,
+                round,
+                "ours: HEAD /v2 blob, bearer token (generator)",
+                || async {
+                    load_with(
+                        &blob_url,
+                        "HEAD",
+                        Some(&bearer),
+                        Duration::from_secs(SECONDS),
+                    )
+                    .await
+                },
+            )
+            .await?,
+        );
+        all[7].push(
+            measure(
+                &mut rows,
+                round,
+                "ours: GET /token, anonymous (wrk)",
+                || wrk_with(anonymous_token_url.clone(), Vec::new()),
+            )
+            .await?,
+        );
+        all[8].push(
+            measure(
+                &mut rows,
+                round,
+                "ours: GET /token, license key (wrk)",
+                || wrk_with(licensed_token_url.clone(), vec![basic_header.clone()]),
+            )
+            .await?,
+        );
     }
-    let [ours_wrk, dist_wrk, dist_head, ours_gen, licensed_wrk] = all.map(|f| median(&f));
+    let [
+        ours_wrk,
+        dist_wrk,
+        dist_head,
+        ours_gen,
+        licensed_wrk,
+        blob_anon,
+        blob_bearer,
+        token_anon,
+        token_licensed,
+    ] = all.map(|f| median(&f));
     let auth_share = licensed_wrk.rps / ours_wrk.rps;
+    let bearer_share = blob_bearer.rps / blob_anon.rps;
+    let token_share = token_licensed.rps / token_anon.rps;
 
     let ratio = ours_gen.rps / dist_head.rps;
     let wrk_ratio = ours_wrk.rps / dist_wrk.rps;
@@ -209,6 +303,14 @@ async fn run() -> Result<()> {
             "wrk",
             licensed_wrk,
         ),
+        ("ours: HEAD /v2 blob, no auth", "generator", blob_anon),
+        (
+            "ours: HEAD /v2 blob, bearer token",
+            "generator",
+            blob_bearer,
+        ),
+        ("ours: GET /token, anonymous", "wrk", token_anon),
+        ("ours: GET /token, license key", "wrk", token_licensed),
     ];
     for (what, client, f) in medians {
         println!(
@@ -258,7 +360,25 @@ async fn run() -> Result<()> {
         verdict(licensed_wrk.p99_ms <= TARGET_P99_MS)
     );
     println!(
-        "| (issue 11) /v2 blob HEAD with a bearer token vs without | not measured: the registry's token gate is not in this build | — |"
+        "| (issue 11) /v2 blob HEAD with a bearer token >= {:.0}% of the same without auth (generator) | {:.1}% ({:.0} vs {:.0}) | {} |",
+        TARGET_AUTH_SHARE * 100.0,
+        bearer_share * 100.0,
+        blob_bearer.rps,
+        blob_anon.rps,
+        verdict(bearer_share >= TARGET_AUTH_SHARE)
+    );
+    println!(
+        "| (issue 11) /v2 blob HEAD with a bearer token p99 <= {TARGET_P99_MS} ms (generator) | {:.3} ms | {} |",
+        blob_bearer.p99_ms,
+        verdict(blob_bearer.p99_ms <= TARGET_P99_MS)
+    );
+    println!(
+        "| (issue 11, no target) tokens issued per second, license key (wrk) | {:.0}/s, {:.1}% of anonymous tokens ({:.0}/s), {:.1}% of the free download; p99 {:.3} ms | — |",
+        token_licensed.rps,
+        token_share * 100.0,
+        token_anon.rps,
+        token_licensed.rps / ours_wrk.rps * 100.0,
+        token_licensed.p99_ms
     );
     drop(registry);
     drop(catalog);
@@ -305,10 +425,7 @@ impl CatalogProcess {
     /// SQLite file in its data dir, opened next to the running server, as
     /// `rbee-catalog license create` does) and returns its key.
     async fn create_license(&self, worker: &str) -> Result<String> {
-        let url = format!("sqlite://{}", self.data_dir.join("catalog.db").display());
-        let store = rbee_store::Store::open(&url)
-            .await
-            .map_err(|e| format!("opening {url}: {e}"))?;
+        let store = self.open_store().await?;
         let (_, key) = store
             .create_license(
                 "bench",
@@ -323,6 +440,36 @@ impl CatalogProcess {
             .map_err(|e| format!("creating a license: {e}"))?;
         store.close().await;
         Ok(key.expose().to_owned())
+    }
+
+    /// Issues a publisher key for the premium namespace and the catalog
+    /// index, in the catalog's own database, and returns it.
+    async fn create_publisher_key(&self) -> Result<String> {
+        let store = self.open_store().await?;
+        let (_, key) = store
+            .create_publisher_key(
+                "bench",
+                rbee_store::NewPublisherKey {
+                    owner: "bench".into(),
+                    grants: vec![
+                        rbee_store::Grant::Namespace("rbee-premium".into()),
+                        rbee_store::Grant::Worker("catalog".into()),
+                    ],
+                },
+            )
+            .await
+            .map_err(|e| format!("creating a publisher key: {e}"))?;
+        store.close().await;
+        Ok(key.expose().to_owned())
+    }
+
+    /// The SQLite file in its data dir, opened next to the running server
+    /// (as the `rbee-catalog license` commands do).
+    async fn open_store(&self) -> Result<rbee_store::Store> {
+        let url = format!("sqlite://{}", self.data_dir.join("catalog.db").display());
+        rbee_store::Store::open(&url)
+            .await
+            .map_err(|e| format!("opening {url}: {e}"))
     }
 
     async fn start(binary: &Path, dir: &Path) -> Result<CatalogProcess> {
@@ -398,7 +545,8 @@ fn client() -> reqwest::Client {
 
 /// The download route answers (with `license` as a bearer key, when
 /// given), and its URL serves the checksum's bytes with no header.
-async fn check_download(url: &str, license: Option<&str>) -> Result<()> {
+/// Returns that URL.
+async fn check_download(url: &str, license: Option<&str>) -> Result<String> {
     let mut req = client().get(url);
     if let Some(key) = license {
         req = req.bearer_auth(key);
@@ -419,6 +567,38 @@ async fn check_download(url: &str, license: Option<&str>) -> Result<()> {
         .map_err(|e| e.to_string())?;
     if body["checksum"] != sha256_digest(&bytes).as_str() {
         return Err(format!("{blob_url} does not match {}", body["checksum"]));
+    }
+    Ok(blob_url.to_owned())
+}
+
+/// A token from `url` (`/token?...`) for the license key.
+async fn fetch_token(url: &str, license: &str) -> Result<String> {
+    let resp = client()
+        .get(url)
+        .basic_auth("bench", Some(license))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if resp.status() != 200 {
+        return Err(format!("GET {url}: {}", resp.status()));
+    }
+    let body: serde_json::Value = resp.json().await.map_err(|e| e.to_string())?;
+    body["token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no token from {url}: {body}"))
+}
+
+/// The registry answers the blob HEAD with 200 (with `token` as bearer
+/// token, when given).
+async fn check_blob_head(url: &str, token: Option<&str>) -> Result<()> {
+    let mut req = client().head(url);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let resp = req.send().await.map_err(|e| e.to_string())?;
+    if resp.status() != 200 {
+        return Err(format!("HEAD {url}: {}", resp.status()));
     }
     Ok(())
 }
@@ -574,6 +754,16 @@ async fn wrk(url: String, accept: Option<&'static str>) -> Result<Figures> {
         .map_err(|e| e.to_string())?
 }
 
+/// wrk GET of `url` with extra `headers`, off the runtime's threads.
+async fn wrk_with(url: String, headers: Vec<String>) -> Result<Figures> {
+    tokio::task::spawn_blocking(move || {
+        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+        run_wrk_for(&url, &headers, SECONDS)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
 fn run_wrk(url: &str, accept: Option<&str>) -> Result<Figures> {
     let accept = accept.map(|a| format!("Accept: {a}"));
     run_wrk_for(url, accept.as_deref().as_slice(), SECONDS)
@@ -645,15 +835,29 @@ fn duration_ms(text: &str) -> Option<f64> {
 /// Closed-loop load: [`CONNECTIONS`] keep-alive connections, one request
 /// in flight on each, for `duration`; every answer must be a 200.
 async fn load(url: &str, method: &str, duration: Duration) -> Result<Figures> {
+    load_with(url, method, None, duration).await
+}
+
+/// [`load`] with one extra request header line (`Name: value`).
+async fn load_with(
+    url: &str,
+    method: &str,
+    header: Option<&str>,
+    duration: Duration,
+) -> Result<Figures> {
     let rest = url.strip_prefix("http://").ok_or("http:// URL expected")?;
     let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let accept = if path.starts_with("/v2/") {
+    let mut extra = if path.contains("/manifests/") {
         format!("Accept: {OCI_INDEX}\r\n")
     } else {
         String::new()
     };
+    if let Some(header) = header {
+        extra.push_str(header);
+        extra.push_str("\r\n");
+    }
     let request =
-        Arc::new(format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n{accept}\r\n").into_bytes());
+        Arc::new(format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n").into_bytes());
     let head = method == "HEAD";
     let start = Instant::now();
     let deadline = start + duration;

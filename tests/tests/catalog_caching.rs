@@ -1,7 +1,8 @@
 //! The catalog's caching end to end: stale data with a warning when the
-//! registry is down, a push to the embedded registry visible at once,
-//! Distribution's webhook and notifications invalidating the cache, and
-//! HTTP caching (ETags, 304, `Cache-Control`).
+//! registry is down (walking it) and the view's listings served through an
+//! outage, a push to the embedded registry visible at once,
+//! Distribution's webhook and notifications updating the view and
+//! invalidating the cache, and HTTP caching (ETags, 304, `Cache-Control`).
 
 mod common;
 
@@ -16,6 +17,8 @@ use serde_json::{Value, json};
 
 // ---- stale data when the registry is down ------------------------------------------
 
+/// Walking the registry (`--no-catalog-view`): what was read is served
+/// stale, with a warning; what was never read is a 502.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_down_serves_stale_data_with_a_warning() {
     let Some(registry) = Distribution::start().await else {
@@ -23,6 +26,7 @@ async fn registry_down_serves_stale_data_with_a_warning() {
     };
     let ttl = Duration::from_secs(1);
     let catalog = TestCatalog::external(&registry.url, |c| {
+        c.catalog_view = false;
         c.ttls = CacheTtls {
             index: ttl,
             metadata: ttl,
@@ -84,7 +88,7 @@ async fn registry_down_serves_stale_data_with_a_warning() {
         .error(502, Some("Registry unavailable"));
 
     // A catalog that never reached the registry.
-    let cold = TestCatalog::external(&registry_url, |_| {}).await;
+    let cold = TestCatalog::external(&registry_url, |c| c.catalog_view = false).await;
     let worker = format!("/workers/{WORKER}");
     for (path, status) in [
         ("/ready", 503),
@@ -97,6 +101,57 @@ async fn registry_down_serves_stale_data_with_a_warning() {
             "{path}: internal addresses stay in the log: {body}"
         );
     }
+    cold.stop().await;
+    catalog.stop().await;
+}
+
+/// With the catalog's view (the default), what the view holds is served
+/// while the registry is down, past every TTL: the listings and downloads
+/// of every worker it read, not only those asked for before. What only the
+/// registry has (a PKGBUILD never read) is a 502, and a catalog whose view
+/// was never built answers as one walking the registry would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_down_the_view_still_lists_everything_it_read() {
+    let Some(registry) = Distribution::start().await else {
+        return;
+    };
+    publish_files(&registry.url, &Fixture::new("0.1.0").files()).await;
+    let (_other, files) = other_worker("never-cached-cpu", "0.1.0", true);
+    publish_files(&registry.url, &files).await;
+    let ttl = Duration::from_secs(1);
+    let catalog = TestCatalog::external(&registry.url, |c| {
+        c.ttls = CacheTtls {
+            index: ttl,
+            metadata: ttl,
+        };
+    })
+    .await;
+    let listed = [
+        "/v1/workers".to_owned(),
+        "/workers".to_owned(),
+        format!("/v1/workers/{WORKER}/versions"),
+        "/v1/workers/never-cached-cpu/versions".to_owned(),
+        format!("/v1/workers/{WORKER}/0.1.0/download?platform=linux-x86_64"),
+    ];
+    let mut before = Vec::new();
+    for path in &listed {
+        before.push(catalog.get(path).await.ok_json());
+    }
+    let registry_url = registry.url.clone();
+    drop(registry);
+    tokio::time::sleep(ttl + Duration::from_millis(300)).await;
+    for (path, before) in listed.iter().zip(&before) {
+        assert_eq!(&catalog.get(path).await.ok_json(), before, "{path}");
+    }
+    catalog
+        .get("/workers/never-cached-cpu/PKGBUILD")
+        .await
+        .error(502, Some("Registry unavailable"));
+
+    // A view never built (a new database) walks, and fails like it.
+    let cold = TestCatalog::external(&registry_url, |_| {}).await;
+    cold.get("/ready").await.error(503, None);
+    cold.get("/v1/workers").await.error(502, None);
     cold.stop().await;
     catalog.stop().await;
 }
@@ -181,16 +236,30 @@ fn distribution_envelope(registry_host: &str, pushes: &[(&str, &str, &str)]) -> 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distribution_webhook_updates_the_view() {
+    webhook_makes_a_push_visible(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn distribution_webhook_invalidates_the_cache() {
+    webhook_makes_a_push_visible(false).await;
+}
+
+/// A push Distribution tells nobody of is not seen (the view, or the
+/// cache, answers) until the webhook is called; then it is, at once.
+async fn webhook_makes_a_push_visible(view: bool) {
     let Some(registry) = Distribution::start().await else {
         return;
     };
     let secret = "webhook-test-secret";
+    // The first release is there before the catalog starts, which reads
+    // it (the view's first build, or the first walk).
+    publish_files(&registry.url, &Fixture::new("0.1.0").files()).await;
     let catalog = TestCatalog::external(&registry.url, |c| {
+        c.catalog_view = view;
         c.webhook_secret = Some(secret.to_owned());
     })
     .await;
-    publish_files(&registry.url, &Fixture::new("0.1.0").files()).await;
     let versions = format!("/v1/workers/{WORKER}/versions");
     assert_eq!(
         listed_versions(&catalog.get(&versions).await.ok_json()),
@@ -266,6 +335,30 @@ async fn distribution_webhook_invalidates_the_cache() {
         catalog.get(&format!("/workers/{WORKER}")).await.ok_json()["version"],
         "0.2.0"
     );
+
+    // A worker the catalog never saw: found right after the webhook. (Not
+    // checked unseen before: the second reread of the webhook above may
+    // already have run.)
+    let (_new, files) = other_worker("new-after-start-cpu", "0.1.0", false);
+    let new = publish_files(&registry.url, &files).await;
+    let envelope = distribution_envelope(
+        &registry.host,
+        &[
+            (
+                "rbee/new-after-start-cpu",
+                "0.1.0",
+                new.index_digest.as_str(),
+            ),
+            (CATALOG_REPO, "latest", catalog_digest.as_str()),
+        ],
+    );
+    post(Some(secret), serde_json::to_vec(&envelope).unwrap())
+        .await
+        .ok_json();
+    assert_eq!(
+        catalog.get("/workers/new-after-start-cpu").await.ok_json()["version"],
+        "0.1.0"
+    );
     catalog.stop().await;
 }
 
@@ -298,20 +391,31 @@ async fn distribution_notifications_reach_the_webhook() {
         c.webhook_secret = Some(secret.to_owned());
     })
     .await;
-    publish_files(&registry.url, &Fixture::new("0.1.0").files()).await;
     let versions = format!("/v1/workers/{WORKER}/versions");
-    // The first read may race the notifications of the first publish; what
-    // matters is that it ends up with 0.1.0, cached for minutes.
-    assert_eq!(
-        listed_versions(&catalog.get(&versions).await.ok_json()),
-        ["0.1.0"]
-    );
-    publish_files(&registry.url, &Fixture::new("0.2.0").files()).await;
-    // Distribution delivers from a queue: poll briefly.
+    for (version, expected) in [("0.1.0", vec!["0.1.0"]), ("0.2.0", vec!["0.2.0", "0.1.0"])] {
+        publish_files(&registry.url, &Fixture::new(version).files()).await;
+        listed_after_notification(&catalog, &registry, &versions, &expected).await;
+    }
+    catalog.stop().await;
+}
+
+/// Polls `versions` (Distribution delivers from a queue) until it lists
+/// `expected`, for at most 10 s.
+async fn listed_after_notification(
+    catalog: &TestCatalog,
+    registry: &Distribution,
+    versions: &str,
+    expected: &[&str],
+) {
     let started = std::time::Instant::now();
     loop {
-        let listed = listed_versions(&catalog.get(&versions).await.ok_json());
-        if listed == ["0.2.0", "0.1.0"] {
+        let reply = catalog.get(versions).await;
+        let listed = if reply.status == 404 {
+            Vec::new()
+        } else {
+            listed_versions(&reply.ok_json())
+        };
+        if listed == expected {
             break;
         }
         assert!(
@@ -321,7 +425,6 @@ async fn distribution_notifications_reach_the_webhook() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    catalog.stop().await;
 }
 
 // ---- HTTP caching ------------------------------------------------------------------

@@ -5,6 +5,12 @@
 //! 404s, 429s, corrupted blobs, a token service. A second catalog reads
 //! through it, and must stay bounded in memory, time and upstream traffic,
 //! serve what it can, and call invalid data a 502.
+//!
+//! Most tests read through the registry walk (`--no-catalog-view`), which
+//! is also what a catalog with its view does before the view is built and
+//! for what the view lacks. The last section runs the view's build and
+//! rereads through the same hostile registry: the same limits, the same
+//! errors, and a good copy never replaced by invalid data.
 
 mod common;
 
@@ -275,11 +281,17 @@ async fn setup(
     origin.publish_version("0.1.0").await;
     let hostile = Hostile::start(&origin.url, token).await;
     let catalog = TestCatalog::external(&hostile.url, |c| {
+        c.catalog_view = false;
         c.upstream.deadline = Duration::from_secs(3);
         configure(c);
     })
     .await;
     (origin, hostile, catalog)
+}
+
+/// A catalog walking the registry at `url` (no view in its database).
+async fn walking(url: &str) -> TestCatalog {
+    TestCatalog::external(url, |c| c.catalog_view = false).await
 }
 
 fn ttls(secs_index: f64, secs_metadata: f64) -> rbee_catalog::catalog::CacheTtls {
@@ -571,7 +583,7 @@ async fn too_many_or_duplicate_platforms_are_invalid_and_never_replace_a_good_co
     }
 
     // A catalog with nothing cached answers 502.
-    let cold = TestCatalog::external(&hostile.url, |_| {}).await;
+    let cold = walking(&hostile.url).await;
     cold.get(&download)
         .await
         .error(502, Some("Registry data invalid"));
@@ -628,7 +640,7 @@ async fn an_unreadable_worker_is_left_out_and_a_huge_list_is_capped() {
     }
     let listed = workers.len();
     forge_catalog_index(&origin, &hostile, &index).await;
-    let fresh = TestCatalog::external(&hostile.url, |_| {}).await;
+    let fresh = walking(&hostile.url).await;
     let body = fresh.get("/v1/workers").await.ok_json();
     assert!(worker_ids(&body).contains(&WORKER.to_owned()), "{body}");
     let asked = hostile.count("GET /v2/rbee/zz-");
@@ -734,7 +746,7 @@ async fn titles_are_one_encoded_file_name_and_control_characters_are_a_502() {
 
     // A CR/LF in the title is invalid upstream data: 502, on every route
     // that reads the release, not a 400 blamed on the client.
-    let cold = TestCatalog::external(&hostile.url, |_| {}).await;
+    let cold = walking(&hostile.url).await;
     forge_platform_manifests(&origin, &hostile, set_title("a.tar.gz\r\nSet-Cookie: x=y")).await;
     for path in [
         format!("/v1/workers/{WORKER}/0.1.0/blob?platform=linux-x86_64"),
@@ -839,4 +851,144 @@ async fn parsing_a_large_index_holds_up_no_other_request() {
         slowest < Duration::from_millis(300),
         "the async thread stalled for {slowest:?}"
     );
+}
+
+// ---- the view, built and reread through the hostile registry ------------------------
+
+/// Waits (at most 10 s) until `catalog`'s view was built.
+async fn view_built(catalog: &TestCatalog) {
+    let view = catalog.state().catalog.view().expect("the view is on");
+    for _ in 0..1000 {
+        if view.is_ready() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the view was not built within 10 s");
+}
+
+/// A catalog index flooding the view's first build: the build reads it
+/// only up to the cap, listings answer the walk's 502 until the registry
+/// recovers, the view is then built by the periodic check, and from then
+/// on the hostile registry cannot take the listings away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_view_is_built_within_the_same_limits_and_errors() {
+    let origin = TestCatalog::embedded().await;
+    origin.publish_version("0.1.0").await;
+    let hostile = Hostile::start(&origin.url, None).await;
+    let flood = Act::Flood {
+        bytes: 50_000_000,
+        announce: false,
+    };
+    hostile.rule(LATEST_MANIFEST, flood.clone());
+    let catalog = TestCatalog::external(&hostile.url, |c| {
+        c.upstream.deadline = Duration::from_secs(3);
+        // The index digest is compared every second.
+        c.ttls = ttls(1.0, 600.0);
+    })
+    .await;
+    catalog
+        .get("/v1/workers")
+        .await
+        .error(502, Some("Registry data invalid"));
+    catalog.get("/ready").await.error(503, Some("Not ready"));
+    assert!(!catalog.state().catalog.view().unwrap().is_ready());
+    let per_read = |hostile: &Hostile| {
+        let reads = hostile.count(&format!("GET {LATEST_MANIFEST}")) as u64;
+        hostile.shared.flooded.load(Ordering::SeqCst) / reads.max(1)
+    };
+    assert!(
+        per_read(&hostile) < 24 << 20,
+        "{} bytes of 50 MB sent per read",
+        per_read(&hostile)
+    );
+
+    hostile.recover();
+    view_built(&catalog).await;
+    hostile.rule(LATEST_MANIFEST, flood);
+    for path in ["/v1/workers", "/workers"] {
+        let reply = catalog.get(path).await.expect(200);
+        assert_eq!(worker_ids(&reply.json()), [WORKER], "{path}");
+    }
+    // The periodic check meets the flood again, still within the cap.
+    hostile.wait_for(LATEST_MANIFEST).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        per_read(&hostile) < 24 << 20,
+        "{} bytes per read",
+        per_read(&hostile)
+    );
+    assert_eq!(
+        worker_ids(&catalog.get("/v1/workers").await.ok_json()),
+        [WORKER]
+    );
+}
+
+/// Releases forged into something invalid (2,000 platforms, a platform
+/// twice, a title with CR/LF) are refused by the view's reread as by the
+/// walk, before any platform manifest is read: a stored good copy stays
+/// (a registry turning hostile cannot replace it), and a view built from
+/// the forged registry leaves them out and answers the walk's 502.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_releases_never_enter_the_view_nor_replace_a_good_copy() {
+    let (origin, hostile, catalog) = setup(None, |c| c.catalog_view = true).await;
+    let download = format!("/v1/workers/{WORKER}/0.1.0/download?platform=linux-x86_64");
+    let good = catalog.get(&download).await.ok_json();
+    assert!(catalog.state().catalog.view().unwrap().is_ready());
+
+    let real = origin_json(&origin, &format!("/v2/{REPO}/manifests/0.1.0")).await;
+    let first = real["manifests"][0].clone();
+    let with_entries = |entries: Vec<Value>| {
+        let mut index = real.clone();
+        index["manifests"] = entries.into();
+        Act::Serve(OCI_INDEX, serde_json::to_vec(&index).unwrap().into())
+    };
+    let many: Vec<Value> = (0..2000)
+        .map(|n| {
+            let mut e = first.clone();
+            e["digest"] = format!("sha256:{n:064x}").into();
+            e
+        })
+        .collect();
+    let twice = vec![first.clone(), first.clone()];
+    for (what, act) in [
+        ("2,000 platforms", with_entries(many)),
+        ("a platform twice", with_entries(twice)),
+    ] {
+        hostile.rule(&format!("/v2/{REPO}/manifests/0.1.0"), act);
+        let before = hostile.count("/manifests/sha256:");
+        // As a webhook would: the repository changed. The next read
+        // waits for the reread.
+        catalog.state().catalog.heard(REPO);
+        let reply = catalog.get(&download).await.expect(200);
+        assert_eq!(reply.header("warning"), "", "{what}: from the view");
+        assert_eq!(reply.json(), good, "{what}");
+        assert_eq!(
+            hostile.count("/manifests/sha256:"),
+            before,
+            "{what}: fan-out"
+        );
+    }
+    hostile.recover();
+    forge_platform_manifests(&origin, &hostile, |m| {
+        m["layers"][0]["annotations"]["org.opencontainers.image.title"] =
+            "a.tar.gz\r\nSet-Cookie: x=y".into();
+    })
+    .await;
+    catalog.state().catalog.heard(REPO);
+    assert_eq!(catalog.get(&download).await.ok_json(), good, "CR/LF title");
+
+    // A view built from the forged registry: the release is left out of
+    // the listings, and reading it is the walk's 502.
+    let cold = TestCatalog::external(&hostile.url, |_| {}).await;
+    view_built(&cold).await;
+    assert!(worker_ids(&cold.get("/v1/workers").await.ok_json()).is_empty());
+    for path in [
+        download.clone(),
+        format!("/v1/workers/{WORKER}/0.1.0/blob?platform=linux-x86_64"),
+    ] {
+        cold.get(&path)
+            .await
+            .error(502, Some("Registry data invalid"));
+    }
 }

@@ -146,12 +146,19 @@ async fn published_worker_installs_runs_lists_and_uninstalls() {
     assert_eq!(lib.list().unwrap(), std::slice::from_ref(&installed));
     assert_eq!(
         names_in(&dest),
-        BTreeSet::from([".downloads", ".lock", "installed.json", WORKER].map(String::from)),
+        BTreeSet::from(
+            [".cache", ".downloads", ".lock", "installed.json", WORKER].map(String::from)
+        ),
         "no staging folder left"
     );
     assert!(
         names_in(&dest.join(".downloads")).is_empty(),
-        "the archive is removed once unpacked"
+        "the archive leaves the downloads once unpacked"
+    );
+    assert_eq!(
+        names_in(&dest.join(".cache").join(WORKER)),
+        BTreeSet::from([installed.digest.replace(':', "-")]),
+        "the archive is kept as the worker's last, for the next upgrade's delta"
     );
 
     // Again: the same digest is installed, so nothing is downloaded.

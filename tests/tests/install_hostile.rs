@@ -529,7 +529,7 @@ async fn stalled_servers_time_out_and_the_download_resumes() {
         false,
         bins.rbee_worker.to_str().unwrap(),
         &args,
-        &[("RBEE_READ_TIMEOUT", Path::new("1"))],
+        &[("RBEE_WORKER_READ_TIMEOUT", Path::new("1"))],
     )
     .await;
     assert!(out.stderr.contains("timed out"), "{}", out.stderr);

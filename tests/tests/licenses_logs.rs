@@ -1,6 +1,8 @@
-//! No license key, and no signed URL's signature, ever reaches the logs:
-//! everything the process logs at debug level during licensed downloads,
-//! refused downloads and license verification is captured and searched.
+//! No license key, no registry token and no signed URL's signature ever
+//! reaches the logs: everything the process logs at debug level during
+//! licensed downloads, refused downloads, license verification, token
+//! requests (granted and refused) and registry reads with a token (valid
+//! and tampered) is captured and searched.
 
 mod common;
 
@@ -110,6 +112,44 @@ rbee_store::database_test!(
             .get_with(&path, &[("authorization", &format!("Bearer {wrong}"))])
             .await
             .error(403, Some("License required"));
+        // A registry token for the key, used on the registry; a refused
+        // token request, and a tampered token.
+        let token_url = format!(
+            "{}/token?service=rbee-registry&scope=repository:rbee-premium/{PREMIUM}:pull",
+            catalog.url
+        );
+        let issued = catalog
+            .http
+            .get(&token_url)
+            .basic_auth("customer", Some(&key))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(issued.status(), 200);
+        let issued: serde_json::Value = issued.json().await.unwrap();
+        let token = issued["token"].as_str().unwrap().to_owned();
+        let manifest = format!("{}/v2/rbee-premium/{PREMIUM}/manifests/1.0.0", catalog.url);
+        for (bearer, status) in [(token.clone(), 200), (format!("{token}x"), 200)] {
+            // Loopback is open in these tests: a tampered token is logged
+            // as refused, then the request goes through.
+            let resp = catalog
+                .http
+                .head(&manifest)
+                .header("accept", common::OCI_INDEX)
+                .bearer_auth(bearer)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), status);
+        }
+        let refused = catalog
+            .http
+            .get(&token_url)
+            .basic_auth("customer", Some(&wrong))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 401);
         catalog.stop().await;
         drop(fixture);
 
@@ -123,6 +163,9 @@ rbee_store::database_test!(
         let secret_part = key.trim_start_matches("rbee_lic_");
         assert!(!secret_part.is_empty());
         assert!(!text.contains(secret_part), "the license key is in the log");
+        assert!(text.contains("bearer token refused"), "the tampered token was not logged:\n{text}");
+        let token_signature = token.rsplit('.').next().unwrap();
+        assert!(!text.contains(token_signature), "a registry token is in the log");
         assert!(!text.contains(&signature), "a URL signature is in the log");
     }
 );

@@ -285,13 +285,14 @@ rbee_store::database_test!(
     }
 );
 
-/// Runs `rbee-worker` with `args` and `env` (and no `RBEE_LICENSE_KEY`
+/// Runs `rbee-worker` with `args` and `env` (and no `RBEE_WORKER_LICENSE`
 /// from the test's own environment); its exit status and everything it
 /// printed.
 async fn rbee_worker(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     let bins = binaries().await;
     let mut cmd = tokio::process::Command::new(&bins.rbee_worker);
     cmd.args(args)
+        .env_remove("RBEE_WORKER_LICENSE")
         .env_remove("RBEE_LICENSE_KEY")
         .env("NO_PROXY", "127.0.0.1")
         .stdin(std::process::Stdio::null())
@@ -364,7 +365,7 @@ rbee_store::database_test!(
         assert!(dest.path().join(PREMIUM).join("1.0.0").is_dir());
 
         // ... and from the environment (already installed by now).
-        let (ok, said) = run(install(&[]), vec![("RBEE_LICENSE_KEY", key.clone())]).await;
+        let (ok, said) = run(install(&[]), vec![("RBEE_WORKER_LICENSE", key.clone())]).await;
         assert!(ok, "{said}");
         assert!(said.contains("already installed"), "{said}");
         catalog.stop().await;

@@ -8,6 +8,8 @@ mod common;
 use std::path::Path;
 
 use common::*;
+
+on_each_backend!(file_artifact_round_trip, chunked_push_and_paginated_tags);
 use rbee_registry::{Action, Target};
 use serde_json::{Value, json};
 
@@ -51,12 +53,11 @@ fn assert_same_files(pulled: &Value, dir: &Path, files: &[&Path]) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn file_artifact_round_trip() {
+async fn file_artifact_round_trip(backend: Backend) {
     if !require_python_module("oras") {
         return;
     }
-    let reg = TestRegistry::start().await;
+    let reg = TestRegistry::start_on(backend).await;
     let mut events = reg.running.registry.events().subscribe();
 
     let src = reg.dir("src");
@@ -195,12 +196,11 @@ async fn file_artifact_round_trip() {
     reg.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chunked_push_and_paginated_tags() {
+async fn chunked_push_and_paginated_tags(backend: Backend) {
     if !require_python_module("oras") {
         return;
     }
-    let reg = TestRegistry::start().await;
+    let reg = TestRegistry::start_on(backend).await;
     let src = reg.dir("src");
     // Not a multiple of the chunk size, so the last PATCH is short.
     let archive = src.join("sd-worker-rbee-cpu-0.2.0-linux-aarch64.tar.gz");

@@ -191,7 +191,8 @@ async fn dry_run_pushes_nothing_and_json_is_the_summary(reg: UnderTest) {
                 "manifest_digest",
                 "layer_digest",
                 "size",
-                "filename"
+                "filename",
+                "media_type"
             ])
         );
         assert!(
@@ -283,8 +284,8 @@ async fn basic_auth_on_distribution() {
     let from_env = pusher(
         &json_args,
         &[
-            ("RBEE_REGISTRY_USERNAME", USER),
-            ("RBEE_REGISTRY_PASSWORD", PASSWORD),
+            ("RBEE_PUSHER_USERNAME", USER),
+            ("RBEE_PUSHER_PASSWORD", PASSWORD),
         ],
     )
     .await

@@ -35,7 +35,7 @@ fn options() -> PublishOptions {
         catalog_repository: "rbee/catalog".into(),
         force: false,
         dry_run: false,
-        compression: 0,
+        compression: rbee_pusher::publish::Compression::Gzip(0),
         created: "2026-01-01T00:00:00Z".into(),
     }
 }

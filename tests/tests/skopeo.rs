@@ -6,6 +6,12 @@
 mod common;
 
 use common::*;
+
+on_each_backend!(
+    index_round_trip_keeps_every_digest,
+    docker_schema2_manifest_round_trip,
+    copy_between_repositories_list_tags_and_delete
+);
 use serde_json::Value;
 
 /// `oci:DIR:REF` for skopeo.
@@ -13,12 +19,11 @@ fn oci(dir: &std::path::Path, reference: &str) -> String {
     format!("oci:{}:{reference}", dir.display())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn index_round_trip_keeps_every_digest() {
+async fn index_round_trip_keeps_every_digest(backend: Backend) {
     if !require_tool("skopeo") {
         return;
     }
-    let reg = TestRegistry::start().await;
+    let reg = TestRegistry::start_on(backend).await;
     // Layers of a few MiB, so both directions stream in many reads.
     let release = Release::with_payload("llm-worker-rbee-cpu", "1.0.0", 3 << 20);
     let src = reg.dir("src");
@@ -187,12 +192,11 @@ async fn index_round_trip_keeps_every_digest() {
     reg.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn docker_schema2_manifest_round_trip() {
+async fn docker_schema2_manifest_round_trip(backend: Backend) {
     if !require_tool("skopeo") {
         return;
     }
-    let reg = TestRegistry::start().await;
+    let reg = TestRegistry::start_on(backend).await;
     let release = Release::build("sd-worker-rbee-cpu", "0.3.0");
     let src = reg.dir("src");
     release.write_layout(&src, "0.3.0");
@@ -301,12 +305,11 @@ async fn docker_schema2_manifest_round_trip() {
     reg.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn copy_between_repositories_list_tags_and_delete() {
+async fn copy_between_repositories_list_tags_and_delete(backend: Backend) {
     if !require_tool("skopeo") {
         return;
     }
-    let reg = TestRegistry::start().await;
+    let reg = TestRegistry::start_on(backend).await;
     let release = Release::build("llm-worker-rbee-cuda", "2.0.0");
     let src = reg.dir("src");
     release.write_layout(&src, "2.0.0");

@@ -345,3 +345,78 @@ fn a_rotated_out_key_still_verifies_while_listed() {
     let only_new = Verifier::new([new.public()], ISS, AUD);
     assert!(only_new.verify(&by_old.token).is_err());
 }
+
+#[test]
+fn a_remembered_token_is_still_checked_against_the_clock() {
+    let f = fixture();
+    let now = unix_now();
+    let issued = f
+        .issuer
+        .issue_at(now, None, None, &scopes(&["repository:rbee/a:pull"]))
+        .unwrap();
+    assert!(f.verifier.verify_at(&issued.token, now).is_ok());
+    assert_eq!(f.verifier.remembered(), 1);
+    // From memory: valid until exp (inclusive, as jsonwebtoken has it),
+    // refused after it, and before nbf.
+    assert!(f.verifier.verify_at(&issued.token, now + 60).is_ok());
+    assert!(rejected_at(&f, &issued.token, now + 61));
+    assert!(rejected_at(&f, &issued.token, now - NBF_BACKDATE - 1));
+}
+
+#[test]
+fn only_the_exact_bytes_of_a_verified_token_skip_the_signature_check() {
+    let f = fixture();
+    let issued = f
+        .issuer
+        .issue(None, None, &scopes(&["repository:rbee/a:pull"]))
+        .unwrap();
+    assert!(f.verifier.verify(&issued.token).is_ok());
+    // The same token with one signature character changed, or its payload
+    // swapped for a grant on another repository: a full check, refused.
+    let mut tampered = issued.token.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    assert!(rejected(&f, &tampered));
+    let mut body = claims(&f);
+    body.as_object_mut().unwrap().remove("_kid");
+    body["access"] =
+        json!([{"type": "repository", "name": "rbee-premium/b", "actions": ["pull", "push"]}]);
+    let parts: Vec<&str> = issued.token.split('.').collect();
+    let swapped = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(body.to_string().as_bytes()),
+        parts[2]
+    );
+    assert!(rejected(&f, &swapped));
+    assert_eq!(
+        f.verifier.remembered(),
+        1,
+        "refused tokens are not remembered"
+    );
+}
+
+#[test]
+fn the_memory_of_verified_tokens_is_bounded() {
+    let f = fixture();
+    for i in 0..(VERIFIED_CACHE_CAPACITY + 500) {
+        let token = f
+            .issuer
+            .issue(
+                None,
+                None,
+                &scopes(&[&format!("repository:rbee/w{i}:pull")]),
+            )
+            .unwrap()
+            .token;
+        assert!(f.verifier.verify(&token).is_ok());
+    }
+    assert!(f.verifier.remembered() <= VERIFIED_CACHE_CAPACITY);
+}
+
+fn rejected_at(f: &Fixture, token: &str, now: u64) -> bool {
+    matches!(
+        f.verifier.verify_at(token, now),
+        Err(AuthError::Rejected(_))
+    )
+}

@@ -21,8 +21,18 @@ use clap::{Parser, Subcommand};
     about = "The rbee worker catalog (and, by default, its OCI registry)"
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub config: rbee_config::ConfigFileArg,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The process's command line, with the variable scheme, the old
+    /// names and the configuration file applied (see `rbee_config`).
+    pub fn from_process() -> Cli {
+        rbee_config::parse(rbee_config::Binary::Catalog)
+    }
 }
 
 /// The subcommands.
@@ -42,6 +52,13 @@ pub enum Command {
     Audit(commands::audit::Args),
     /// Rotate the admin key (written to <data dir>/admin.key).
     AdminKey(commands::admin_key::Args),
+    /// Print download stats (overview, or one worker with --worker).
+    Stats(commands::stats::Args),
+    /// Rebuild the catalog's view in the database from the registry.
+    Sync(commands::sync::Args),
+    /// Check the configuration: `config check` prints the settings `serve`
+    /// would run with.
+    Config(rbee_config::ConfigArgs),
 }
 
 /// Runs one parsed command line.
@@ -52,6 +69,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::PublisherKey(args) => commands::publisher_key::run(args).await,
         Command::Audit(args) => commands::audit::run(args).await,
         Command::AdminKey(args) => commands::admin_key::run(args).await,
+        Command::Stats(args) => commands::stats::run(args).await,
+        Command::Sync(args) => commands::sync::run(args).await,
+        Command::Config(_) => {
+            commands::config::check();
+            Ok(())
+        }
     }
 }
 
@@ -67,8 +90,18 @@ mod tests {
     }
 
     #[test]
+    fn the_command_line_with_its_variables_is_well_formed() {
+        let args = [std::ffi::OsString::from("rbee-catalog")];
+        let prepared = rbee_config::prepare(rbee_config::Binary::Catalog, Cli::command(), &args)
+            .expect("no configuration file");
+        prepared.command.debug_assert();
+    }
+
+    #[test]
     fn serve_defaults_to_rbee_hives_catalog_address() {
-        let cli = Cli::try_parse_from(["rbee-catalog", "serve"]).unwrap();
+        let cli: Cli =
+            rbee_config::try_parse_from(rbee_config::Binary::Catalog, ["rbee-catalog", "serve"])
+                .unwrap();
         let Command::Serve(args) = cli.command else {
             panic!("serve parses as serve");
         };

@@ -26,12 +26,13 @@ database_test!(async fn no_key_appears_in_the_debug_log(db) {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    // Logs go to stderr.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut log = String::new();
     let mut url = None;
     let started = tokio::time::timeout(Duration::from_secs(60), async {
         let mut line = String::new();
-        while stdout.read_line(&mut line).await.unwrap() > 0 {
+        while stderr.read_line(&mut line).await.unwrap() > 0 {
             if line.contains("catalog listening") {
                 url = line
                     .split_whitespace()
@@ -82,8 +83,8 @@ database_test!(async fn no_key_appears_in_the_debug_log(db) {
 
     child.start_kill().unwrap();
     child.wait().await.unwrap();
-    stdout.read_to_string(&mut log).await.unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut log).await.unwrap();
+    stderr.read_to_string(&mut log).await.unwrap();
+    child.stdout.take().unwrap().read_to_string(&mut log).await.unwrap();
     assert!(log.contains("/admin/licenses"), "the requests were logged:\n{log}");
     for key in [&admin_key, &license_key] {
         // The random part alone, in case a log line cut or quoted it.

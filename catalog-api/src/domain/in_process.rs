@@ -118,6 +118,24 @@ impl RegistryRead for InProcess {
         .await
     }
 
+    async fn presigned_blob_url(
+        &self,
+        repo: &str,
+        digest: &str,
+        lifetime: Duration,
+    ) -> Result<Option<String>, UpstreamError> {
+        let name = repo_name(repo)?;
+        let stored = registry_digest(digest)?;
+        let what = format!("blob {repo}@{digest}");
+        self.within_deadline(&what, async {
+            self.registry
+                .presigned_blob_url(&name, &stored, lifetime)
+                .await
+                .map_err(|e| sort(&what, e))
+        })
+        .await
+    }
+
     async fn small_blob(
         &self,
         repo: &str,
@@ -188,6 +206,48 @@ impl RegistryRead for InProcess {
             })
             .await?;
         Ok(verify_stream(stream, parsed, size, what))
+    }
+
+    async fn blob_range_stream(
+        &self,
+        repo: &str,
+        digest: &str,
+        size: u64,
+        range: std::ops::Range<u64>,
+    ) -> Result<BlobStream, UpstreamError> {
+        let name = repo_name(repo)?;
+        Digest::parse(digest)?;
+        let stored = registry_digest(digest)?;
+        let what = format!("blob {repo}@{digest}");
+        let len = range.end - range.start;
+        let stream = self
+            .within_deadline(&what, async {
+                let stored_len = self
+                    .registry
+                    .blob_size(&name, &stored)
+                    .await
+                    .map_err(|e| sort(&what, e))?;
+                if stored_len != size {
+                    return Err(UpstreamError::Invalid(format!(
+                        "{what} is {stored_len} bytes, its manifest says {size}"
+                    )));
+                }
+                // The registry checked the digest when the blob was pushed;
+                // a part cannot be checked again (the client hashes the
+                // whole file), its length can.
+                self.registry
+                    .pull_blob(
+                        &RequestContext::internal(),
+                        &name,
+                        &stored,
+                        size,
+                        Some(range),
+                    )
+                    .await
+                    .map_err(|e| sort(&what, e))
+            })
+            .await?;
+        Ok(crate::domain::source::exactly(stream, len, what))
     }
 
     async fn referrers(

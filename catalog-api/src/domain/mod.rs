@@ -21,8 +21,12 @@ pub mod error;
 pub mod in_process;
 pub mod license;
 pub mod observe;
+pub mod referrers;
+pub mod signature;
 pub mod source;
+pub mod stats;
 pub mod upstream;
+pub mod view;
 
 pub use error::CatalogError;
 
@@ -35,15 +39,29 @@ mod tests {
         ("domain/mod.rs", include_str!("mod.rs")),
         ("domain/cache.rs", include_str!("cache.rs")),
         ("domain/catalog.rs", include_str!("catalog.rs")),
+        ("domain/catalog/delta.rs", include_str!("catalog/delta.rs")),
         ("domain/catalog/fetch.rs", include_str!("catalog/fetch.rs")),
         ("domain/error.rs", include_str!("error.rs")),
         ("domain/in_process.rs", include_str!("in_process.rs")),
         ("domain/license.rs", include_str!("license.rs")),
         ("domain/observe.rs", include_str!("observe.rs")),
+        ("domain/signature.rs", include_str!("signature.rs")),
+        ("domain/referrers/mod.rs", include_str!("referrers/mod.rs")),
+        (
+            "domain/referrers/yank.rs",
+            include_str!("referrers/yank.rs"),
+        ),
         ("domain/source.rs", include_str!("source.rs")),
+        ("domain/stats.rs", include_str!("stats.rs")),
         ("domain/upstream/mod.rs", include_str!("upstream/mod.rs")),
         ("domain/upstream/auth.rs", include_str!("upstream/auth.rs")),
         ("domain/upstream/body.rs", include_str!("upstream/body.rs")),
+        ("domain/view/mod.rs", include_str!("view/mod.rs")),
+        (
+            "domain/view/reconcile.rs",
+            include_str!("view/reconcile.rs"),
+        ),
+        ("domain/view/sync.rs", include_str!("view/sync.rs")),
     ];
 
     /// What the domain must not name: the HTTP server framework, the HTTP

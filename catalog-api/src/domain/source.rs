@@ -49,6 +49,23 @@ pub trait RegistryRead: Send + Sync + std::fmt::Debug {
         size: u64,
     ) -> Result<BlobStream, UpstreamError>;
 
+    /// The bytes `range` (within `0..size`, not empty) of a blob of
+    /// `size` bytes, for a download that resumes. A part cannot be checked
+    /// against the digest (the client hashes the whole file); the stream
+    /// fails when it is not exactly the range's length. By default the
+    /// blob is read from its start and the bytes before the range are
+    /// dropped; a reader that can ask for the range itself overrides it.
+    async fn blob_range_stream(
+        &self,
+        repo: &str,
+        digest: &str,
+        size: u64,
+        range: std::ops::Range<u64>,
+    ) -> Result<BlobStream, UpstreamError> {
+        let whole = self.blob_stream(repo, digest, size).await?;
+        Ok(part_of(whole, range))
+    }
+
     /// The referrers of `digest` of one artifact type: `(digest,
     /// artifact type)` of each.
     async fn referrers(
@@ -57,6 +74,19 @@ pub trait RegistryRead: Send + Sync + std::fmt::Debug {
         digest: &str,
         artifact_type: &str,
     ) -> Result<Vec<(String, Option<String>)>, UpstreamError>;
+
+    /// A URL that serves the blob straight from the registry's storage for
+    /// `lifetime` with no credentials (a presigned S3 URL), when the
+    /// registry can make one; `None` otherwise.
+    async fn presigned_blob_url(
+        &self,
+        repo: &str,
+        digest: &str,
+        lifetime: Duration,
+    ) -> Result<Option<String>, UpstreamError> {
+        let _ = (repo, digest, lifetime);
+        Ok(None)
+    }
 
     /// True when reads need credentials that clients do not have, so that
     /// downloads are streamed through the catalog rather than pointed at
@@ -69,4 +99,116 @@ pub trait RegistryRead: Send + Sync + std::fmt::Debug {
     /// The longest one read may take; also the deadline of one cache
     /// fetch and of one listing.
     fn deadline(&self) -> Duration;
+}
+
+/// The bytes `range` of `whole`, a stream from the blob's first byte; it
+/// stops as soon as the range is sent, and fails when `whole` ends before.
+pub fn part_of(whole: BlobStream, range: std::ops::Range<u64>) -> BlobStream {
+    use futures_util::StreamExt as _;
+    let state = (whole, 0u64, range);
+    futures_util::stream::unfold(state, |(mut whole, mut at, range)| async move {
+        loop {
+            if at >= range.end {
+                return None;
+            }
+            let chunk = match whole.next().await {
+                Some(Ok(chunk)) => chunk,
+                Some(Err(e)) => return Some((Err(e), (whole, range.end, range))),
+                None => {
+                    let short = std::io::Error::other(format!(
+                        "the blob ended at byte {at}, before the range {}-{} it was read for",
+                        range.start, range.end
+                    ));
+                    return Some((Err(short), (whole, range.end, range)));
+                }
+            };
+            let (from, to) = (at, at + chunk.len() as u64);
+            at = to;
+            let start = range.start.max(from);
+            let end = range.end.min(to);
+            if start < end {
+                let part = chunk.slice((start - from) as usize..(end - from) as usize);
+                return Some((Ok(part), (whole, at, range)));
+            }
+        }
+    })
+    .boxed()
+}
+
+/// `inner`, which must yield exactly `len` bytes: it fails, without its
+/// last chunk, when it is longer or ends short.
+pub fn exactly(inner: BlobStream, len: u64, what: String) -> BlobStream {
+    use futures_util::StreamExt as _;
+    futures_util::stream::unfold((inner, 0u64, false), move |(mut inner, seen, done)| {
+        let what = what.clone();
+        async move {
+            if done {
+                return None;
+            }
+            let wrong = |n: u64| {
+                std::io::Error::other(format!("{what}: {n} bytes where {len} were expected"))
+            };
+            match inner.next().await {
+                Some(Ok(chunk)) => {
+                    let seen = seen + chunk.len() as u64;
+                    if seen > len {
+                        return Some((Err(wrong(seen)), (inner, seen, true)));
+                    }
+                    Some((Ok(chunk), (inner, seen, false)))
+                }
+                Some(Err(e)) => Some((Err(e), (inner, seen, true))),
+                None if seen == len => None,
+                None => Some((Err(wrong(seen)), (inner, seen, true))),
+            }
+        }
+    })
+    .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use futures_util::StreamExt as _;
+
+    use super::{BlobStream, exactly, part_of};
+
+    fn chunks(parts: &[&'static [u8]]) -> BlobStream {
+        let items: Vec<std::io::Result<Bytes>> =
+            parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
+        futures_util::stream::iter(items).boxed()
+    }
+
+    async fn collect(stream: BlobStream) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut stream = stream;
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn a_part_is_cut_out_of_the_whole_stream() {
+        let whole = || chunks(&[b"abc", b"defg", b"hij"]);
+        assert_eq!(collect(part_of(whole(), 2..8)).await.unwrap(), b"cdefgh");
+        assert_eq!(collect(part_of(whole(), 0..3)).await.unwrap(), b"abc");
+        assert_eq!(collect(part_of(whole(), 9..10)).await.unwrap(), b"j");
+        assert!(collect(part_of(whole(), 5..20)).await.is_err(), "too short");
+    }
+
+    #[tokio::test]
+    async fn a_stream_of_the_wrong_length_fails() {
+        let what = || "blob".to_owned();
+        assert!(
+            collect(exactly(chunks(&[b"ab", b"c"]), 3, what()))
+                .await
+                .is_ok()
+        );
+        assert!(
+            collect(exactly(chunks(&[b"ab", b"cd"]), 3, what()))
+                .await
+                .is_err()
+        );
+        assert!(collect(exactly(chunks(&[b"ab"]), 3, what())).await.is_err());
+    }
 }

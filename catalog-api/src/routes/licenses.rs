@@ -55,14 +55,15 @@ pub fn unlocks(license: &License, release: &Release) -> bool {
 }
 
 /// Lets a premium release through only for a license that unlocks it:
-/// 403 with the purchase URL otherwise. Free releases pass.
+/// 403 with the purchase URL otherwise. Free releases pass. Returns the
+/// id of the license that unlocked it (for download analytics).
 pub async fn require_license(
     state: &AppState,
     headers: &HeaderMap,
     release: &Release,
-) -> Result<(), ApiError> {
+) -> Result<Option<String>, ApiError> {
     if !release.metadata.distribution.requires_license {
-        return Ok(());
+        return Ok(None);
     }
     let purchase_url = release
         .metadata
@@ -76,7 +77,7 @@ pub async fn require_license(
         Some(license) if unlocks(&license, release) => {
             tracing::debug!(license = %license.id, worker = %release.metadata.id,
                 version = %release.version, "licensed download");
-            Ok(())
+            Ok(Some(license.id))
         }
         _ => Err(ApiError::LicenseNotAccepted { purchase_url }),
     }

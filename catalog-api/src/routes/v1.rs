@@ -4,13 +4,14 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use rbee_schemas::{Backend, Platform};
+use rbee_schemas::{Backend, Platform, media_types as mt};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::analytics::{ClientContext, RecordedStream};
 use crate::domain::CatalogError;
 use crate::domain::catalog::{PlatformBuild, Release};
 use crate::domain::upstream::UpstreamError;
@@ -18,6 +19,7 @@ use crate::error::{ApiError, check_worker_id};
 use crate::extract::{Path, Query};
 use crate::respond::{self, Caching};
 use crate::routes::licenses::{license_of, presented_key, require_license, unlocks};
+use crate::routes::range::{self, Wanted};
 use crate::signed_url::{SignatureError, URL_LIFETIME_SECS};
 use crate::state::AppState;
 use crate::wire::{self, Download, Versions, Worker};
@@ -31,6 +33,14 @@ pub struct ListFilter {
     pub platform: Option<String>,
 }
 
+/// `?include_yanked=` of a versions listing.
+#[derive(Debug, Deserialize)]
+pub struct YankFilter {
+    /// List yanked versions too (with `yanked` and `yank_reason`).
+    #[serde(default)]
+    pub include_yanked: bool,
+}
+
 /// `?platform=` of a download, and the signature of a premium build's
 /// `/blob` URL.
 #[derive(Debug, Deserialize)]
@@ -42,6 +52,23 @@ pub struct PlatformQuery {
     pub expires: Option<String>,
     /// Hex HMAC of the blob's digest, repository and `expires`.
     pub signature: Option<String>,
+    /// `sha256:<hex>` of the archive the client has (an upgrade): the
+    /// download answer then names a delta from it when one is attached,
+    /// and `/blob` serves that delta.
+    pub from: Option<String>,
+}
+
+/// `?from=` as a checked layer digest: `sha256:` and 64 lower-case hex
+/// digits, or a 400.
+fn parse_from(raw: Option<&str>) -> Result<Option<&str>, ApiError> {
+    match raw {
+        None => Ok(None),
+        Some(d) if rbee_schemas::delta::is_sha256_digest(d) => Ok(Some(d)),
+        Some(d) => Err(ApiError::BadRequest(format!(
+            "`from` must be the digest of an archive, sha256:<64 lower-case hex digits>; got `{}`",
+            d.chars().take(80).collect::<String>().escape_debug()
+        ))),
+    }
 }
 
 fn parse_platform(raw: Option<&str>) -> Result<Platform, ApiError> {
@@ -168,7 +195,7 @@ pub async fn get(
     tag = "v1",
     operation_id = "list_versions",
     summary = "Every version of a worker, newest first, with its platform builds",
-    params(crate::openapi::WorkerIdPath),
+    params(crate::openapi::WorkerIdPath, crate::openapi::VersionsQuery),
     responses(
         (status = 200, description = "The versions; cached 10 minutes", body = crate::wire::Versions),
         (status = 304, description = "Not modified: the `If-None-Match` ETag still matches"),
@@ -181,13 +208,31 @@ pub async fn get(
 pub async fn versions(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
+    Query(filter): Query<YankFilter>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     check_worker_id(&id)?;
     let ((entry, releases), stale) = state.catalog.releases(&id).await?;
+    // `latest` skips yanked versions: the highest stable one that is not,
+    // when the catalog index's own latest is yanked.
+    let latest_yanked = releases
+        .iter()
+        .any(|r| r.yank.is_some() && Some(r.version.to_string()) == entry.latest);
+    let latest = if latest_yanked {
+        releases
+            .iter()
+            .find(|r| r.yank.is_none() && r.version.pre.is_empty())
+            .map(|r| r.version.to_string())
+    } else {
+        entry.latest
+    };
     let body = Versions {
-        versions: releases.iter().map(|r| wire::version(r)).collect(),
-        latest: entry.latest,
+        versions: releases
+            .iter()
+            .filter(|r| filter.include_yanked || r.yank.is_none())
+            .map(|r| wire::version(r))
+            .collect(),
+        latest,
     };
     Ok(respond::json(&headers, &body, stale, Caching::Public(600)))
 }
@@ -247,7 +292,7 @@ fn check_version_param(version: &str) -> Result<(), ApiError> {
     responses(
         (status = 200, description = "The download; cached 1 hour (5 minutes for `latest`)", body = crate::wire::Download),
         (status = 304, description = "Not modified: the `If-None-Match` ETag still matches"),
-        (status = 400, description = "`Invalid worker id`, `Bad request` (bad version, no platform) or `Unknown platform` (with `valid_platforms`)", body = crate::error::ErrorBody),
+        (status = 400, description = "`Invalid worker id`, `Bad request` (bad version, no platform, a `from` that is not a sha256 digest) or `Unknown platform` (with `valid_platforms`)", body = crate::error::ErrorBody),
         (status = 404, description = "`Worker not found`, `Version not found` or `Platform not available` (with `available_platforms`)", body = crate::error::ErrorBody),
         (status = 403, description = "`License required` (premium worker without a license key that unlocks this version; with `purchase_url`)", body = crate::error::ErrorBody),
         (status = 429, description = "`Too many requests` from this address; see `Retry-After`", body = crate::error::ErrorBody),
@@ -260,40 +305,83 @@ pub async fn download(
     State(state): State<Arc<AppState>>,
     Path((id, version)): Path<(String, String)>,
     Query(q): Query<PlatformQuery>,
+    ClientContext(client): ClientContext,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     check_worker_id(&id)?;
     check_version_param(&version)?;
     let platform = parse_platform(q.platform.as_deref())?;
+    let from = parse_from(q.from.as_deref())?;
     let (release, stale) = state.catalog.release(&id, &version).await?;
-    require_license(&state, &headers, &release).await?;
+    let license = require_license(&state, &headers, &release).await?;
     let build = build_for(&release, platform)?;
+    // The client's pull of this layer, next, counts as a `/v1` download.
+    state
+        .analytics
+        .note_v1_answer(&client, &build.layer_digest, license);
     let source = state.catalog.source();
     let premium = release.metadata.distribution.requires_license;
-    let download_url = if premium {
-        // The license was checked above; the URL carries the proof, so
-        // that curl or any downloader can fetch it with no header.
-        let expires = unix_now() + URL_LIFETIME_SECS;
-        let signature = state
-            .signer
-            .sign(&release.repository, &build.layer_digest, expires);
-        format!(
-            "{}/v1/workers/{id}/{}/blob?platform={platform}&expires={expires}&signature={signature}",
-            state.public_url, release.version
-        )
-    } else if source.needs_auth() {
-        // Clients should not need the registry's credentials: stream it.
-        format!(
-            "{}/v1/workers/{id}/{}/blob?platform={platform}",
-            state.public_url, release.version
-        )
+    let presigned = if premium {
+        // Straight from the bucket when the storage can presign (S3):
+        // the license was checked above, and the bytes skip the catalog.
+        source
+            .presigned_blob_url(
+                &release.repository,
+                &build.layer_digest,
+                std::time::Duration::from_secs(URL_LIFETIME_SECS),
+            )
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "presigning a download failed; serving it through the catalog");
+                None
+            })
     } else {
-        format!(
-            "{}/v2/{}/blobs/{}",
-            state.download_base(),
-            release.repository,
-            build.layer_digest
-        )
+        None
+    };
+    let download_url = blob_url(
+        &state,
+        &release,
+        &id,
+        platform,
+        &build.layer_digest,
+        None,
+        presigned,
+    );
+    let delta = match from {
+        Some(from) => match state.catalog.delta(&release, build, from).await {
+            Some(delta) => {
+                let presigned = if premium {
+                    source
+                        .presigned_blob_url(
+                            &release.repository,
+                            &delta.blob.digest,
+                            std::time::Duration::from_secs(URL_LIFETIME_SECS),
+                        )
+                        .await
+                        .unwrap_or(None)
+                } else {
+                    None
+                };
+                Some(wire::DownloadDelta {
+                    url: blob_url(
+                        &state,
+                        &release,
+                        &id,
+                        platform,
+                        &delta.blob.digest,
+                        Some(from),
+                        presigned,
+                    ),
+                    digest: delta.blob.digest.clone(),
+                    size: delta.blob.size,
+                    from: delta.source.clone(),
+                    recompress: delta.recompress.to_string(),
+                    window_log: delta.window_log,
+                })
+            }
+            None => None,
+        },
+        None => None,
     };
     let body = Download {
         worker_id: id.clone(),
@@ -310,6 +398,8 @@ pub async fn download(
             release.repository,
             build.manifest_digest
         ),
+        signature: wire::download_signature(&release, build),
+        delta,
     };
     let caching = if premium {
         Caching::Private
@@ -321,6 +411,44 @@ pub async fn download(
     Ok(per_caller(respond::json(&headers, &body, stale, caching)))
 }
 
+/// Where a client GETs blob `digest` of `release` (the layer, or with
+/// `from` the delta from that build): `presigned` when storage made one;
+/// for a premium build a URL of this catalog signed for that very blob
+/// (the license was checked by the caller; the URL carries the proof, so
+/// that any downloader can fetch it with no header); through the catalog
+/// when the registry needs credentials clients lack; else the registry.
+fn blob_url(
+    state: &AppState,
+    release: &Release,
+    id: &str,
+    platform: Platform,
+    digest: &str,
+    from: Option<&str>,
+    presigned: Option<String>,
+) -> String {
+    let from = from.map(|f| format!("&from={f}")).unwrap_or_default();
+    let through_catalog = format!(
+        "{}/v1/workers/{id}/{}/blob?platform={platform}{from}",
+        state.public_url, release.version
+    );
+    if let Some(url) = presigned {
+        url
+    } else if release.metadata.distribution.requires_license {
+        let expires = unix_now() + URL_LIFETIME_SECS;
+        let signature = state.signer.sign(&release.repository, digest, expires);
+        format!("{through_catalog}&expires={expires}&signature={signature}")
+    } else if state.catalog.source().needs_auth() {
+        // Clients should not need the registry's credentials: stream it.
+        through_catalog
+    } else {
+        format!(
+            "{}/v2/{}/blobs/{digest}",
+            state.download_base(),
+            release.repository,
+        )
+    }
+}
+
 /// `GET /v1/workers/:id/:version/blob?platform=…`: the tar.gz streamed
 /// through the catalog, for registries that need credentials to read.
 #[utoipa::path(
@@ -329,13 +457,18 @@ pub async fn download(
     tag = "v1",
     operation_id = "get_blob",
     summary = "The tar.gz of one platform build, streamed through the catalog",
-    description = "The `download_url` of a download when the registry needs credentials the client does not have. The `Docker-Content-Digest` header carries the sha256.",
+    description = "The `download_url` of a download when the registry needs credentials the client does not have. The `Docker-Content-Digest` header carries the sha256. One `Range` of bytes is honoured (`Accept-Ranges: bytes`), so an interrupted download resumes.",
     params(crate::openapi::ReleasePath, crate::openapi::BlobQuery),
     responses(
-        (status = 200, description = "The tar.gz", body = inline(crate::openapi::GzipFile), content_type = "application/gzip"),
-        (status = 400, description = "`Invalid worker id`, `Bad request` or `Unknown platform`", body = crate::error::ErrorBody),
-        (status = 404, description = "`Worker not found`, `Version not found` or `Platform not available`", body = crate::error::ErrorBody),
+        (status = 200, description = "The archive: `application/gzip` for a tar+gzip layer, `application/zstd` for a tar+zstd one", content(
+            (inline(crate::openapi::GzipFile) = "application/gzip"),
+            (inline(crate::openapi::ZstdFile) = "application/zstd"),
+        )),
+        (status = 206, description = "The bytes a `Range` asked for, named by `Content-Range`"),
+        (status = 400, description = "`Invalid worker id`, `Bad request` (a `from` that is not a sha256 digest) or `Unknown platform`", body = crate::error::ErrorBody),
+        (status = 404, description = "`Worker not found`, `Version not found`, `Platform not available`, or `Delta not found` (with `from`)", body = crate::error::ErrorBody),
         (status = 403, description = "`License required` (premium build, URL not signed; with `purchase_url`) or `Invalid download URL` (tampered, expired or made for another blob)", body = crate::error::ErrorBody),
+        (status = 416, description = "`Range not satisfiable`: the range starts past the end (`Content-Range: bytes */SIZE`)", body = crate::error::ErrorBody),
         (status = 429, description = "`Too many requests` from this address; see `Retry-After`", body = crate::error::ErrorBody),
         (status = 502, description = "`Registry unavailable` or `Registry data invalid`, with nothing cached to stand in", body = crate::error::ErrorBody),
         (status = 503, description = "`Registry rate-limited`, with nothing cached to stand in; see `Retry-After`", body = crate::error::ErrorBody),
@@ -345,33 +478,101 @@ pub async fn blob(
     State(state): State<Arc<AppState>>,
     Path((id, version)): Path<(String, String)>,
     Query(q): Query<PlatformQuery>,
+    ClientContext(mut client): ClientContext,
+    request_headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     check_worker_id(&id)?;
     check_version_param(&version)?;
     let platform = parse_platform(q.platform.as_deref())?;
+    let from = parse_from(q.from.as_deref())?;
     let (release, _) = state.catalog.release(&id, &version).await?;
     let build = build_for(&release, platform)?;
+    // The blob served: the layer, or with `from` the delta from that build.
+    let (blob_digest, blob_size, is_delta) = match from {
+        None => (build.layer_digest.clone(), build.size, false),
+        Some(from) => {
+            let delta = state
+                .catalog
+                .delta(&release, build, from)
+                .await
+                .ok_or(ApiError::DeltaNotFound)?;
+            (delta.blob.digest, delta.blob.size, true)
+        }
+    };
     if release.metadata.distribution.requires_license {
-        check_signature(&state, &release, build, &q)?;
+        check_signature(&state, &release, &blob_digest, &q)?;
     }
-    let stream = state
-        .catalog
-        .source()
-        .blob_stream(&release.repository, &build.layer_digest, build.size)
-        .await?;
-    let digest = HeaderValue::from_str(&build.layer_digest)
+    let source = state.catalog.source();
+    let part = match range::wanted(&request_headers, blob_size) {
+        Wanted::Whole => None,
+        Wanted::Part(part) => Some(part),
+        Wanted::Unsatisfiable => {
+            return Err(ApiError::RangeNotSatisfiable { size: blob_size });
+        }
+    };
+    let stream = match &part {
+        None => {
+            source
+                .blob_stream(&release.repository, &blob_digest, blob_size)
+                .await?
+        }
+        Some(part) => {
+            source
+                .blob_range_stream(&release.repository, &blob_digest, blob_size, part.clone())
+                .await?
+        }
+    };
+    let digest = HeaderValue::from_str(&blob_digest)
         .map_err(|_| UpstreamError::Invalid("a layer digest is not a header value".into()))?;
+    if client.subject.is_none() {
+        // The signed URL of a premium build names no license; the
+        // `/download` answer that made it does.
+        client.subject = state
+            .analytics
+            .v1_answer_license(&client, &build.layer_digest);
+    }
+    let stream = RecordedStream::new(
+        stream,
+        state.analytics.clone(),
+        &client,
+        (
+            release.metadata.id.clone(),
+            release.version.to_string(),
+            platform.name().to_owned(),
+        ),
+        blob_size,
+    )
+    .of_part(part.clone(), blob_size);
     let mut resp = Response::new(Body::from_stream(stream));
+    let length = match &part {
+        None => blob_size,
+        Some(part) => {
+            *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+            // Digits and punctuation only: always a header value.
+            let range = format!("bytes {}-{}/{}", part.start, part.end - 1, blob_size);
+            if let Ok(range) = HeaderValue::from_str(&range) {
+                resp.headers_mut().insert(header::CONTENT_RANGE, range);
+            }
+            part.end - part.start
+        }
+    };
     let headers = resp.headers_mut();
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/gzip"),
+        HeaderValue::from_static(if is_delta || build.media_type == mt::WORKER_LAYER_ZSTD {
+            "application/zstd"
+        } else {
+            "application/gzip"
+        }),
     );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(build.size));
-    headers.insert(
-        header::CONTENT_DISPOSITION,
-        content_disposition(&build.filename),
-    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    let filename = if is_delta {
+        format!("{}.zst-patch", build.filename)
+    } else {
+        build.filename.clone()
+    };
+    headers.insert(header::CONTENT_DISPOSITION, content_disposition(&filename));
     headers.insert("docker-content-digest", digest);
     Ok(resp)
 }
@@ -390,7 +591,7 @@ fn unix_now() -> u64 {
 fn check_signature(
     state: &AppState,
     release: &Release,
-    build: &PlatformBuild,
+    blob_digest: &str,
     q: &PlatformQuery,
 ) -> Result<(), ApiError> {
     let (Some(expires), Some(signature)) = (&q.expires, &q.signature) else {
@@ -407,7 +608,7 @@ fn check_signature(
         .signer
         .verify(
             &release.repository,
-            &build.layer_digest,
+            blob_digest,
             expires,
             signature,
             unix_now(),

@@ -30,8 +30,8 @@ use crate::wire::WebhookAck;
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(as = RegistryNotifications)]
 struct Envelope {
-    /// The events, in the order the registry saw them.
-    #[serde(default)]
+    /// The events, in the order the registry saw them. Required: a body
+    /// without it is not an envelope (400), not an empty one.
     events: Vec<Notification>,
 }
 
@@ -130,14 +130,32 @@ pub async fn registry_events(
         })?;
     let envelope: Envelope = serde_json::from_slice(&body.bytes)
         .map_err(|e| ApiError::BadRequest(format!("not a notification envelope: {e}")))?;
-    let mut invalidated = 0;
+    let mut heard: Vec<String> = Vec::new();
     for event in envelope.events {
         if matches!(event.action.as_str(), "push" | "delete")
             && let Some(target) = event.target
         {
-            state.catalog.invalidate_repository(&target.repository);
-            invalidated += 1;
+            state.catalog.heard(&target.repository);
+            heard.push(target.repository);
         }
+    }
+    let invalidated = heard.len();
+    // CNCF Distribution sends a tagged push's notification before it
+    // writes the tag, so the reread above may still find the old one: the
+    // same repositories are heard once more when the tag is surely there.
+    heard.sort();
+    heard.dedup();
+    if !heard.is_empty() {
+        let state = state.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(SETTLE).await;
+            for repository in &heard {
+                state.catalog.heard(repository);
+            }
+        });
     }
     Ok((StatusCode::OK, Json(WebhookAck { invalidated })).into_response())
 }
+
+/// How long after a notification its repositories are reread once more.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(500);

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use super::{Result, say};
 
-/// A fresh `rbee-registry` with its own data dir; killed and its data
+/// A fresh `rbee-registry` with its own data dir, open to loopback callers
+/// without a token (both clients push anonymously); killed and its data
 /// removed when dropped (also on error or panic).
 pub(crate) struct Registry {
     child: Child,
@@ -28,7 +29,13 @@ impl Registry {
         let data = root.join(format!("registry-{label}"));
         let log = fs::File::create(root.join(format!("registry-{label}.log")))?;
         let child = Command::new(bin)
-            .args(["serve", "--listen", &addr, "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                &addr,
+                "--dev-open-loopback",
+                "--data-dir",
+            ])
             .arg(&data)
             .env("RBEE_LOG", "warn")
             .stdin(Stdio::null())

@@ -14,11 +14,13 @@
 
 mod http;
 mod retry;
+mod stream;
 mod token;
 mod transport;
 mod upload;
 
 pub use retry::RetryPolicy;
+pub use stream::{PieceWriter, RESTARTS, STREAM_PIECE, StreamedBlob};
 pub use transport::{ERROR_BODY_CAP, Timeouts};
 pub use upload::{CHUNK_SIZE, CHUNKED_THRESHOLD, SmallBlob};
 
@@ -63,9 +65,14 @@ pub struct RegistryClient {
     /// Hosts (`host` or `host:port`) of token services on other origins
     /// that may receive the credentials.
     trusted_realms: Vec<String>,
+    /// The token service to ask instead of the challenge's realm
+    /// ([`RegistryClient::with_token_service`]).
+    token_service: Option<Url>,
     /// Blobs above this size are uploaded in chunks of `chunk_size`.
     chunked_threshold: u64,
     chunk_size: u64,
+    /// Streamed blobs are sent in pieces of this size (see `stream.rs`).
+    stream_piece: u64,
     /// The `Authorization` value to send, by token scope (a Bearer token,
     /// or Basic credentials when the registry asked for those). A std
     /// mutex: it is never held across an await.
@@ -107,8 +114,10 @@ impl RegistryClient {
             retry,
             timeouts,
             trusted_realms: Vec::new(),
+            token_service: None,
             chunked_threshold: CHUNKED_THRESHOLD,
             chunk_size: CHUNK_SIZE,
+            stream_piece: STREAM_PIECE,
             auth: Mutex::new(HashMap::new()),
         })
     }
@@ -128,13 +137,32 @@ impl RegistryClient {
         self
     }
 
-    /// Uploads blobs larger than `threshold` in chunks of `chunk_size`
-    /// bytes (defaults: [`CHUNKED_THRESHOLD`], [`CHUNK_SIZE`]). Smaller
-    /// chunks cost more requests but less to resend after a failure.
+    /// Asks the token service at `url` for tokens instead of the realm a
+    /// challenge names, and trusts it with the credentials: the caller
+    /// chose it. For a publisher that reaches the registry by another
+    /// address than its public one (`rbee-catalog serve --demo` publishes
+    /// into its embedded registry over loopback, while the challenge names
+    /// `--public-url`, which this host may not reach).
+    pub fn with_token_service(mut self, url: Url) -> Self {
+        self.token_service = Some(url);
+        self
+    }
+
+    /// Uploads files larger than `threshold` in chunks of `chunk_size`
+    /// bytes (defaults: [`CHUNKED_THRESHOLD`], [`CHUNK_SIZE`]), and
+    /// streamed blobs in pieces of `chunk_size` (default [`STREAM_PIECE`]).
+    /// Smaller chunks cost more requests but less to resend after a
+    /// failure.
     pub fn with_chunking(mut self, threshold: u64, chunk_size: u64) -> Self {
         self.chunked_threshold = threshold;
         self.chunk_size = chunk_size.max(1);
+        self.stream_piece = chunk_size.max(1);
         self
+    }
+
+    /// The timeouts requests run under.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
     }
 
     /// The registry's host (and port), as used in references.
@@ -211,6 +239,32 @@ impl RegistryClient {
             .unwrap_or_else(|e| e.into_inner())
             .get(scope)
             .cloned()
+    }
+
+    /// Checks that the registry answers `GET /v2/` and accepts the
+    /// credentials for pushing to `repo`, before anything is packaged: a
+    /// wrong `--registry` or password is found in a second, not after
+    /// minutes of compression.
+    pub async fn check(&self, repo: &str) -> Result<(), PushError> {
+        let url = self.url("/v2/")?;
+        let shown = url.clone();
+        let build = |c: &reqwest::Client| c.get(url.clone());
+        self.idempotent("checking the registry", repo, true, build, |resp| {
+            let shown = shown.clone();
+            async move {
+                match resp.status() {
+                    s if s.is_success() => Ok(()),
+                    StatusCode::NOT_FOUND => Err(Failure::fatal(PushError::Registry(format!(
+                        "GET {shown} answered 404: not an OCI registry (check --registry)"
+                    )))),
+                    s => Err(Failure::fatal(status_error(
+                        &format!("checking the registry (GET {shown})"),
+                        s,
+                    ))),
+                }
+            }
+        })
+        .await
     }
 
     /// True when `repo` already has `digest`.

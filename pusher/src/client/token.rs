@@ -71,19 +71,23 @@ impl RegistryClient {
         service: Option<&String>,
         scope: &str,
     ) -> Result<HeaderValue, PushError> {
-        let mut url = Url::parse(realm)
-            .map_err(|e| PushError::Auth(format!("bad token realm {realm}: {e}")))?;
+        let chosen = self.token_service.clone();
+        let mut url = match &chosen {
+            Some(url) => url.clone(),
+            None => Url::parse(realm)
+                .map_err(|e| PushError::Auth(format!("bad token realm {realm}: {e}")))?,
+        };
         if !matches!(url.scheme(), "http" | "https") {
             return Err(PushError::Auth(format!(
-                "token realm {realm} is not an http(s) URL"
+                "token realm {url} is not an http(s) URL"
             )));
         }
         let credentials = self.credentials.basic_header();
-        if credentials.is_some() && !self.realm_trusted(&url) {
+        if credentials.is_some() && chosen.is_none() && !self.realm_trusted(&url) {
             return Err(PushError::Auth(format!(
                 "the registry sends us to the token service {} on another origin; \
                  credentials are not sent there unless you trust it with \
-                 --trust-token-realm {} (RBEE_TRUST_TOKEN_REALM)",
+                 --trust-token-realm {} (RBEE_PUSHER_TRUST_TOKEN_REALM)",
                 url.origin().ascii_serialization(),
                 host_of(&url)
             )));

@@ -83,9 +83,16 @@ pub(super) enum SendError {
 
 impl SendError {
     /// Whether trying again may help.
+    ///
+    /// A refused connection, a host name that does not resolve and a TLS
+    /// handshake that fails are not: they mean a wrong `--registry`, and
+    /// four more attempts would only delay saying so.
     pub(super) fn retryable(&self) -> bool {
         match self {
-            SendError::Http(e) => e.is_connect() || e.is_timeout() || e.is_request(),
+            SendError::Http(e) => {
+                (e.is_connect() || e.is_timeout() || e.is_request())
+                    && connection_hint(&with_causes(e)).is_none()
+            }
             SendError::Stalled(_) | SendError::Cut(_) => true,
         }
     }
@@ -93,13 +100,51 @@ impl SendError {
     /// The error a caller reports, `what` naming the request.
     pub(super) fn into_push(self, what: &str) -> PushError {
         match self {
-            SendError::Http(e) => PushError::Registry(format!("{what}: {e}")),
+            SendError::Http(e) => {
+                // reqwest's own message stops at "error sending request";
+                // the cause (refused, DNS, TLS) is what a person needs.
+                let text = with_causes(&e);
+                let hint = connection_hint(&text).unwrap_or_default();
+                PushError::Registry(format!("{what}: {text}{hint}"))
+            }
             SendError::Stalled(idle) => PushError::Registry(format!(
                 "{what}: nothing received from the registry for {}s (read timeout; see --read-timeout)",
                 idle.as_secs()
             )),
             SendError::Cut(e) => PushError::Registry(format!("{what}: the answer broke off: {e}")),
         }
+    }
+}
+
+/// An error and its causes, on one line.
+fn with_causes(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// What a connection error that no retry mends most likely means, from
+/// the text of the error and its causes; `None` for the others.
+pub(crate) fn connection_hint(text: &str) -> Option<&'static str> {
+    if text.contains("InvalidContentType") || text.contains("corrupt message") {
+        // rustls's words when the server answered in plain HTTP.
+        Some(" (the registry does not speak TLS: is it plain HTTP? try --registry http://...)")
+    } else if text.contains("dns error") || text.contains("failed to lookup address") {
+        Some(" (the host name does not resolve)")
+    } else if text.contains("Connection refused") {
+        Some(" (nothing listens there: is the registry running, and the port right?)")
+    } else if text.contains("certificate") || text.contains("HandshakeFailure") {
+        Some(" (the TLS handshake failed)")
+    } else {
+        None
     }
 }
 

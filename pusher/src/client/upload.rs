@@ -46,7 +46,7 @@ impl RegistryClient {
     /// Opens an upload session; its URL. Sent once per attempt of the
     /// step it is part of: a session left behind by a failed attempt
     /// expires on the registry.
-    async fn start_upload(&self, repo: &str) -> Result<Url, Failure> {
+    pub(super) async fn start_upload(&self, repo: &str) -> Result<Url, Failure> {
         let url = self.url(&format!("/v2/{repo}/blobs/uploads/"))?;
         let build = |c: &reqwest::Client| c.post(url.clone()).header(header::CONTENT_LENGTH, "0");
         let resp = self.send_once(&scope(repo, true), &build).await?;
@@ -56,7 +56,7 @@ impl RegistryClient {
         Ok(self.location(resp.headers(), &url)?)
     }
 
-    fn location(&self, headers: &HeaderMap, base: &Url) -> Result<Url, PushError> {
+    pub(super) fn location(&self, headers: &HeaderMap, base: &Url) -> Result<Url, PushError> {
         let loc = headers
             .get(header::LOCATION)
             .and_then(|v| v.to_str().ok())
@@ -229,7 +229,11 @@ impl RegistryClient {
 
     /// Where an upload stands: the end of the `Range` the registry
     /// reports; `None` when the registry does not know the session.
-    async fn upload_offset(&self, repo: &str, location: &Url) -> Result<Option<u64>, Failure> {
+    pub(super) async fn upload_offset(
+        &self,
+        repo: &str,
+        location: &Url,
+    ) -> Result<Option<u64>, Failure> {
         let build = |c: &reqwest::Client| c.get(location.clone());
         let resp = self.send_once(&scope(repo, true), &build).await?;
         if resp.status() == StatusCode::NOT_FOUND {

@@ -25,6 +25,18 @@ pub async fn get(
     } else {
         reg.blob_size(name, digest).await?
     };
+    // Only after the access gate (before this handler) and the link check
+    // above: a redirect hands out the bytes as surely as a body would.
+    // `Range` travels with the client to the bucket, which honours it.
+    if let Some(url) = reg.blob_redirect(context, name, digest, size, head).await? {
+        return Response::builder()
+            .status(StatusCode::TEMPORARY_REDIRECT)
+            .header(header::LOCATION, url)
+            .header(header::CACHE_CONTROL, "no-store")
+            .header("docker-content-digest", digest.to_string())
+            .body(Body::empty())
+            .map_err(|e| RegistryError::BlobUploadInvalid(e.to_string()));
+    }
     let range = match req
         .headers()
         .get(header::RANGE)

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::Response;
 
 use crate::error::{RegistryError, Result};
@@ -93,4 +93,28 @@ pub async fn delete(
 ) -> Result<Response> {
     reg.delete_manifest(context, name, reference).await?;
     super::empty(StatusCode::ACCEPTED, &[])
+}
+
+/// A request for a reference that is neither a tag nor a digest: reads and
+/// deletes find no such manifest; a PUT is refused for the reason the
+/// reference does not parse (`TAG_INVALID`, `DIGEST_INVALID`).
+pub fn impossible(reg: &Registry, reference: &str, method: &Method) -> Result<Response> {
+    let unknown = || {
+        // Echoed in the error's detail: bounded, like a tag.
+        let shown: String = reference.chars().take(128).collect();
+        RegistryError::ManifestUnknown(shown)
+    };
+    match *method {
+        Method::GET | Method::HEAD => Err(unknown()),
+        Method::DELETE => {
+            reg.ensure_delete_enabled()?;
+            Err(unknown())
+        }
+        Method::PUT => match Reference::parse(reference) {
+            Err(e) => Err(e),
+            // Not reached: the route holds only references that fail to parse.
+            Ok(_) => Err(unknown()),
+        },
+        _ => Err(RegistryError::MethodNotAllowed),
+    }
 }

@@ -19,7 +19,6 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use rbee_auth::Access;
 
@@ -30,16 +29,9 @@ use crate::registry::Registry;
 use route::Route;
 
 /// The registry as a whole server: `/v2/` plus a 404 for anything else,
-/// with request tracing.
+/// with request ids and the access log ([`crate::access_log`]).
 pub fn router(registry: Arc<Registry>) -> Router {
-    routes(registry)
-        .fallback(|| async { RegistryError::NotFound })
-        // Server errors are logged once by `RegistryError` with their cause;
-        // the trace layer's own line would only repeat the status.
-        .layer(
-            TraceLayer::new_for_http()
-                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
-        )
+    crate::access_log::layer(routes(registry).fallback(|| async { RegistryError::NotFound }))
 }
 
 /// Just the `/v2/` routes, to merge into a larger server (the catalog
@@ -106,6 +98,7 @@ async fn dispatch(State(registry): State<Arc<Registry>>, mut req: Request) -> Re
         (Route::Manifest(name, reference), Method::DELETE) => {
             manifests::delete(&registry, &ctx, &name, &reference).await
         }
+        (Route::ImpossibleManifest(_, reference), m) => manifests::impossible(reg, &reference, &m),
         (Route::Blob(name, digest), m) if m == Method::GET || m == Method::HEAD => {
             blobs::get(reg, &ctx, &name, &digest, m == Method::HEAD, req).await
         }

@@ -17,6 +17,11 @@ pub enum Route {
     Tags(RepoName),
     /// `/v2/<name>/manifests/<reference>`
     Manifest(RepoName, Reference),
+    /// `/v2/<name>/manifests/<reference>` with a reference that is neither
+    /// a tag nor a digest (kept as sent). No manifest can have it, so a
+    /// read or delete finds nothing (404 `MANIFEST_UNKNOWN`, as the OCI
+    /// conformance suite expects), while a PUT is refused as invalid.
+    ImpossibleManifest(RepoName, String),
     /// `/v2/<name>/blobs/<digest>`
     Blob(RepoName, Digest),
     /// `/v2/<name>/blobs/uploads/`
@@ -55,7 +60,10 @@ pub fn parse(path: &str) -> Result<Route> {
         "tags" if last == "list" => Ok(Route::Tags(name_of(2)?)),
         "manifests" => {
             let name = name_of(2)?;
-            Ok(Route::Manifest(name, Reference::parse(last)?))
+            Ok(match Reference::parse(last) {
+                Ok(reference) => Route::Manifest(name, reference),
+                Err(_) => Route::ImpossibleManifest(name, last.to_owned()),
+            })
         }
         "blobs" if last == "uploads" => Ok(Route::UploadStart(name_of(2)?)),
         "blobs" => {
@@ -78,7 +86,7 @@ pub fn access(route: &Route, method: &Method) -> Result<Access> {
     let (name, action) = match route {
         Route::Catalog => return Ok(Access::Catalog),
         Route::Tags(name) | Route::Referrers(name, _) => (name, Action::Pull),
-        Route::Manifest(name, _) | Route::Blob(name, _) => (
+        Route::Manifest(name, _) | Route::ImpossibleManifest(name, _) | Route::Blob(name, _) => (
             name,
             match *method {
                 Method::GET | Method::HEAD => Action::Pull,
@@ -194,5 +202,20 @@ mod tests {
             parse("/v2/a/unknown/x"),
             Err(RegistryError::NotFound)
         ));
+    }
+
+    #[test]
+    fn references_no_manifest_can_have_are_kept_for_the_handler() {
+        for reference in [".INVALID_MANIFEST_NAME", "-x", "sha256:short"] {
+            let route = parse(&format!("/v2/rbee/w/manifests/{reference}")).unwrap();
+            assert!(
+                matches!(route, Route::ImpossibleManifest(ref n, ref r) if n.as_str() == "rbee/w" && r == reference),
+                "{route:?}"
+            );
+            assert_eq!(
+                access(&route, &Method::GET).unwrap(),
+                access(&parse("/v2/rbee/w/manifests/x").unwrap(), &Method::GET).unwrap()
+            );
+        }
     }
 }

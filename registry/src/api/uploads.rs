@@ -55,6 +55,17 @@ fn created(name: &RepoName, digest: &Digest) -> Result<Response> {
     )
 }
 
+/// The query string of an upload request; one that does not decode makes
+/// the upload request invalid.
+fn upload_query(req: &Request) -> Result<std::collections::HashMap<String, String>> {
+    super::query(req).map_err(|e| match e {
+        RegistryError::PaginationInvalid(why) => {
+            RegistryError::BlobUploadInvalid(format!("the query string does not decode: {why}"))
+        }
+        other => other,
+    })
+}
+
 fn digest_param(q: &std::collections::HashMap<String, String>) -> Result<Option<Digest>> {
     q.get("digest").map(|d| Digest::parse(d)).transpose()
 }
@@ -69,7 +80,7 @@ pub async fn start(
     caller: &Caller,
     req: Request,
 ) -> Result<Response> {
-    let q = super::query(&req)?;
+    let q = upload_query(&req)?;
     if let Some(mount) = q.get("mount") {
         let digest = Digest::parse(mount)?;
         if let Some(from) = q.get("from") {
@@ -159,7 +170,7 @@ pub async fn put(
     id: &str,
     req: Request,
 ) -> Result<Response> {
-    let q = super::query(&req)?;
+    let q = upload_query(&req)?;
     let digest = digest_param(&q)?.ok_or_else(|| {
         RegistryError::DigestInvalid("the `digest` query parameter is required".into())
     })?;

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
-use super::{ByteStream, Key, Result, Storage, StorageError};
+use super::{ByteStream, Key, Result, Storage, StorageError, UploadParts};
 
 /// How much one read of a blob pulls from disk. Large enough that the
 /// per-read hop to the blocking pool is noise, small enough that four
@@ -130,6 +130,25 @@ async fn blocking<T: Send + 'static>(
         .map_err(StorageError::from)
 }
 
+/// The file that holds the bytes of upload session `session`.
+fn upload_data(session: &Key) -> Key {
+    session.child("data")
+}
+
+/// Cuts `file` back to `size` bytes when it is longer; a file shorter than
+/// its record lost acknowledged bytes, which is reported, never papered over.
+fn trim_to(file: &File, size: u64) -> io::Result<()> {
+    let len = file.metadata()?.len();
+    if len > size {
+        file.set_len(size)?;
+    } else if len < size {
+        return Err(io::Error::other(format!(
+            "upload file holds {len} bytes, but {size} were acknowledged"
+        )));
+    }
+    Ok(())
+}
+
 fn not_found(key: &Key) -> StorageError {
     StorageError::NotFound(key.to_string())
 }
@@ -183,6 +202,15 @@ impl Storage for FsStorage {
     async fn head(&self, key: &Key) -> Result<Option<u64>> {
         match tokio::fs::metadata(self.path(key)).await {
             Ok(m) if m.is_file() => Ok(Some(m.len())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn modified(&self, key: &Key) -> Result<Option<std::time::SystemTime>> {
+        match tokio::fs::metadata(self.path(key)).await {
+            Ok(m) if m.is_file() => Ok(Some(m.modified()?)),
             Ok(_) => Ok(None),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),
@@ -303,26 +331,30 @@ impl Storage for FsStorage {
         .await
     }
 
-    async fn append(&self, key: &Key, offset: u64, mut data: ByteStream) -> Result<u64> {
-        let path = self.path(key);
-        let key_name = key.to_string();
+    async fn write_upload(
+        &self,
+        session: &Key,
+        upload: &UploadParts,
+        mut data: ByteStream,
+    ) -> Result<UploadParts> {
+        let path = self.path(&upload_data(session));
+        let offset = upload.size;
         let file = blocking(move || {
             if let Some(parent) = path.parent() {
                 fs::create_dir_all(parent)?;
             }
-            let file = OpenOptions::new().create(true).append(true).open(&path)?;
-            let len = file.metadata()?.len();
-            Ok((file, len))
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .truncate(false)
+                .open(&path)?;
+            // Bytes past the recorded size are from a write that failed or
+            // was cut off by a crash: they were never acknowledged, and the
+            // hash the caller keeps does not cover them.
+            trim_to(&file, offset)?;
+            Ok(file)
         })
         .await?;
-        let (file, actual) = file;
-        if actual != offset {
-            return Err(StorageError::OffsetMismatch {
-                key: key_name,
-                offset,
-                actual,
-            });
-        }
         // No blocking thread ever waits for the network: each batch of
         // received bytes is written by a blocking call of its own, and a
         // client that stalls holds no thread (with a thread per stalled
@@ -389,20 +421,43 @@ impl Storage for FsStorage {
         }
         match input_error {
             Some(e) => Err(StorageError::Input(e)),
-            None => Ok(written),
+            None => Ok(UploadParts {
+                size: written,
+                ..UploadParts::default()
+            }),
         }
     }
 
-    async fn promote(&self, from: &Key, to: &Key) -> Result<()> {
-        let (from_path, to_path) = (self.path(from), self.path(to));
+    async fn commit_upload(&self, session: &Key, upload: &UploadParts, to: &Key) -> Result<()> {
+        if upload.size == 0 {
+            // An empty upload may never have created its file.
+            return self.put(to, Bytes::new()).await;
+        }
+        let from = upload_data(session);
+        let (from_path, to_path, size) = (self.path(&from), self.path(to), upload.size);
         let result = blocking(move || {
-            OpenOptions::new()
-                .write(true)
-                .open(&from_path)?
-                .sync_all()?;
+            let file = OpenOptions::new().write(true).open(&from_path)?;
+            trim_to(&file, size)?;
+            file.sync_all()?;
             rename_durably(&from_path, &to_path)
         })
         .await;
+        match result {
+            Err(StorageError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
+                Err(not_found(&from))
+            }
+            other => other,
+        }
+    }
+
+    async fn abort_upload(&self, _session: &Key, _upload: &UploadParts) -> Result<()> {
+        // Nothing outside the session's folder, which the caller removes.
+        Ok(())
+    }
+
+    async fn rename(&self, from: &Key, to: &Key) -> Result<()> {
+        let (from_path, to_path) = (self.path(from), self.path(to));
+        let result = blocking(move || rename_durably(&from_path, &to_path)).await;
         match result {
             Err(StorageError::Io(e)) if e.kind() == io::ErrorKind::NotFound => Err(not_found(from)),
             other => other,

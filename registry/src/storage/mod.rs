@@ -1,21 +1,29 @@
 //! Where the registry keeps bytes: one small trait, [`Storage`], with a
-//! filesystem backend ([`FsStorage`]) and, later, an S3-compatible one.
+//! filesystem backend ([`FsStorage`]) and an S3-compatible one
+//! ([`S3Storage`]: AWS S3, Cloudflare R2, MinIO).
 //!
 //! The trait is deliberately close to an object store (`head`, `get`, `put`,
-//! `delete`, `list`) plus the two operations an upload needs: `append` to a
-//! staging object and `promote` it atomically into place. The registry layer
-//! above decides *what* keys mean (content addressing, links, tags); the
-//! backends only decide *how* bytes are kept durable. Every backend runs the
-//! shared behaviour suite in [`suite`].
+//! `delete`, `list`) plus what an upload needs: an upload made of parts
+//! (`write_upload`, an S3 multipart upload on S3), whose progress is a
+//! plain value ([`UploadParts`]) the caller keeps in storage, so that any
+//! process can continue it; `commit_upload` makes it an object, and
+//! `rename` moves such an object. The registry layer above decides *what*
+//! keys mean (content addressing, links, tags) and hashes the bytes as they
+//! stream; the backends only decide *how* bytes are kept durable. Every
+//! backend runs the shared behaviour suite in [`suite`].
 
 mod fs;
 mod key;
+mod s3;
+#[cfg(any(test, feature = "test-suite"))]
+pub mod s3_server;
 #[cfg(any(test, feature = "test-suite"))]
 pub mod suite;
 
 use std::io;
 use std::ops::Range;
 use std::pin::Pin;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -23,6 +31,37 @@ use futures_util::Stream;
 
 pub use fs::{FsStorage, LOCK_FILE};
 pub use key::Key;
+pub use s3::{MIN_PART_SIZE, POINTER_TYPE, S3Options, S3Storage};
+
+/// How far an upload has come, as its backend left it. The caller keeps
+/// this value (in a small object next to the session) between requests and
+/// hands it back: nothing about an upload lives only in a process, so
+/// another process can continue it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UploadParts {
+    /// Bytes written so far.
+    pub size: u64,
+    /// The backend's multipart upload, once it started one (S3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multipart: Option<Multipart>,
+    /// The parts uploaded so far, in order: each one's id (S3: its ETag).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<String>,
+    /// How many of the last bytes are not yet in a part: they wait in the
+    /// session's `tail` object until a whole part is there (S3, whose parts
+    /// must all have one size).
+    #[serde(default)]
+    pub tail: u64,
+}
+
+/// A multipart upload the backend started.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Multipart {
+    /// The key the upload becomes when it is completed.
+    pub target: String,
+    /// The backend's id for it.
+    pub id: String,
+}
 
 /// A stream of bytes read from or written to storage.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
@@ -34,17 +73,7 @@ pub enum StorageError {
     /// The object does not exist.
     #[error("object not found: {0}")]
     NotFound(String),
-    /// An append did not start where the staged object ends.
-    #[error("append to {key} at offset {offset}, but it holds {actual} bytes")]
-    OffsetMismatch {
-        /// The staging key.
-        key: String,
-        /// Where the caller wanted to write.
-        offset: u64,
-        /// Where the object actually ends.
-        actual: u64,
-    },
-    /// The byte stream handed to `append` failed (usually: the client went away).
+    /// The byte stream handed to `write_upload` failed (usually: the client went away).
     #[error("input stream failed: {0}")]
     Input(io::Error),
     /// The backend has no room left (a full disk or an exhausted quota).
@@ -55,6 +84,11 @@ pub enum StorageError {
     /// The backend itself failed.
     #[error("storage I/O: {0}")]
     Io(io::Error),
+    /// The backend could not be reached or answered with a server error
+    /// (object storage down, throttling, a network failure). The request
+    /// may succeed when retried.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<io::Error> for StorageError {
@@ -79,7 +113,7 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 /// The storage every registry backend provides.
 ///
 /// Keys are `/`-separated relative paths built only from validated parts
-/// (see [`Key`]). Objects written by `put` and `promote` are durable when
+/// (see [`Key`]). Objects written by `put`, `commit_upload` and `rename` are durable when
 /// the call returns and appear atomically: a reader sees the whole object or
 /// none of it, even across a crash.
 #[async_trait]
@@ -104,16 +138,55 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// in no particular order; empty when there are none.
     async fn list(&self, prefix: &Key) -> Result<Vec<String>>;
 
-    /// Appends `data` to the staging object `key`, which must currently hold
-    /// exactly `offset` bytes (0 creates it). Returns the new size. When the
-    /// input fails part-way, what was received may stay appended; the caller
-    /// learns the true size from `head`.
-    async fn append(&self, key: &Key, offset: u64, data: ByteStream) -> Result<u64>;
+    /// When the object was last written, or `None` when it does not exist.
+    /// Garbage collection spares what is younger than its grace period (a
+    /// push in flight), so backends answer their own modification time
+    /// (S3: `Last-Modified`).
+    async fn modified(&self, key: &Key) -> Result<Option<std::time::SystemTime>>;
 
-    /// Moves the staging object `from` to `to`, durably and atomically. If
-    /// `to` already exists it is replaced, which is safe because callers only
-    /// promote content-addressed objects whose content they verified.
-    async fn promote(&self, from: &Key, to: &Key) -> Result<()>;
+    /// Writes `data` on to the upload of session `session` (a prefix the
+    /// caller owns; the backend may keep objects under it), which stands at
+    /// `upload` ([`UploadParts::default`] for a new one). Returns where it
+    /// stands after: the caller keeps that value and hands it back next
+    /// time. When this fails (the input stream too: then
+    /// [`StorageError::Input`]), `upload` is still valid and describes the
+    /// upload: what was written past it is overwritten by the next write.
+    async fn write_upload(
+        &self,
+        session: &Key,
+        upload: &UploadParts,
+        data: ByteStream,
+    ) -> Result<UploadParts>;
+
+    /// Makes the upload of `session`, standing at `upload`, the object `to`,
+    /// durably and atomically (replacing any old one: callers only commit
+    /// content-addressed objects whose content they verified). Afterwards
+    /// the upload is gone; the caller removes `session`'s other objects.
+    async fn commit_upload(&self, session: &Key, upload: &UploadParts, to: &Key) -> Result<()>;
+
+    /// Gives up the upload of `session` (S3: aborts its multipart upload, so
+    /// its parts stop costing storage). Aborting twice is not an error.
+    async fn abort_upload(&self, session: &Key, upload: &UploadParts) -> Result<()>;
+
+    /// Moves object `from` to `to`, durably and atomically, replacing any
+    /// old `to`. Cheap on every backend for committed uploads, whatever
+    /// their size (no copy of the bytes).
+    async fn rename(&self, from: &Key, to: &Key) -> Result<()>;
+
+    /// A URL that lets whoever holds it `GET` the object `key` (with
+    /// `Range`) straight from the backend for `lifetime`, when the backend
+    /// can make one (S3 presigning); `None` otherwise (the filesystem).
+    async fn presigned_get(&self, key: &Key, lifetime: Duration) -> Result<Option<String>> {
+        let _ = (key, lifetime);
+        Ok(None)
+    }
+
+    /// Whether [`Storage::presigned_get`] can ever answer a URL. Asked
+    /// first, so a backend that cannot presign costs no lookup of the
+    /// object (a premium download on the filesystem asks on every request).
+    fn can_presign(&self) -> bool {
+        false
+    }
 }
 
 /// Reads a whole small object into memory, refusing objects over `limit`

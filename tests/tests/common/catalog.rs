@@ -167,10 +167,20 @@ impl TestCatalog {
 /// Publishes `files` to the registry at `registry_url`, anonymously, with
 /// the fixed [`CREATED`] time and quick retries; panics on failure.
 pub async fn publish_files(registry_url: &str, files: &ReleaseFiles) -> PublishSummary {
+    publish_files_as(registry_url, files, Credentials::anonymous()).await
+}
+
+/// [`publish_files`] with `credentials` (a publisher key, for a registry
+/// that requires tokens).
+pub async fn publish_files_as(
+    registry_url: &str,
+    files: &ReleaseFiles,
+    credentials: Credentials,
+) -> PublishSummary {
     let release = Release::load(files).expect("the release is valid");
     let client = RegistryClient::new(
         reqwest::Url::parse(registry_url).expect("registry URL"),
-        Credentials::anonymous(),
+        credentials,
         RetryPolicy {
             attempts: 2,
             base_delay: Duration::from_millis(50),
@@ -183,12 +193,49 @@ pub async fn publish_files(registry_url: &str, files: &ReleaseFiles) -> PublishS
         catalog_repository: CATALOG_REPO.to_owned(),
         force: false,
         dry_run: false,
-        compression: 6,
+        // Gzip, as these tests read the layers; zstd: `pusher_streaming.rs`.
+        compression: rbee_pusher::publish::Compression::Gzip(6),
         created: CREATED.to_owned(),
     };
     publish(&client, &release, &opts, &Reporter::new(true))
         .await
         .unwrap_or_else(|e| panic!("publishing to {registry_url} failed: {e}"))
+}
+
+/// Publishes `id` 1.0.0 as a premium worker (49 EUR, a purchase URL) into
+/// `catalog`'s embedded registry, with a publisher key for `rbee-premium`
+/// and the catalog index minted in its store, as the token tests need it.
+/// The fixture keeps the files.
+pub async fn publish_premium(catalog: &RunningCatalog, id: &str) -> Fixture {
+    let (_, key) = catalog
+        .state
+        .store
+        .create_publisher_key(
+            "test",
+            rbee_store::NewPublisherKey {
+                owner: "ci".into(),
+                grants: vec![
+                    rbee_store::Grant::Namespace("rbee-premium".into()),
+                    rbee_store::Grant::Worker("catalog".into()),
+                ],
+            },
+        )
+        .await
+        .unwrap();
+    let (fixture, files) = other_worker(id, "1.0.0", false);
+    fixture.edit_metadata(|m| {
+        m["distribution"]["requires_license"] = true.into();
+        m["pricing"] = serde_json::json!({
+            "amount": 49.0, "currency": "EUR", "purchase_url": "https://rbee.dev/buy"
+        });
+    });
+    publish_files_as(
+        &catalog.url(),
+        &files,
+        Credentials::basic("ci", key.expose()),
+    )
+    .await;
+    fixture
 }
 
 /// A second worker, `id` (same backend, platforms and builds as the

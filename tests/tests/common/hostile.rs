@@ -241,8 +241,11 @@ async fn blob(
                 .and_then(|r| r.strip_suffix('-'))
                 .and_then(|n| n.parse::<usize>().ok());
             if let Some(from) = from.filter(|&f| f <= archive.len()) {
+                let range = format!("bytes {from}-{}/{}", archive.len() - 1, archive.len());
                 let mut resp = Response::new(Body::from(archive[from..].to_vec()));
                 *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+                resp.headers_mut()
+                    .insert(header::CONTENT_RANGE, range.parse().unwrap());
                 return resp;
             }
             Body::from(archive)

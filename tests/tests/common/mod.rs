@@ -114,12 +114,61 @@ pub struct TestRegistry {
     /// Scratch space for the test: client configuration, layouts, pulls.
     pub scratch: tempfile::TempDir,
     _data: tempfile::TempDir,
+    /// The S3 server of a registry on [`Backend::S3`], stopped with it.
+    _s3: Option<rbee_registry::storage::s3_server::S3TestServer>,
+}
+
+/// Where a [`TestRegistry`] keeps its data: the same client tests run on
+/// each (see [`on_each_backend!`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    /// A data directory.
+    Fs,
+    /// A bucket of an `s3s-fs` on loopback, with 5 MiB parts.
+    S3,
+}
+
+/// Turns `async fn name(backend: Backend)` test bodies into one test per
+/// storage backend: `on_fs::name` and `on_s3::name`.
+#[macro_export]
+macro_rules! on_each_backend {
+    ($($name:ident),* $(,)?) => {
+        mod on_fs {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Fs).await
+                }
+            )*
+        }
+        mod on_s3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::S3).await
+                }
+            )*
+        }
+    };
 }
 
 impl TestRegistry {
     pub async fn start() -> TestRegistry {
+        Self::start_on(Backend::Fs).await
+    }
+
+    /// A registry keeping its data on `backend`.
+    pub async fn start_on(backend: Backend) -> TestRegistry {
         let data = tempfile::tempdir().expect("data dir");
         let mut config = RegistryConfig::new(data.path());
+        let s3 = match backend {
+            Backend::Fs => None,
+            Backend::S3 => {
+                let server = rbee_registry::storage::s3_server::S3TestServer::start();
+                config.s3 = Some(server.options("registry"));
+                Some(server)
+            }
+        };
         // These tests push anonymously over loopback: the development
         // switch (the access gate has its own tests, which leave it off).
         config.access.dev_open_loopback = true;
@@ -138,6 +187,7 @@ impl TestRegistry {
                 .expect("HTTP client"),
             scratch,
             _data: data,
+            _s3: s3,
         }
     }
 

@@ -193,6 +193,7 @@ impl Fixture {
             .map(|(platform, _, _)| {
                 let path = dir.path().join(format!("build-{platform}"));
                 std::fs::write(&path, stand_in(platform, 0)).unwrap();
+                make_executable(&path);
                 ((*platform).to_owned(), path)
             })
             .collect();
@@ -265,6 +266,12 @@ impl Fixture {
     }
 }
 
+/// Builds are executables: `rbee-pusher validate` checks the mode.
+fn make_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// A stand-in build of `platform`: recognisable text, then 8 KiB of
 /// incompressible bytes, different for every platform and `generation`
 /// (0 for the fixture's builds; a higher one for a changed build).
@@ -326,9 +333,14 @@ pub async fn pusher(args: &[&str], env: &[(&str, &str)]) -> PusherRun {
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env("no_proxy", "127.0.0.1,localhost")
         .env("DOCKER_CONFIG", no_docker_config.path())
+        .env_remove("RBEE_PUSHER_USERNAME")
+        .env_remove("RBEE_PUSHER_PASSWORD")
         .env_remove("RBEE_REGISTRY_USERNAME")
         .env_remove("RBEE_REGISTRY_PASSWORD")
-        .env_remove("SOURCE_DATE_EPOCH");
+        .env_remove("SOURCE_DATE_EPOCH")
+        // These tests read the layers as tar.gz; zstd layers have their
+        // own tests (`pusher_streaming.rs`). `env` may override it.
+        .env("RBEE_PUSHER_COMPRESSION", "gzip");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -376,7 +388,8 @@ pub async fn publish_with_library(
         catalog_repository: CATALOG_REPO.to_owned(),
         force,
         dry_run: false,
-        compression: 6,
+        // Gzip, as these tests read the layers; zstd: `pusher_streaming.rs`.
+        compression: rbee_pusher::publish::Compression::Gzip(6),
         created: "2026-01-01T00:00:00Z".to_owned(),
     };
     publish(&client, &release, &opts, &Reporter::new(true)).await

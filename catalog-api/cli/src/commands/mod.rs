@@ -2,7 +2,10 @@
 
 pub mod admin_key;
 pub mod audit;
+pub mod config;
 pub mod database;
 pub mod license;
 pub mod publisher_key;
 pub mod serve;
+pub mod stats;
+pub mod sync;

@@ -13,6 +13,7 @@ use rbee_schemas::oci::{ImageIndex, ImageManifest};
 use rbee_schemas::{CatalogIndex, Platform, WorkerMetadata, annotations as ann, media_types as mt};
 
 use super::{PlatformBuild, Release};
+use crate::domain::referrers;
 use crate::domain::source::RegistryRead;
 use crate::domain::upstream::UpstreamError;
 
@@ -56,10 +57,19 @@ async fn parse_off_thread<T: Send + 'static>(
 
 /// The catalog index `<repo>:latest`; an empty one when there is none yet.
 pub async fn index(source: Source, repo: String) -> Result<CatalogIndex, UpstreamError> {
-    let (bytes, _) = match source.manifest(&repo, "latest").await {
+    Ok(index_with_digest(source, repo).await?.0)
+}
+
+/// The catalog index `<repo>:latest` and its manifest's digest; an empty
+/// one and `None` when there is none yet.
+pub async fn index_with_digest(
+    source: Source,
+    repo: String,
+) -> Result<(CatalogIndex, Option<String>), UpstreamError> {
+    let (bytes, digest) = match source.manifest(&repo, "latest").await {
         Ok(m) => m,
         // No catalog yet: an empty registry has no workers.
-        Err(UpstreamError::NotFound) => return Ok(CatalogIndex::default()),
+        Err(UpstreamError::NotFound) => return Ok((CatalogIndex::default(), None)),
         Err(e) => return Err(e),
     };
     let manifest: ImageManifest =
@@ -71,11 +81,12 @@ pub async fn index(source: Source, repo: String) -> Result<CatalogIndex, Upstrea
     let doc = source
         .small_blob(&repo, &layer.digest, SMALL_BLOB_LIMIT)
         .await?;
-    parse_off_thread(doc, |b| {
+    let index = parse_off_thread(doc, |b| {
         let text = std::str::from_utf8(b).map_err(invalid)?;
         CatalogIndex::from_json(text).map_err(invalid)
     })
-    .await
+    .await?;
+    Ok((index, Some(digest)))
 }
 
 /// The platforms an image index lists, each with its manifest digest
@@ -178,7 +189,7 @@ pub async fn release(
         let Some(layer) = m
             .layers
             .into_iter()
-            .find(|l| l.media_type == mt::WORKER_LAYER)
+            .find(|l| mt::is_worker_layer(&l.media_type))
         else {
             continue;
         };
@@ -187,7 +198,16 @@ pub async fn release(
                 check_filename(title, &what)?;
                 title.clone()
             }
-            None => format!("{}-{}-{platform}.tar.gz", metadata.id, metadata.version),
+            None => format!(
+                "{}-{}-{platform}.{}",
+                metadata.id,
+                metadata.version,
+                if layer.media_type == mt::WORKER_LAYER_ZSTD {
+                    "tar.zst"
+                } else {
+                    "tar.gz"
+                }
+            ),
         };
         builds.push(PlatformBuild {
             platform,
@@ -195,10 +215,21 @@ pub async fn release(
             layer_digest: layer.digest,
             size: layer.size,
             filename,
+            media_type: layer.media_type,
         });
     }
     builds.sort_by_key(|b| b.platform);
     let version = semver::Version::parse(&version).map_err(invalid)?;
+    // Its referrer records (CONTRACTS F, L), through the one reader.
+    let yank = referrers::yank::in_force(&*source, &repo, &index_digest).await?;
+    let signature = crate::domain::signature::read(
+        &*source,
+        &repo,
+        &index_digest,
+        &metadata.id,
+        &version.to_string(),
+    )
+    .await?;
     Ok(Release {
         repository: repo,
         version,
@@ -206,6 +237,8 @@ pub async fn release(
         published_at,
         metadata,
         builds,
+        yank,
+        signature,
     })
 }
 
