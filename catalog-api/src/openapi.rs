@@ -96,6 +96,7 @@ pub struct PlatformQuery {
     /// `sha256:<hex>` of the archive the client has installed: the answer
     /// then carries `delta` when the publisher attached a delta from it
     /// (unchanged otherwise). Not a sha256 digest: 400 `Bad request`.
+    #[param(pattern = r"^sha256:[0-9a-f]{64}$")]
     pub from: Option<String>,
 }
 
@@ -107,13 +108,16 @@ pub struct BlobQuery {
     /// The platform to download, as for a download.
     #[param(value_type = Platform, example = "linux-x86_64")]
     pub platform: String,
-    /// Premium builds: Unix seconds until which the URL is valid.
+    /// Premium builds: Unix seconds until which the URL is valid. Not a
+    /// number: 403 `Invalid download URL` on a premium build, 400 `Bad
+    /// request` on a free one.
     pub expires: Option<u64>,
     /// Premium builds: the server's hex HMAC-SHA256 over the blob's
     /// digest, repository and `expires`.
     pub signature: Option<String>,
     /// Serve the delta from this archive (`sha256:<hex>`) instead of the
     /// archive; 404 `Delta not found` when none is attached.
+    #[param(pattern = r"^sha256:[0-9a-f]{64}$")]
     pub from: Option<String>,
 }
 

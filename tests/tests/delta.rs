@@ -492,7 +492,7 @@ async fn release_of_a_staged_version_attaches_its_deltas() {
     let catalog = TestCatalog::embedded().await;
     let pair = Pair::new(256 << 10);
     let registry = catalog.registry_url.clone();
-    let zstd = [("RBEE_COMPRESSION", "zstd")];
+    let zstd = [("RBEE_PUSHER_COMPRESSION", "zstd")];
     let files = |f: &Fixture| {
         vec![
             "--metadata".to_owned(),

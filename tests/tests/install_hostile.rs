@@ -60,18 +60,26 @@ impl Scene {
         );
     }
 
-    /// Nothing installed: no worker folder, no record, no download.
+    /// Nothing installed: no worker folder, no record, no download, no
+    /// cached archive.
     fn assert_dest_empty(&self) {
         let names = common::install::names_in(&self.dest());
         assert!(
             names
                 .iter()
-                .all(|n| [".lock", ".downloads", "installed.json"].contains(&n.as_str())),
+                .all(|n| [".lock", ".downloads", ".cache", "installed.json"].contains(&n.as_str())),
             "dest holds {names:?}"
         );
         let lib = installer("http://127.0.0.1:9", &self.dest());
         assert_eq!(lib.list().unwrap(), []);
         assert!(common::install::names_in(&self.dest().join(".downloads")).is_empty());
+        let cached = common::install::names_in(&self.dest().join(".cache"));
+        assert!(
+            cached
+                .iter()
+                .all(|w| common::install::names_in(&self.dest().join(".cache").join(w)).is_empty()),
+            "a failed install left an archive in the cache: {cached:?}"
+        );
     }
 }
 

@@ -32,7 +32,7 @@ async fn the_pusher_prints_progress_lines_while_packaging_and_uploading() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let env = [
         ("RBEE_PROGRESS_INTERVAL", INTERVAL),
-        ("RBEE_COMPRESSION", "zstd"),
+        ("RBEE_PUSHER_COMPRESSION", "zstd"),
     ];
 
     let first = pusher(&args, &env).await.expect_code(0);

@@ -48,7 +48,8 @@ pub struct PlatformQuery {
     /// The rbee platform name.
     pub platform: Option<String>,
     /// Unix seconds after which a signed URL is refused. Text, so that a
-    /// tampered value is a 403 like any other bad signature.
+    /// tampered value is a 403 like any other bad signature (a 400 on a
+    /// free build, see [`check_expires`]).
     pub expires: Option<String>,
     /// Hex HMAC of the blob's digest, repository and `expires`.
     pub signature: Option<String>,
@@ -68,6 +69,19 @@ fn parse_from(raw: Option<&str>) -> Result<Option<&str>, ApiError> {
             "`from` must be the digest of an archive, sha256:<64 lower-case hex digits>; got `{}`",
             d.chars().take(80).collect::<String>().escape_debug()
         ))),
+    }
+}
+
+/// A free build's `/blob` ignores `?expires=`, but a value that is not
+/// Unix seconds is still a 400, as the document types it, so a client's
+/// bug shows at once. (On a premium build it is a bad signature: 403.)
+fn check_expires(raw: Option<&str>) -> Result<(), ApiError> {
+    match raw {
+        Some(s) if s.parse::<u64>().is_err() => Err(ApiError::BadRequest(format!(
+            "`expires` must be Unix seconds; got `{}`",
+            s.chars().take(40).collect::<String>().escape_debug()
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -501,6 +515,8 @@ pub async fn blob(
     };
     if release.metadata.distribution.requires_license {
         check_signature(&state, &release, &blob_digest, &q)?;
+    } else {
+        check_expires(q.expires.as_deref())?;
     }
     let source = state.catalog.source();
     let part = match range::wanted(&request_headers, blob_size) {
