@@ -5,25 +5,9 @@
 //! rate, so a long download or unpack never goes silent.
 
 use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant};
 
-use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
-
-/// How often a plain progress line is printed when the environment does
-/// not say.
-const DEFAULT_INTERVAL: Duration = Duration::from_secs(3);
-
-/// The interval between plain progress lines: `RBEE_PROGRESS_INTERVAL`
-/// seconds (decimals allowed, at least 10 ms).
-fn interval() -> Duration {
-    std::env::var("RBEE_PROGRESS_INTERVAL")
-        .ok()
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map_or(DEFAULT_INTERVAL, |s| {
-            Duration::from_secs_f64(s.clamp(0.01, 3600.0))
-        })
-}
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rbee_config::progress::{interval, spawn_lines};
 
 /// One step's progress (downloading, unpacking): `(done, total)` in
 /// bytes.
@@ -96,44 +80,4 @@ impl Step {
             self.bar.finish_and_clear();
         }
     }
-}
-
-/// Prints the bar's progress every `interval` from a thread of its own
-/// (unpacking runs on a blocking thread), holding the bar only weakly so
-/// the thread ends once the bar is finished or dropped.
-fn spawn_lines(what: String, bar: &ProgressBar, interval: Duration) {
-    let weak = bar.downgrade();
-    let _ = std::thread::Builder::new()
-        .name("progress-lines".into())
-        .spawn(move || {
-            let (mut last, mut last_at) = (0, Instant::now());
-            loop {
-                // A clock, not a synchronisation: the line is due now.
-                std::thread::sleep(interval);
-                let Some(bar) = weak.upgrade() else { return };
-                if bar.is_finished() {
-                    return;
-                }
-                let done = bar.position();
-                if done == last {
-                    continue;
-                }
-                let rate = (done - last.min(done)) as f64 / last_at.elapsed().as_secs_f64();
-                (last, last_at) = (done, Instant::now());
-                let of = match bar.length() {
-                    Some(total) if total > 0 => format!(
-                        " of {} ({}%)",
-                        HumanBytes(total),
-                        done.saturating_mul(100) / total
-                    ),
-                    _ => String::new(),
-                };
-                let _ = writeln!(
-                    std::io::stderr().lock(),
-                    "{what}: {}{of}, {}/s",
-                    HumanBytes(done),
-                    HumanBytes(rate as u64)
-                );
-            }
-        });
 }

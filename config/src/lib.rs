@@ -22,6 +22,9 @@
 //!   under the others: flag > environment > file > default. `config
 //!   check` prints the result ([`check`]).
 //!
+//! - **Progress lines** off a terminal ([`progress`], feature `progress`:
+//!   the installer and the pusher), every `RBEE_PROGRESS_INTERVAL` seconds.
+//!
 //! A binary parses its command line with [`parse`] instead of
 //! `clap::Parser::parse`.
 
@@ -29,6 +32,8 @@ pub mod check;
 mod error;
 pub mod file;
 pub mod old_names;
+#[cfg(feature = "progress")]
+pub mod progress;
 pub mod scheme;
 
 use std::ffi::OsString;

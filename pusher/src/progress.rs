@@ -2,31 +2,15 @@
 //! Everything goes to stderr, so `--json` output on stdout stays clean.
 //!
 //! Off a terminal a transfer does not go silent: every
-//! [`progress_interval`] (3 s by default, `RBEE_PROGRESS_INTERVAL`) a line
+//! [`rbee_config::progress::interval`] (3 s by default, `RBEE_PROGRESS_INTERVAL`) a line
 //! says how far it is, in bytes and with its rate, until its bar finishes
 //! or is dropped.
 
-use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant};
+use std::io::IsTerminal;
+use std::time::Duration;
 
-use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-
-/// How often a plain progress line is printed when the environment does
-/// not say (`RBEE_PROGRESS_INTERVAL`, in seconds).
-pub const DEFAULT_PROGRESS_INTERVAL: Duration = Duration::from_secs(3);
-
-/// The interval between plain progress lines: `RBEE_PROGRESS_INTERVAL`
-/// seconds (decimals allowed, at least 10 ms), else
-/// [`DEFAULT_PROGRESS_INTERVAL`].
-pub fn progress_interval() -> Duration {
-    std::env::var("RBEE_PROGRESS_INTERVAL")
-        .ok()
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map_or(DEFAULT_PROGRESS_INTERVAL, |s| {
-            Duration::from_secs_f64(s.clamp(0.01, 3600.0))
-        })
-}
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rbee_config::progress::spawn_lines;
 
 /// Where progress goes.
 #[derive(Debug, Clone)]
@@ -45,7 +29,7 @@ impl Reporter {
         Reporter {
             bars,
             quiet,
-            interval: progress_interval(),
+            interval: rbee_config::progress::interval(),
         }
     }
 
@@ -130,71 +114,5 @@ impl Reporter {
         let bar = ProgressBar::with_draw_target(size, ProgressDrawTarget::hidden());
         spawn_lines(format!("  {what}"), &bar, self.interval);
         bar
-    }
-}
-
-/// Prints `what`'s progress every `interval` from a thread of its own
-/// (the pusher's work runs on blocking threads and the runtime alike, and
-/// a line must come even while both are busy). The thread holds the bar
-/// only weakly: it ends once the bar is finished or dropped.
-fn spawn_lines(what: String, bar: &ProgressBar, interval: Duration) {
-    let weak = bar.downgrade();
-    let spawned = std::thread::Builder::new()
-        .name("progress-lines".into())
-        .spawn(move || {
-            let (mut last, mut last_at) = (0, Instant::now());
-            loop {
-                // A clock, not a synchronisation: the line is due now.
-                std::thread::sleep(interval);
-                let Some(bar) = weak.upgrade() else { return };
-                if bar.is_finished() {
-                    return;
-                }
-                let done = bar.position();
-                if done == last {
-                    continue;
-                }
-                let rate = (done - last.min(done)) as f64 / last_at.elapsed().as_secs_f64();
-                (last, last_at) = (done, Instant::now());
-                let line = progress_line(&what, done, bar.length(), rate);
-                let _ = writeln!(std::io::stderr().lock(), "{line}");
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::debug!(error = %e, "no thread for progress lines");
-    }
-}
-
-/// `what: 12.00 MiB of 40.00 MiB (30%), 4.00 MiB/s`, with the rate since
-/// the previous line.
-pub fn progress_line(what: &str, done: u64, total: Option<u64>, rate: f64) -> String {
-    let of = match total {
-        Some(total) if total > 0 => format!(
-            " of {} ({}%)",
-            HumanBytes(total),
-            done.saturating_mul(100) / total
-        ),
-        _ => String::new(),
-    };
-    format!(
-        "{what}: {}{of}, {}/s",
-        HumanBytes(done),
-        HumanBytes(rate as u64)
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_progress_line_names_bytes_share_and_rate() {
-        let line = progress_line("  uploading x", 3 << 20, Some(12 << 20), 1.5 * 1048576.0);
-        assert_eq!(
-            line,
-            "  uploading x: 3.00 MiB of 12.00 MiB (25%), 1.50 MiB/s"
-        );
-        let line = progress_line("  packaging x", 1 << 20, None, 1048576.0);
-        assert_eq!(line, "  packaging x: 1.00 MiB, 1.00 MiB/s");
     }
 }

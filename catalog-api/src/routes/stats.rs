@@ -2,12 +2,15 @@
 //! `GET /v1/stats/overview`, thin layers over `domain::stats`, answered
 //! from the stats cache (1 hour by default) with an ETag.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use serde::Deserialize;
+use chrono::NaiveDate;
+use rbee_store::StoreError;
+use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 
 use crate::domain::stats::{self, DEFAULT_DAYS, MAX_DAYS};
@@ -81,13 +84,30 @@ pub(crate) async fn worker_stats_json(
     id: &str,
     days: u32,
 ) -> Result<Arc<Vec<u8>>, ApiError> {
+    cached(state, format!("worker/{id}/{days}"), |today| {
+        stats::worker_stats(&state.store, id, days, today)
+    })
+    .await
+}
+
+/// What `make` answers for today, as JSON, from the stats cache under
+/// `key` and today's date (a new day is a new answer).
+async fn cached<T, Fut>(
+    state: &AppState,
+    key: String,
+    make: impl FnOnce(NaiveDate) -> Fut,
+) -> Result<Arc<Vec<u8>>, ApiError>
+where
+    T: Serialize,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
     let today = chrono::Utc::now().date_naive();
     state
         .analytics
         .cache
-        .get_or_make(format!("worker/{id}/{days}/{today}"), async {
-            let stats = stats::worker_stats(&state.store, id, days, today).await?;
-            Ok::<_, ApiError>(serde_json::to_vec(&stats).unwrap_or_default())
+        .get_or_make(format!("{key}/{today}"), async move {
+            let value = make(today).await?;
+            Ok::<_, ApiError>(serde_json::to_vec(&value).unwrap_or_default())
         })
         .await
 }
@@ -121,15 +141,10 @@ pub async fn overview(
 /// The overview over `days` days as JSON, from the stats cache: what the
 /// overview route answers and the stats web page draws.
 pub(crate) async fn overview_json(state: &AppState, days: u32) -> Result<Arc<Vec<u8>>, ApiError> {
-    let today = chrono::Utc::now().date_naive();
-    state
-        .analytics
-        .cache
-        .get_or_make(format!("overview/{days}/{today}"), async {
-            let overview = stats::overview(&state.store, days, today).await?;
-            Ok::<_, ApiError>(serde_json::to_vec(&overview).unwrap_or_default())
-        })
-        .await
+    cached(state, format!("overview/{days}"), |today| {
+        stats::overview(&state.store, days, today)
+    })
+    .await
 }
 
 /// Every worker's downloads over `days` days (most first) as JSON, from
@@ -138,15 +153,10 @@ pub(crate) async fn worker_totals_json(
     state: &AppState,
     days: u32,
 ) -> Result<Arc<Vec<u8>>, ApiError> {
-    let today = chrono::Utc::now().date_naive();
-    state
-        .analytics
-        .cache
-        .get_or_make(format!("totals/{days}/{today}"), async {
-            let totals = stats::worker_totals(&state.store, days, today).await?;
-            Ok::<_, ApiError>(serde_json::to_vec(&totals).unwrap_or_default())
-        })
-        .await
+    cached(state, format!("totals/{days}"), |today| {
+        stats::worker_totals(&state.store, days, today)
+    })
+    .await
 }
 
 /// Every worker's downloads per day over `days` days as JSON, from the
@@ -155,15 +165,10 @@ pub(crate) async fn downloads_per_day_json(
     state: &AppState,
     days: u32,
 ) -> Result<Arc<Vec<u8>>, ApiError> {
-    let today = chrono::Utc::now().date_naive();
-    state
-        .analytics
-        .cache
-        .get_or_make(format!("daily/{days}/{today}"), async {
-            let daily = stats::downloads_per_day(&state.store, days, today).await?;
-            Ok::<_, ApiError>(serde_json::to_vec(&daily).unwrap_or_default())
-        })
-        .await
+    cached(state, format!("daily/{days}"), |today| {
+        stats::downloads_per_day(&state.store, days, today)
+    })
+    .await
 }
 
 /// `days` as the stats routes accept it (1 to 365, default 30).
