@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use rbee_schemas::Platform;
 use rbee_schemas::v1::DownloadSignature;
 
-use crate::api::{CatalogClient, check_download, worker_id};
+use crate::api::{CatalogClient, CheckedDownload, check_download, worker_id};
 use crate::cache;
 use crate::checked::{Sha256Digest, WorkerId, parse_version};
 use crate::download::{self, Expected, Progress};
@@ -222,20 +222,7 @@ impl Installer {
         if let Some(existing) = self.already_installed(&dest, &id, &version, &download.digest)? {
             return Ok(Outcome::AlreadyInstalled(existing));
         }
-        let expected = Expected {
-            digest: &download.digest,
-            size: download.size,
-            max_size: self.max_download,
-            timeouts: self.catalog.timeouts(),
-        };
-        let url = download.url.clone();
-        let file = download::fetch(
-            |offset| download::open_http(&self.catalog, url, offset),
-            expected,
-            &dest.downloads(),
-            progress,
-        )
-        .await?;
+        let file = self.fetch_archive(&dest, &download, progress).await?;
         self.put_in_place(
             &dest,
             &id,
@@ -243,6 +230,31 @@ impl Installer {
             &download.digest,
             &file.path,
             info.signature.as_ref(),
+        )
+        .await
+    }
+
+    /// Downloads the whole archive `download` names into `dest`'s
+    /// downloads folder: resumable, at most `--max-download` bytes, checked
+    /// against the announced size and digest.
+    pub(crate) async fn fetch_archive(
+        &self,
+        dest: &Dest,
+        download: &CheckedDownload,
+        progress: Progress<'_>,
+    ) -> Result<download::Downloaded, ClientError> {
+        let expected = Expected {
+            digest: &download.digest,
+            size: download.size,
+            max_size: self.max_download,
+            timeouts: self.catalog.timeouts(),
+        };
+        let url = download.url.clone();
+        download::fetch(
+            |offset| download::open_http(&self.catalog, url, offset),
+            expected,
+            &dest.downloads(),
+            progress,
         )
         .await
     }

@@ -132,20 +132,7 @@ impl Installer {
             Ok((file, size)) => (file, Via::Delta { size }),
             Err(reason) => {
                 tracing::info!(worker = %id, %reason, "upgrading with the whole archive");
-                let expected = Expected {
-                    digest: &download.digest,
-                    size: download.size,
-                    max_size: self.max_download,
-                    timeouts: self.catalog.timeouts(),
-                };
-                let url = download.url.clone();
-                let file = download::fetch(
-                    |offset| download::open_http(&self.catalog, url, offset),
-                    expected,
-                    &dest.downloads(),
-                    progress,
-                )
-                .await?;
+                let file = self.fetch_archive(&dest, &download, progress).await?;
                 (file.path, Via::Full { reason })
             }
         };
