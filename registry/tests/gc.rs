@@ -251,3 +251,58 @@ async fn s3_abandoned_uploads_leave_no_parts_once_purged() {
     expect_error(resp, 404, "BLOB_UPLOAD_UNKNOWN").await;
     reg.stop().await;
 }
+
+/// As on a multi-node deployment: the collector is another process's
+/// registry on the same bucket (it shares no lock with the node the
+/// pushes go to), and runs with no grace while pushes revive content an
+/// earlier round left as garbage; every push acknowledged still pulls.
+#[tokio::test]
+async fn s3_pushes_through_another_node_during_collections_lose_nothing_acknowledged() {
+    let reg = TestRegistry::start_on_s3().await;
+    let mut config = open_config(&reg.data_dir);
+    config.s3 = Some(reg.s3.as_ref().unwrap().options(S3_PREFIX));
+    let collector = rbee_registry::Registry::open_storage(config)
+        .await
+        .expect("a second registry on the bucket");
+    let mut acknowledged = Vec::new();
+    for round in 0..8 {
+        let collect = tokio::spawn({
+            let collector = collector.clone();
+            async move { collector.collect_garbage(&eager(false)).await }
+        });
+        let pushes = (0..4).map(|i| {
+            // Rounds share content: what one round untags, the next revives.
+            let layer = format!("layer {} of round {}", i % 2, round / 2).into_bytes();
+            let repo = format!("rbee/n{}", i % 2);
+            let tag = format!("r{round}-{i}");
+            let reg = &reg;
+            async move {
+                let pushed = try_push(reg, &repo, &tag, &layer).await;
+                pushed.map(|digest| (repo, tag, digest, layer))
+            }
+        });
+        let results = futures_util::future::join_all(pushes).await;
+        collect.await.unwrap().unwrap();
+        acknowledged.extend(results.into_iter().flatten());
+        if round % 2 == 0
+            && let Some((repo, tag, ..)) = acknowledged.pop()
+        {
+            let resp = reg
+                .delete(&format!("/v2/{repo}/manifests/{tag}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::ACCEPTED);
+        }
+    }
+    assert!(
+        acknowledged.len() >= 12,
+        "most pushes get through: {}",
+        acknowledged.len()
+    );
+    collector.collect_garbage(&eager(false)).await.unwrap();
+    for (repo, tag, digest, layer) in &acknowledged {
+        assert_pulls(&reg, repo, tag, digest, layer).await;
+    }
+    reg.stop().await;
+}
