@@ -43,6 +43,13 @@ pub struct CatalogConfig {
     pub registry_url: Option<String>,
     /// Credentials for the external registry.
     pub registry_credentials: Option<(String, String)>,
+    /// The embedded registry's bucket, when it keeps its content in
+    /// S3-compatible storage instead of `<data_dir>/registry` (so several
+    /// catalog nodes can serve one registry).
+    pub registry_s3: Option<rbee_registry::storage::S3Options>,
+    /// Answer the embedded registry's blob GET/HEAD with a 307 to a
+    /// presigned URL of the bucket, valid this long (S3 only).
+    pub presigned_redirects: Option<std::time::Duration>,
     /// Public base URL of this server, used in download URLs; defaults to
     /// `http://<listen address>`.
     pub public_url: Option<String>,
@@ -88,6 +95,8 @@ impl CatalogConfig {
             data_dir: data_dir.into(),
             registry_url: None,
             registry_credentials: None,
+            registry_s3: None,
+            presigned_redirects: None,
             public_url: None,
             catalog_repository: "rbee/catalog".into(),
             ttls: CacheTtls::default(),

@@ -203,6 +203,8 @@ pub async fn start(config: CatalogConfig, listener: TcpListener) -> io::Result<R
         None => {
             let mut registry_config = RegistryConfig::new(config.data_dir.join("registry"));
             registry_config.limits = config.limits.clone();
+            registry_config.s3 = config.registry_s3.clone();
+            registry_config.presigned_redirects = config.presigned_redirects;
             registry_config.access = embedded_access(&config, &tokens, &public_url);
             rbee_registry::gate::announce(&registry_config.access);
             let registry = Registry::open(registry_config).await?;

@@ -149,6 +149,17 @@ impl ManifestCache {
             .insert(reference, (info, Instant::now()));
     }
 
+    /// Forgets everything about every repository (another process's
+    /// changes may have been missed).
+    pub fn invalidate_all(&self) {
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let mut repos: Vec<RepoName> = inner.entries.drain().map(|(repo, _)| repo).collect();
+        repos.extend(inner.generations.keys().cloned());
+        for repo in repos {
+            *inner.generations.entry(repo).or_default() += 1;
+        }
+    }
+
     /// Forgets everything about `repo`; called on every change to it, after
     /// the change is in storage.
     pub fn invalidate(&self, repo: &RepoName) {

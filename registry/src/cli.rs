@@ -1,11 +1,102 @@
-//! Command-line flags shared by `rbee-registry serve` and `rbee-catalog
-//! serve`, declared once and flattened into both. Their environment
-//! variables are named per binary by `rbee_config`
-//! (`RBEE_REGISTRY_MAX_CONNECTIONS`, `RBEE_CATALOG_MAX_CONNECTIONS`).
+//! Command-line flags shared by `rbee-registry serve`, `rbee-registry gc`
+//! and `rbee-catalog serve`, declared once and flattened into each. Their
+//! environment variables are named per binary by `rbee_config`
+//! (`RBEE_REGISTRY_MAX_CONNECTIONS`, `RBEE_CATALOG_MAX_CONNECTIONS`;
+//! `RBEE_REGISTRY_STORAGE`, `RBEE_CATALOG_STORAGE`).
 
 use std::time::Duration;
 
+use anyhow::Context;
+
+use crate::config::{PRESIGNED_DEFAULT, PRESIGNED_MAX, RegistryConfig};
 use crate::limits::ServerLimits;
+use crate::storage::S3Options;
+
+/// Where the registry keeps its content: the data directory (the
+/// default), or an S3-compatible bucket. Credentials are never flags (they
+/// would show in `ps`): `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
+/// `AWS_SESSION_TOKEN`, as the other standard `AWS_*` variables
+/// (`AWS_REGION`, `AWS_ENDPOINT_URL`), are read by `object_store`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StorageArgs {
+    /// Keep everything in an S3-compatible bucket instead of the data
+    /// directory: `s3://BUCKET/PREFIX` (AWS S3, Cloudflare R2, MinIO).
+    /// Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and
+    /// AWS_SESSION_TOKEN), never from flags; see docs/operations.md.
+    #[arg(long, env)]
+    pub storage: Option<String>,
+    /// The S3 endpoint, e.g. https://ACCOUNT.r2.cloudflarestorage.com or
+    /// http://127.0.0.1:9000 (also AWS_ENDPOINT_URL); AWS when unset.
+    #[arg(long, env)]
+    pub s3_endpoint: Option<String>,
+    /// The S3 region (`auto` for R2; also AWS_REGION).
+    #[arg(long, env)]
+    pub s3_region: Option<String>,
+    /// Path-style S3 addressing (ENDPOINT/BUCKET/KEY), which MinIO and most
+    /// self-hosted servers need; virtual-hosted style otherwise.
+    #[arg(long, env)]
+    pub s3_path_style: bool,
+    /// MiB in each part of a multipart upload (all parts but the last have
+    /// this size; R2 requires equal parts). Each upload holds about one
+    /// part in memory.
+    #[arg(long, env, default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(5..=512))]
+    pub s3_part_size_mib: u32,
+    /// Answer blob GET/HEAD with 307 to a presigned URL of the bucket (S3
+    /// only), after the same access checks as a direct read.
+    #[arg(long, env)]
+    pub presigned_redirects: bool,
+    /// Seconds a presigned URL stays valid (at most 7 days).
+    #[arg(long, env, default_value_t = PRESIGNED_DEFAULT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=PRESIGNED_MAX.as_secs()))]
+    pub presigned_lifetime: u64,
+}
+
+impl StorageArgs {
+    /// The bucket to use, when `--storage` names one.
+    pub fn s3(&self) -> anyhow::Result<Option<S3Options>> {
+        let Some(url) = &self.storage else {
+            return Ok(None);
+        };
+        let mut options = S3Options::from_url(url).with_context(|| {
+            format!("--storage {url}: expected s3://BUCKET or s3://BUCKET/PREFIX")
+        })?;
+        options.endpoint = self.s3_endpoint.clone();
+        options.region = self.s3_region.clone();
+        options.path_style = self.s3_path_style;
+        options.part_size = (self.s3_part_size_mib as usize) << 20;
+        Ok(Some(options))
+    }
+
+    /// How long presigned redirects live, when they are on; an error when
+    /// they are asked for without a bucket (the filesystem cannot presign).
+    pub fn presigned_redirects(&self) -> anyhow::Result<Option<Duration>> {
+        if !self.presigned_redirects {
+            return Ok(None);
+        }
+        anyhow::ensure!(
+            self.storage.is_some(),
+            "--presigned-redirects needs --storage s3://..."
+        );
+        Ok(Some(Duration::from_secs(self.presigned_lifetime)))
+    }
+
+    /// Sets `config`'s storage from these flags (checked as far as they can
+    /// be without opening it).
+    pub fn apply(&self, config: &mut RegistryConfig) -> anyhow::Result<()> {
+        config.s3 = self.s3()?;
+        config.presigned_redirects = self.presigned_redirects()?;
+        Ok(())
+    }
+
+    /// Where the content is, for messages: the bucket's URL, or `data_dir`.
+    pub fn place(&self, data_dir: &std::path::Path) -> String {
+        match &self.storage {
+            Some(url) => url.clone(),
+            None => data_dir.display().to_string(),
+        }
+    }
+}
 
 /// The flags of [`ServerLimits`].
 #[derive(Debug, Clone, clap::Args)]

@@ -122,6 +122,15 @@ impl Registry {
         Ok(report)
     }
 
+    /// Whether an object whose storage says it was written at `written`
+    /// was older than `grace` when the collection started: measured from
+    /// the latest time it may really have been written (the storage's
+    /// times may be truncated, S3's to whole seconds), so that nothing
+    /// written after the start ever counts as old.
+    fn older_than(&self, written: SystemTime, started: SystemTime, grace: Duration) -> bool {
+        older_than(written + self.storage.modified_resolution(), started, grace)
+    }
+
     /// Step 1 for `repo`; the caller holds its write lock.
     async fn collect_repository(
         &self,
@@ -145,7 +154,7 @@ impl Registry {
             }
         }
         for (digest, written) in &found.written {
-            if !older_than(*written, started, options.untagged_grace) {
+            if !self.older_than(*written, started, options.untagged_grace) {
                 todo.push(digest.clone());
             }
         }
@@ -207,7 +216,7 @@ impl Registry {
                 let Some(written) = self.storage.modified(&link).await? else {
                     continue;
                 };
-                if older_than(written, started, options.blob_grace) {
+                if self.older_than(written, started, options.blob_grace) {
                     report.links.push(format!("{repo}@{digest}"));
                     if !options.dry_run {
                         self.storage.delete(&link).await?;
@@ -329,7 +338,7 @@ impl Registry {
                     ) else {
                         continue;
                     };
-                    if !older_than(written, started, options.blob_grace) {
+                    if !self.older_than(written, started, options.blob_grace) {
                         continue;
                     }
                     if !options.dry_run {

@@ -10,11 +10,10 @@ use std::sync::Arc;
 
 use rbee_config::Binary;
 use rbee_registry::RegistryConfig;
-use rbee_registry::cli::ServerLimitArgs;
+use rbee_registry::cli::{ServerLimitArgs, StorageArgs};
 use rbee_registry::gate::{AccessConfig, TokenAuth};
 use rbee_registry::gc::GcOptions;
 use rbee_registry::server::shutdown_signal;
-use rbee_registry::storage::S3Options;
 
 #[derive(Parser)]
 #[command(
@@ -75,6 +74,13 @@ struct GcArgs {
         default_value = "rbee-data/registry"
     )]
     data_dir: PathBuf,
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// Seconds an unfinished upload session is kept: older ones are
+    /// removed first, their multipart uploads aborted (on S3, so that no
+    /// part of an abandoned upload stays in the bucket).
+    #[arg(long, env = "RBEE_REGISTRY_UPLOAD_TTL", default_value_t = 24 * 3600)]
+    upload_ttl: u64,
     /// List what would be removed; remove nothing.
     #[arg(long)]
     dry_run: bool,
@@ -94,37 +100,8 @@ struct ServeArgs {
         default_value = "rbee-data/registry"
     )]
     data_dir: PathBuf,
-    /// Keep everything in an S3-compatible bucket instead of --data-dir:
-    /// `s3://BUCKET/PREFIX` (AWS S3, Cloudflare R2, MinIO). Credentials come
-    /// from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN),
-    /// never from flags; see docs/operations.md.
-    #[arg(long, env = "RBEE_REGISTRY_STORAGE")]
-    storage: Option<String>,
-    /// The S3 endpoint, e.g. https://ACCOUNT.r2.cloudflarestorage.com or
-    /// http://127.0.0.1:9000 (also AWS_ENDPOINT_URL); AWS when unset.
-    #[arg(long, env = "RBEE_REGISTRY_S3_ENDPOINT")]
-    s3_endpoint: Option<String>,
-    /// The S3 region (`auto` for R2; also AWS_REGION).
-    #[arg(long, env = "RBEE_REGISTRY_S3_REGION")]
-    s3_region: Option<String>,
-    /// Path-style S3 addressing (ENDPOINT/BUCKET/KEY), which MinIO and most
-    /// self-hosted servers need; virtual-hosted style otherwise.
-    #[arg(long, env = "RBEE_REGISTRY_S3_PATH_STYLE")]
-    s3_path_style: bool,
-    /// MiB in each part of a multipart upload (all parts but the last have
-    /// this size; R2 requires equal parts). Each upload holds about one
-    /// part in memory.
-    #[arg(long, env = "RBEE_REGISTRY_S3_PART_SIZE_MIB", default_value_t = 8,
-          value_parser = clap::value_parser!(u32).range(5..=512))]
-    s3_part_size_mib: u32,
-    /// Answer blob GET/HEAD with 307 to a presigned URL of the bucket (S3
-    /// only), after the same access checks as a direct read.
-    #[arg(long, env = "RBEE_REGISTRY_PRESIGNED_REDIRECTS")]
-    presigned_redirects: bool,
-    /// Seconds a presigned URL stays valid (at most 7 days).
-    #[arg(long, env = "RBEE_REGISTRY_PRESIGNED_LIFETIME", default_value_t = rbee_registry::config::PRESIGNED_DEFAULT.as_secs(),
-          value_parser = clap::value_parser!(u64).range(1..=rbee_registry::config::PRESIGNED_MAX.as_secs()))]
-    presigned_lifetime: u64,
+    #[command(flatten)]
+    storage: StorageArgs,
     /// Refuse DELETE of manifests, tags and blobs (405 UNSUPPORTED).
     #[arg(long, env = "RBEE_REGISTRY_DISABLE_DELETE")]
     disable_delete: bool,
@@ -219,21 +196,6 @@ impl ServeArgs {
         })
     }
 
-    /// The bucket to use, when --storage names one.
-    fn s3(&self) -> anyhow::Result<Option<S3Options>> {
-        let Some(url) = &self.storage else {
-            return Ok(None);
-        };
-        let mut options = S3Options::from_url(url).with_context(|| {
-            format!("--storage {url}: expected s3://BUCKET or s3://BUCKET/PREFIX")
-        })?;
-        options.endpoint = self.s3_endpoint.clone();
-        options.region = self.s3_region.clone();
-        options.path_style = self.s3_path_style;
-        options.part_size = (self.s3_part_size_mib as usize) << 20;
-        Ok(Some(options))
-    }
-
     /// The registry's settings, checked as far as they can be without
     /// opening the storage (the JWKS file is read).
     fn config(&self) -> anyhow::Result<RegistryConfig> {
@@ -244,14 +206,7 @@ impl ServeArgs {
         config.max_upload_sessions = self.max_upload_sessions as usize;
         config.access = self.access()?;
         config.allow_foreign_layers = self.allow_foreign_layers;
-        config.s3 = self.s3()?;
-        if self.presigned_redirects {
-            anyhow::ensure!(
-                config.s3.is_some(),
-                "--presigned-redirects needs --storage s3://..."
-            );
-            config.presigned_redirects = Some(Duration::from_secs(self.presigned_lifetime));
-        }
+        self.storage.apply(&mut config)?;
         Ok(config)
     }
 }
@@ -295,18 +250,34 @@ fn config_check() {
 }
 
 async fn gc(args: GcArgs) -> anyhow::Result<()> {
-    let registry = rbee_registry::Registry::open(RegistryConfig::new(&args.data_dir))
+    let mut config = RegistryConfig::new(&args.data_dir);
+    config.upload_ttl = Duration::from_secs(args.upload_ttl);
+    args.storage.apply(&mut config)?;
+    let place = args.storage.place(&args.data_dir);
+    let registry = rbee_registry::Registry::open_storage(config)
         .await
-        .with_context(|| format!("opening storage in {}", args.data_dir.display()))?;
-    let report = registry
-        .collect_garbage(&args.grace.options(args.dry_run))
-        .await
-        .context("collecting garbage")?;
-    let verb = if report.dry_run {
+        .with_context(|| format!("opening storage in {place}"))?;
+    let verb = if args.dry_run {
         "would remove"
     } else {
         "removed"
     };
+    let uploads = if args.dry_run {
+        registry
+            .expired_uploads()
+            .await
+            .context("listing expired upload sessions")?
+            .len()
+    } else {
+        registry
+            .purge_expired_uploads()
+            .await
+            .context("removing expired upload sessions")?
+    };
+    let report = registry
+        .collect_garbage(&args.grace.options(args.dry_run))
+        .await
+        .context("collecting garbage")?;
     for m in &report.manifests {
         println!("{verb} manifest {m}");
     }
@@ -316,6 +287,7 @@ async fn gc(args: GcArgs) -> anyhow::Result<()> {
     for (digest, size) in &report.blobs {
         println!("{verb} blob {digest} ({size} bytes)");
     }
+    println!("{verb} {uploads} expired upload sessions");
     println!(
         "{verb} {} manifests, {} blob links, {} blobs; {} bytes {}",
         report.manifests.len(),
@@ -332,14 +304,11 @@ async fn gc(args: GcArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    if args.storage.is_none() {
+    if args.storage.storage.is_none() {
         rbee_registry::server::check_data_dir(&args.data_dir, "data dir (--data-dir)")?;
     }
     let config = args.config()?;
-    let place = match &args.storage {
-        Some(url) => url.clone(),
-        None => args.data_dir.display().to_string(),
-    };
+    let place = args.storage.place(&args.data_dir);
     rbee_registry::gate::announce(&config.access);
     let registry = rbee_registry::Registry::open(config)
         .await

@@ -70,6 +70,17 @@ impl Registry {
         &self.events
     }
 
+    /// Forgets the manifest lookups cached for `repo` (all repositories
+    /// when `None`): another process changed it in the shared storage.
+    /// Without this, this process answers what it cached for up to
+    /// [`manifest_cache_ttl`](crate::RegistryConfig::manifest_cache_ttl).
+    pub fn forget_cached(&self, repo: Option<&RepoName>) {
+        match repo {
+            Some(repo) => self.cache.invalidate(repo),
+            None => self.cache.invalidate_all(),
+        }
+    }
+
     /// The settings in force.
     pub fn config(&self) -> &RegistryConfig {
         &self.config

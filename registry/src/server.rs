@@ -29,6 +29,19 @@ impl Registry {
     /// its S3 bucket, which must answer) and purges upload sessions that
     /// expired while it was down.
     pub async fn open(config: RegistryConfig) -> io::Result<Arc<Registry>> {
+        let registry = Self::open_storage(config).await?;
+        match registry.purge_expired_uploads().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "removed expired upload sessions"),
+            Err(e) => tracing::warn!(error = %e, "could not purge expired upload sessions"),
+        }
+        Ok(registry)
+    }
+
+    /// Opens the registry described by `config` like [`Registry::open`],
+    /// without purging anything (`rbee-registry gc` purges itself, and
+    /// reports what).
+    pub async fn open_storage(config: RegistryConfig) -> io::Result<Arc<Registry>> {
         let storage: Arc<dyn Storage> = match &config.s3 {
             None => Arc::new(FsStorage::open(&config.data_dir)?),
             Some(options) => {
@@ -42,13 +55,7 @@ impl Registry {
                 Arc::new(s3)
             }
         };
-        let registry = Arc::new(Registry::new(storage, config));
-        match registry.purge_expired_uploads().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(purged = n, "removed expired upload sessions"),
-            Err(e) => tracing::warn!(error = %e, "could not purge expired upload sessions"),
-        }
-        Ok(registry)
+        Ok(Arc::new(Registry::new(storage, config)))
     }
 }
 

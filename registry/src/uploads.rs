@@ -495,48 +495,76 @@ impl Registry {
         Ok(hasher.finish())
     }
 
+    /// The sessions older than the configured TTL, and those whose record
+    /// is missing or unreadable (cut off while opening), by id. A record
+    /// that cannot be read because the storage failed is not counted:
+    /// a storage hiccup must not discard live uploads.
+    pub async fn expired_uploads(&self) -> Result<Vec<String>> {
+        Ok(self
+            .expired_sessions()
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    async fn expired_sessions(&self) -> Result<Vec<(String, Option<SessionInfo>)>> {
+        let ttl =
+            chrono::Duration::from_std(self.config.upload_ttl).unwrap_or(chrono::Duration::MAX);
+        let now = Utc::now();
+        let listed = self.storage.list(&layout::uploads()).await?;
+        self.uploads
+            .forget_all_but(&listed.iter().cloned().collect());
+        let mut expired = Vec::new();
+        for id in listed {
+            if !is_session_id(&id) {
+                continue;
+            }
+            let raw = match storage::read_small(&*self.storage, &layout::upload_info(&id), 4096)
+                .await
+            {
+                Ok(raw) => raw,
+                Err(StorageError::Unavailable(e)) => {
+                    tracing::debug!(upload = %id, error = %e, "skipping a session whose record cannot be read now");
+                    continue;
+                }
+                Err(_) => None,
+            };
+            let info = raw.and_then(|raw| serde_json::from_slice::<SessionInfo>(&raw).ok());
+            let is_expired = match &info {
+                Some(info) => now.signed_duration_since(info.started_at) > ttl,
+                // A session without a record was cut off while opening.
+                None => true,
+            };
+            if is_expired {
+                expired.push((id, info));
+            }
+        }
+        Ok(expired)
+    }
+
     /// Deletes sessions older than the configured TTL, and any session
-    /// whose record is unreadable, aborting their multipart uploads.
-    /// Returns how many were purged.
+    /// whose record is unreadable, aborting their multipart uploads (so no
+    /// part of an abandoned upload stays in a bucket). Returns how many
+    /// were purged.
     ///
     /// A session busy with a request here is skipped, not waited for: one
     /// stalled PATCH would otherwise stop the purge for good. The next
     /// purge finds it idle (the server's body timeout ends the request).
     pub async fn purge_expired_uploads(&self) -> Result<usize> {
-        let ttl =
-            chrono::Duration::from_std(self.config.upload_ttl).unwrap_or(chrono::Duration::MAX);
-        let now = Utc::now();
         let mut purged = 0;
-        let listed = self.storage.list(&layout::uploads()).await?;
-        self.uploads
-            .forget_all_but(&listed.iter().cloned().collect());
-        for id in listed {
-            if !is_session_id(&id) {
-                continue;
+        for (id, info) in self.expired_sessions().await? {
+            let upload = info.as_ref().map(|i| &i.upload);
+            match self.uploads.get(&id) {
+                // A live session is closed under its lock, so that no
+                // request still holding it writes into deleted files.
+                Some(session) => match session.try_lock() {
+                    Ok(mut state) => self.close_session(&id, &mut state, upload).await?,
+                    Err(_) => continue,
+                },
+                None => self.discard_session(&id, upload).await?,
             }
-            let info = storage::read_small(&*self.storage, &layout::upload_info(&id), 4096)
-                .await
-                .ok()
-                .flatten()
-                .and_then(|raw| serde_json::from_slice::<SessionInfo>(&raw).ok());
-            let expired = match &info {
-                Some(info) => now.signed_duration_since(info.started_at) > ttl,
-                // A session without a record was cut off while opening.
-                None => true,
-            };
-            if expired {
-                let upload = info.as_ref().map(|i| &i.upload);
-                match self.uploads.get(&id) {
-                    // A live session is closed under its lock, so that no
-                    // request still holding it writes into deleted files.
-                    Some(session) => match session.try_lock() {
-                        Ok(mut state) => self.close_session(&id, &mut state, upload).await?,
-                        Err(_) => continue,
-                    },
-                    None => self.discard_session(&id, upload).await?,
-                }
-                purged += 1;
-            }
+            purged += 1;
         }
         Ok(purged)
     }

@@ -1,6 +1,7 @@
 //! Garbage collection: what it removes, what a dry run reports, and that
 //! pushes running during a collection lose nothing they were told was
-//! stored.
+//! stored; each test on the filesystem (`fs::`) and on S3 (`s3::`, a real
+//! `s3s-fs`, which must be installed).
 
 mod common;
 
@@ -9,6 +10,35 @@ use std::time::Duration;
 use common::*;
 use rbee_registry::gc::GcOptions;
 use reqwest::StatusCode;
+
+/// Runs each test on both backends: `fs::NAME` on a data directory,
+/// `s3::NAME` on a bucket of its own.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod fs {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::TestRegistry::start().await).await;
+                }
+            )*
+        }
+        mod s3 {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::TestRegistry::start_on_s3().await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    a_dry_run_removes_nothing_and_a_run_frees_what_it_listed,
+    recent_garbage_is_kept_within_its_grace,
+    pushes_during_collections_lose_nothing_acknowledged,
+);
 
 /// No grace at all: everything unreferenced is garbage at once, the
 /// hardest setting for pushes in flight.
@@ -20,9 +50,7 @@ fn eager(dry_run: bool) -> GcOptions {
     }
 }
 
-#[tokio::test]
-async fn a_dry_run_removes_nothing_and_a_run_frees_what_it_listed() {
-    let reg = TestRegistry::start().await;
+async fn a_dry_run_removes_nothing_and_a_run_frees_what_it_listed(reg: TestRegistry) {
     let (_, kept) = reg.push_image("rbee/w", "1.0.0", b"kept layer").await;
     // An untagged manifest over a layer of its own, and a blob nothing names.
     let (untagged_body, untagged) = reg.push_image("rbee/w", "gone", b"dropped layer").await;
@@ -34,6 +62,7 @@ async fn a_dry_run_removes_nothing_and_a_run_frees_what_it_listed() {
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
     let orphan = reg.push_blob("rbee/o", b"an orphan blob").await;
     let registry = reg.server.registry.clone();
+    reg.let_writes_age().await;
 
     let files_before = reg.files_in("");
     let dry = registry.collect_garbage(&eager(true)).await.unwrap();
@@ -72,9 +101,7 @@ async fn a_dry_run_removes_nothing_and_a_run_frees_what_it_listed() {
     reg.stop().await;
 }
 
-#[tokio::test]
-async fn recent_garbage_is_kept_within_its_grace() {
-    let reg = TestRegistry::start().await;
+async fn recent_garbage_is_kept_within_its_grace(reg: TestRegistry) {
     reg.push_blob("rbee/o", b"young orphan").await;
     let report = reg
         .server
@@ -141,9 +168,7 @@ async fn assert_pulls(reg: &TestRegistry, repo: &str, tag: &str, digest: &str, l
     );
 }
 
-#[tokio::test]
-async fn pushes_during_collections_lose_nothing_acknowledged() {
-    let reg = TestRegistry::start().await;
+async fn pushes_during_collections_lose_nothing_acknowledged(reg: TestRegistry) {
     let registry = reg.server.registry.clone();
     let mut acknowledged = Vec::new();
     for round in 0..12 {
@@ -184,6 +209,98 @@ async fn pushes_during_collections_lose_nothing_acknowledged() {
         acknowledged.len()
     );
     registry.collect_garbage(&eager(false)).await.unwrap();
+    for (repo, tag, digest, layer) in &acknowledged {
+        assert_pulls(&reg, repo, tag, digest, layer).await;
+    }
+    reg.stop().await;
+}
+
+/// An upload nobody finishes leaves nothing in the bucket once it has
+/// expired: the purge aborts its multipart upload (no part stays on the
+/// S3 server) and deletes its record and its tail.
+#[tokio::test]
+async fn s3_abandoned_uploads_leave_no_parts_once_purged() {
+    let reg = TestRegistry::start_on_s3_with(|c| c.upload_ttl = Duration::ZERO).await;
+    let session = reg.start_upload("rbee/w").await;
+    // One whole part (5 MiB here) and a tail.
+    let data = pseudo_random((7 << 20) + 5, 3);
+    let resp = reg
+        .patch(&session)
+        .header("content-range", format!("0-{}", data.len() - 1))
+        .body(data)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    assert!(
+        !reg.multipart_leftovers().is_empty(),
+        "a part was uploaded into a multipart upload"
+    );
+    assert!(
+        reg.files_in("uploads").len() >= 2,
+        "the session's record and tail: {:?}",
+        reg.files_in("uploads")
+    );
+
+    let purged = reg.server.registry.purge_expired_uploads().await.unwrap();
+    assert_eq!(purged, 1);
+    assert_eq!(reg.multipart_leftovers(), Vec::<String>::new());
+    assert_eq!(reg.files_in("uploads"), Vec::<std::path::PathBuf>::new());
+    assert_eq!(reg.files_in("_data"), Vec::<std::path::PathBuf>::new());
+    let resp = reg.get(&session).send().await.unwrap();
+    expect_error(resp, 404, "BLOB_UPLOAD_UNKNOWN").await;
+    reg.stop().await;
+}
+
+/// As on a multi-node deployment: the collector is another process's
+/// registry on the same bucket (it shares no lock with the node the
+/// pushes go to), and runs with no grace while pushes revive content an
+/// earlier round left as garbage; every push acknowledged still pulls.
+#[tokio::test]
+async fn s3_pushes_through_another_node_during_collections_lose_nothing_acknowledged() {
+    let reg = TestRegistry::start_on_s3().await;
+    let mut config = open_config(&reg.data_dir);
+    config.s3 = Some(reg.s3.as_ref().unwrap().options(S3_PREFIX));
+    let collector = rbee_registry::Registry::open_storage(config)
+        .await
+        .expect("a second registry on the bucket");
+    let mut acknowledged = Vec::new();
+    for round in 0..8 {
+        let collect = tokio::spawn({
+            let collector = collector.clone();
+            async move { collector.collect_garbage(&eager(false)).await }
+        });
+        let pushes = (0..4).map(|i| {
+            // Rounds share content: what one round untags, the next revives.
+            let layer = format!("layer {} of round {}", i % 2, round / 2).into_bytes();
+            let repo = format!("rbee/n{}", i % 2);
+            let tag = format!("r{round}-{i}");
+            let reg = &reg;
+            async move {
+                let pushed = try_push(reg, &repo, &tag, &layer).await;
+                pushed.map(|digest| (repo, tag, digest, layer))
+            }
+        });
+        let results = futures_util::future::join_all(pushes).await;
+        collect.await.unwrap().unwrap();
+        acknowledged.extend(results.into_iter().flatten());
+        if round % 2 == 0
+            && let Some((repo, tag, ..)) = acknowledged.pop()
+        {
+            let resp = reg
+                .delete(&format!("/v2/{repo}/manifests/{tag}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::ACCEPTED);
+        }
+    }
+    assert!(
+        acknowledged.len() >= 12,
+        "most pushes get through: {}",
+        acknowledged.len()
+    );
+    collector.collect_garbage(&eager(false)).await.unwrap();
     for (repo, tag, digest, layer) in &acknowledged {
         assert_pulls(&reg, repo, tag, digest, layer).await;
     }

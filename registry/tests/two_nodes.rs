@@ -1,8 +1,9 @@
 //! Two `rbee-registry` processes on one S3 bucket (`s3s-fs` on loopback),
 //! as a multi-node deployment runs them: nothing about an upload, a blob,
 //! a manifest or a tag lives in one node only. Also: a storage failure is
-//! a 503 with `Retry-After`, and a bucket that cannot be reached stops the
-//! process at start with a clear message.
+//! a 503 with `Retry-After`, a bucket that cannot be reached stops the
+//! process at start with a clear message, and `rbee-registry gc` on the
+//! bucket, beside a serving node, leaves nothing of an abandoned upload.
 
 mod common;
 
@@ -288,4 +289,87 @@ async fn sessions_closed_through_another_node_free_this_nodes_cap() {
     a.start_upload(&repo)
         .await
         .expect("the cap counts only sessions that exist");
+}
+
+/// `rbee-registry gc --storage s3://...` run beside a serving node: an
+/// upload abandoned mid-way (a whole part sent, and a tail) is purged
+/// once older than `--upload-ttl`: its multipart upload aborted, so no
+/// part stays on the S3 server, and its record and tail deleted.
+#[tokio::test]
+async fn gc_on_the_bucket_purges_abandoned_uploads_and_their_parts() {
+    let server = S3TestServer::start();
+    let node = Node::start(&server, &[]).await;
+    let client = reqwest::Client::new();
+    let resp = client
+        .post(node.url("/v2/rbee/w/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let session = location(&resp);
+    let data = pseudo_random((6 << 20) + 11, 8);
+    let resp = client
+        .patch(node.url(&session))
+        .header("content-range", format!("0-{}", data.len() - 1))
+        .body(data)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let bucket = server.root.path().join("rbee-test/shared");
+    let leftovers = || -> Vec<String> {
+        entries_of(server.root.path())
+            .into_iter()
+            .filter(|name| name.starts_with(".upload"))
+            .collect()
+    };
+    assert!(!leftovers().is_empty(), "a multipart upload is under way");
+    assert!(!files_under(&bucket.join("uploads")).is_empty());
+
+    let gc = |ttl: &str, dry_run: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rbee-registry"));
+        cmd.arg("gc")
+            .args(server.process_args("shared"))
+            .args(["--upload-ttl", ttl])
+            .envs(server.process_env())
+            .env("RBEE_LOG", "warn");
+        if dry_run {
+            cmd.arg("--dry-run");
+        }
+        let out = cmd.output().expect("run rbee-registry gc");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    // Within its TTL the session stays; a dry run only counts it.
+    let out = gc("3600", false);
+    assert!(out.contains("removed 0 expired upload sessions"), "{out}");
+    let out = gc("0", true);
+    assert!(
+        out.contains("would remove 1 expired upload sessions"),
+        "{out}"
+    );
+    assert!(!leftovers().is_empty(), "a dry run aborts nothing");
+    let out = gc("0", false);
+    assert!(out.contains("removed 1 expired upload sessions"), "{out}");
+
+    assert_eq!(
+        leftovers(),
+        Vec::<String>::new(),
+        "parts left on the server"
+    );
+    assert_eq!(
+        files_under(&bucket.join("uploads")),
+        Vec::<std::path::PathBuf>::new()
+    );
+    assert_eq!(
+        files_under(&bucket.join("_data")),
+        Vec::<std::path::PathBuf>::new()
+    );
+    let resp = client.get(node.url(&session)).send().await.unwrap();
+    expect_error(resp, 404, "BLOB_UPLOAD_UNKNOWN").await;
 }

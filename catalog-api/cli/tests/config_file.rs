@@ -180,6 +180,50 @@ fn config_check_refuses_settings_that_do_not_go_together() {
     assert!(out.contains("registry-password = \"***\""), "{out}");
 }
 
+/// The embedded registry's storage flags are the registry's
+/// (`StorageArgs`), under the catalog's variable names; the AWS
+/// credentials show only as set or not; and what does not go together
+/// exits 2: presigned redirects without a bucket, a bucket for an
+/// external registry.
+#[test]
+fn the_storage_flags_have_catalog_variables_and_are_checked() {
+    let (code, out, err) = check(
+        "s3-path-style = \"yes\"\n",
+        &[
+            ("RBEE_CATALOG_STORAGE", "s3://rbee-registry/prod"),
+            ("RBEE_CATALOG_S3_REGION", "auto"),
+            ("AWS_SECRET_ACCESS_KEY", "very-secret"),
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    for line in [
+        "storage = \"s3://rbee-registry/prod\"  # environment: RBEE_CATALOG_STORAGE",
+        "s3-region = \"auto\"  # environment: RBEE_CATALOG_S3_REGION",
+        "s3-path-style = true  # config file",
+        "s3-part-size-mib = 8  # default",
+        "# AWS_SECRET_ACCESS_KEY is set (value hidden)",
+        "# AWS_ACCESS_KEY_ID is not set",
+    ] {
+        assert!(out.lines().any(|l| l == line), "no `{line}` in:\n{out}");
+    }
+    assert!(!out.contains("very-secret"), "{out}");
+    let (code, _, err) = check("presigned-redirects = true\n", &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--presigned-redirects needs --storage"),
+        "{err}"
+    );
+    let (code, _, err) = check(
+        "storage = \"s3://b/p\"\nregistry-url = \"https://ghcr.io\"\n",
+        &[],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--registry-url"), "{err}");
+    let (code, _, err) = check("storage = \"/var/lib/rbee\"\n", &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("s3://BUCKET"), "{err}");
+}
+
 #[test]
 fn the_file_reaches_the_admin_commands() {
     let dir = tempfile::tempdir().unwrap();

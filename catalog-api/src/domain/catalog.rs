@@ -267,7 +267,10 @@ impl Catalog {
     }
 
     /// On PostgreSQL: drops what other nodes' changes to the view make
-    /// stale here (they `NOTIFY` in the transaction that writes). A lost
+    /// stale here (they `NOTIFY` in the transaction that writes), in this
+    /// node's caches and in its registry reader's (the embedded registry's
+    /// manifest lookups: on shared storage, another node's delete would
+    /// otherwise still be served here until they expire). A lost
     /// connection may have missed some: everything is dropped then.
     async fn follow_other_nodes(&self, view: &View) {
         let mut listener = loop {
@@ -283,14 +286,17 @@ impl Catalog {
         loop {
             match listener.next().await {
                 Ok(rbee_store::catalog_view::ViewChange::Repository(r)) => {
+                    self.source.forget(Some(&r));
                     self.invalidate_repository(&r);
                 }
                 Ok(rbee_store::catalog_view::ViewChange::Everything) => {
                     view.adopt_if_built().await;
+                    self.source.forget(None);
                     self.invalidate_all();
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "catalog view: lost the database; reconnecting");
+                    self.source.forget(None);
                     self.invalidate_all();
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }

@@ -281,6 +281,18 @@ impl RegistryRead for InProcess {
             .collect())
     }
 
+    fn forget(&self, repository: Option<&str>) {
+        match repository {
+            Some(repository) => {
+                // A name that does not parse was never cached.
+                if let Ok(name) = RepoName::parse(repository) {
+                    self.registry.forget_cached(Some(&name));
+                }
+            }
+            None => self.registry.forget_cached(None),
+        }
+    }
+
     fn needs_auth(&self) -> bool {
         false
     }

@@ -88,6 +88,14 @@ pub trait RegistryRead: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
+    /// Another catalog node changed `repository` (all of them when
+    /// `None`): the reader forgets what it caches of it, if anything (the
+    /// embedded registry's manifest lookups), so that the next read sees
+    /// the shared storage as it is now.
+    fn forget(&self, repository: Option<&str>) {
+        let _ = repository;
+    }
+
     /// True when reads need credentials that clients do not have, so that
     /// downloads are streamed through the catalog rather than pointed at
     /// the registry.

@@ -144,6 +144,15 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// (S3: `Last-Modified`).
     async fn modified(&self, key: &Key) -> Result<Option<std::time::SystemTime>>;
 
+    /// How coarse the times [`Storage::modified`] answers are: the true
+    /// write time lies in `[modified, modified + resolution)`. Garbage
+    /// collection adds it before comparing with its grace, so that an
+    /// object written just after a collection started never looks older
+    /// than it (S3's `Last-Modified` has whole seconds).
+    fn modified_resolution(&self) -> Duration {
+        Duration::ZERO
+    }
+
     /// Writes `data` on to the upload of session `session` (a prefix the
     /// caller owns; the backend may keep objects under it), which stands at
     /// `upload` ([`UploadParts::default`] for a new one). Returns where it

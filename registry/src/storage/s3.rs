@@ -389,6 +389,11 @@ impl Storage for S3Storage {
         }
     }
 
+    fn modified_resolution(&self) -> Duration {
+        // `Last-Modified` is an HTTP date: whole seconds.
+        Duration::from_secs(1)
+    }
+
     async fn get(&self, key: &Key, range: Option<Range<u64>>) -> Result<ByteStream> {
         let (path, size) = self
             .resolve(&self.path(key)?)

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use rbee_registry::RegistryConfig;
 use rbee_registry::server::RunningRegistry;
+use rbee_registry::storage::s3_server::{self, S3TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::Digest as _;
@@ -26,6 +27,9 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// The prefix of the bucket a registry of [`TestRegistry::start_on_s3`] uses.
+pub const S3_PREFIX: &str = "registry";
 
 /// The file name hostile paths try to write outside the data directory.
 pub const ESCAPED: &str = "escaped";
@@ -42,7 +46,13 @@ pub struct TestRegistry {
     pub server: RunningRegistry,
     pub client: reqwest::Client,
     pub root: tempfile::TempDir,
+    /// Where the content is on disk: the data directory, or on S3 the
+    /// folder where `s3s-fs` keeps the registry's prefix of the bucket (one
+    /// file per object, under the same keys), so `files_in` and
+    /// `blob_path` see the content on either backend.
     pub data_dir: PathBuf,
+    /// The S3 server the registry stores into, for [`Self::start_on_s3`].
+    pub s3: Option<S3TestServer>,
 }
 
 /// The default configuration with the development switch on: these tests
@@ -74,7 +84,54 @@ impl TestRegistry {
             client: reqwest::Client::new(),
             root,
             data_dir,
+            s3: None,
         }
+    }
+
+    /// A registry with the default configuration on a bucket of its own
+    /// `s3s-fs` (which must be installed: a test that needs it fails
+    /// without it).
+    pub async fn start_on_s3() -> Self {
+        Self::start_on_s3_with(|_| {}).await
+    }
+
+    /// [`Self::start_on_s3`], with the configuration adjusted by `configure`.
+    pub async fn start_on_s3_with(configure: impl FnOnce(&mut RegistryConfig)) -> Self {
+        let s3 = S3TestServer::start();
+        let options = s3.options(S3_PREFIX);
+        let data_dir = s3.root.path().join(s3_server::BUCKET).join(S3_PREFIX);
+        let mut reg = Self::start_with(|config| {
+            config.s3 = Some(options);
+            configure(config);
+        })
+        .await;
+        reg.data_dir = data_dir;
+        reg.s3 = Some(s3);
+        reg
+    }
+
+    /// Waits until what was written so far is older than "now" by the
+    /// storage's own clock: S3's `Last-Modified` has whole seconds, and
+    /// garbage collection counts an object of the current second as
+    /// written after the collection started. A no-op on the filesystem.
+    pub async fn let_writes_age(&self) {
+        if self.s3.is_some() {
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        }
+    }
+
+    /// Files of the S3 server that belong to no object: the parts and
+    /// records of multipart uploads not completed or aborted (`s3s-fs`
+    /// keeps them next to the buckets, as `.upload_id-<id>.part-<n>` and
+    /// `.upload-<id>.json`). Empty on the filesystem backend.
+    pub fn multipart_leftovers(&self) -> Vec<String> {
+        let Some(s3) = &self.s3 else {
+            return Vec::new();
+        };
+        entries_of(s3.root.path())
+            .into_iter()
+            .filter(|name| name.starts_with(".upload"))
+            .collect()
     }
 
     pub fn addr(&self) -> SocketAddr {

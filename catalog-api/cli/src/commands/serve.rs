@@ -10,7 +10,7 @@ use anyhow::Context;
 use rbee_catalog::CatalogConfig;
 use rbee_catalog::catalog::CacheTtls;
 use rbee_catalog::rate_limit::RateLimit;
-use rbee_registry::cli::ServerLimitArgs;
+use rbee_registry::cli::{ServerLimitArgs, StorageArgs};
 
 /// Flags of `serve` (each also an environment variable).
 #[derive(clap::Args)]
@@ -82,6 +82,10 @@ pub struct Args {
     pub demo: bool,
     #[command(flatten)]
     limits: ServerLimitArgs,
+    // Where the embedded registry keeps its content (`--storage s3://...`;
+    // default: `<data dir>/registry`).
+    #[command(flatten)]
+    storage: StorageArgs,
     /// Requests per second one client address may make to /token, license
     /// verification, downloads and /admin (refilled continuously); 0 turns
     /// rate limiting off.
@@ -152,7 +156,25 @@ impl Args {
             self.registry_password.clone(),
         )?;
         public_url(self.public_url.clone(), self.listen)?;
+        self.registry_storage()?;
         Ok(())
+    }
+}
+
+impl Args {
+    /// The embedded registry's bucket and presigned redirects; an error
+    /// when they are asked for together with `--registry-url` (there is no
+    /// embedded registry then).
+    fn registry_storage(
+        &self,
+    ) -> anyhow::Result<(Option<rbee_registry::storage::S3Options>, Option<Duration>)> {
+        let s3 = self.storage.s3()?;
+        let presigned = self.storage.presigned_redirects()?;
+        anyhow::ensure!(
+            s3.is_none() || self.registry_url.is_none(),
+            "--storage is the embedded registry's storage: it does not go with --registry-url"
+        );
+        Ok((s3, presigned))
     }
 }
 
@@ -173,6 +195,7 @@ pub(crate) fn registry_credentials(
 /// Serves until Ctrl-C or SIGTERM.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut config = CatalogConfig::new(&args.data_dir);
+    (config.registry_s3, config.presigned_redirects) = args.registry_storage()?;
     config.limits = args.limits.limits();
     config.listen = args.listen;
     config.registry_url = args.registry_url;
