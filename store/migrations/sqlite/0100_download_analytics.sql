@@ -29,6 +29,9 @@ CREATE TABLE download_events (
 );
 CREATE INDEX download_events_by_day ON download_events (day);
 
+-- The rollup tables are WITHOUT ROWID: each is its primary key's B-tree
+-- alone, so an upsert descends one tree, not a key index and the table.
+
 -- Per day, worker, version and platform: the worker page's by-version,
 -- by-platform figures.
 CREATE TABLE analytics_daily (
@@ -40,7 +43,7 @@ CREATE TABLE analytics_daily (
     incomplete BIGINT NOT NULL,
     resumed    BIGINT NOT NULL,
     PRIMARY KEY (worker, day, version, platform)
-);
+) WITHOUT ROWID;
 
 -- Per day and worker: the per-day series, unique clients, top workers.
 CREATE TABLE analytics_daily_workers (
@@ -51,7 +54,7 @@ CREATE TABLE analytics_daily_workers (
     resumed        BIGINT NOT NULL,
     unique_clients BIGINT NOT NULL,
     PRIMARY KEY (worker, day)
-);
+) WITHOUT ROWID;
 CREATE INDEX analytics_daily_workers_by_day ON analytics_daily_workers (day, worker);
 
 -- The client hashes seen per day and worker, only to count each once
@@ -61,7 +64,7 @@ CREATE TABLE analytics_daily_clients (
     day         TEXT NOT NULL,
     client_hash TEXT NOT NULL,
     PRIMARY KEY (worker, day, client_hash)
-);
+) WITHOUT ROWID;
 
 -- Per day, for the overview: dimension is 'platform', 'source' or
 -- 'client_family', key its value.
@@ -72,4 +75,4 @@ CREATE TABLE analytics_daily_dimensions (
     complete   BIGINT NOT NULL,
     incomplete BIGINT NOT NULL,
     PRIMARY KEY (dimension, day, key)
-);
+) WITHOUT ROWID;

@@ -77,7 +77,8 @@ pub struct Args {
     /// <data dir>/catalog.db.
     #[arg(long, env = "RBEE_CATALOG_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
-    /// Publish the example worker on first start.
+    /// Publish the example worker and rbee's worker set (stand-in builds)
+    /// on first start, and print a demo license key for the premium one.
     #[arg(long, env = "RBEE_CATALOG_DEMO")]
     pub demo: bool,
     #[command(flatten)]
