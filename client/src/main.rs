@@ -68,19 +68,8 @@ enum Command {
         /// `@~1.2.3`, `@>=1.0`, `@*`). Without one: the highest stable
         /// version.
         worker: String,
-        /// License key for premium workers (rbee_lic_...). Sent only to the
-        /// catalog; prefer the environment variable or --license-file, which
-        /// other users cannot read in the process list.
-        #[arg(
-            long,
-            alias = "license-key",
-            env = "RBEE_WORKER_LICENSE",
-            hide_env_values = true
-        )]
-        license: Option<String>,
-        /// A file holding the license key (e.g. with mode 0600).
-        #[arg(long, env = "RBEE_WORKER_LICENSE_FILE", conflicts_with = "license")]
-        license_file: Option<PathBuf>,
+        #[command(flatten)]
+        license: LicenseArgs,
         /// Registry to install from when the catalog is unreachable (or
         /// answers 502, 503 or 504).
         #[arg(long, env = "RBEE_WORKER_REGISTRY")]
@@ -101,17 +90,8 @@ enum Command {
     Upgrade {
         /// Worker id.
         worker: String,
-        /// License key for premium workers (as for `install`).
-        #[arg(
-            long,
-            alias = "license-key",
-            env = "RBEE_WORKER_LICENSE",
-            hide_env_values = true
-        )]
-        license: Option<String>,
-        /// A file holding the license key.
-        #[arg(long, env = "RBEE_WORKER_LICENSE_FILE", conflicts_with = "license")]
-        license_file: Option<PathBuf>,
+        #[command(flatten)]
+        license: LicenseArgs,
         /// The largest build (bytes) to download.
         #[arg(long, env = "RBEE_WORKER_MAX_DOWNLOAD", default_value_t = DEFAULT_MAX_DOWNLOAD)]
         max_download: u64,
@@ -125,6 +105,34 @@ enum Command {
         /// Worker id, optionally `@version`.
         worker: String,
     },
+}
+
+/// A premium worker's license key, for an install or upgrade.
+#[derive(Debug, clap::Args)]
+struct LicenseArgs {
+    /// License key for premium workers (rbee_lic_...). Sent only to the
+    /// catalog; prefer the environment variable or --license-file, which
+    /// other users cannot read in the process list.
+    #[arg(
+        long,
+        alias = "license-key",
+        env = "RBEE_WORKER_LICENSE",
+        hide_env_values = true
+    )]
+    license: Option<String>,
+    /// A file holding the license key (e.g. with mode 0600).
+    #[arg(long, env = "RBEE_WORKER_LICENSE_FILE", conflicts_with = "license")]
+    license_file: Option<PathBuf>,
+}
+
+impl LicenseArgs {
+    /// `catalog`, sending this license key (read from its file if given).
+    fn apply(self, catalog: CatalogClient) -> Result<CatalogClient, ClientError> {
+        match self.license_file {
+            Some(path) => catalog.with_license_file(&path),
+            None => Ok(catalog.with_license_key(self.license)),
+        }
+    }
 }
 
 /// The publisher keys an install or upgrade trusts.
@@ -172,7 +180,6 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
         Command::Install {
             worker,
             license,
-            license_file,
             registry,
             namespace,
             max_download,
@@ -183,10 +190,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                 Some((id, req)) => (id.to_owned(), Some(req.to_owned())),
                 None => (worker.clone(), None),
             };
-            let client = match license_file {
-                Some(path) => catalog.with_license_file(&path)?,
-                None => catalog.with_license_key(license),
-            };
+            let client = license.apply(catalog)?;
             let bar = cli_progress::Step::new(&format!("downloading {id}"));
             let unpacking = cli_progress::Step::new(&format!("unpacking {id}"));
             let unpack_progress = {
@@ -265,15 +269,11 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
         Command::Upgrade {
             worker,
             license,
-            license_file,
             max_download,
             trust,
         } => {
             let trust = trust.load()?;
-            let client = match license_file {
-                Some(path) => catalog.with_license_file(&path)?,
-                None => catalog.with_license_key(license),
-            };
+            let client = license.apply(catalog)?;
             let installer = Installer::new(client, &dest)?
                 .with_max_download(max_download)
                 .with_trust(trust);

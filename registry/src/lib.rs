@@ -26,7 +26,7 @@ pub use cache::ManifestInfo;
 pub use config::RegistryConfig;
 pub use error::RegistryError;
 pub use events::{
-    Action, AuthenticatedSubject, ByteRange, Event, EventBus, EventSink, Offer, QueueSink,
+    Action, AuthenticatedSubject, ByteRange, Counted, Event, EventBus, EventSink, Offer, QueueSink,
     RequestContext, Target, Transfer,
 };
 pub use registry::{Registry, StoredManifest};

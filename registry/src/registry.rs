@@ -11,7 +11,7 @@ use crate::cache::{ManifestBodies, ManifestCache, ManifestInfo};
 use crate::config::RegistryConfig;
 use crate::error::{RegistryError, Result};
 use crate::events::{
-    Action, Announced, BlobMediaTypes, ByteRange, Event, EventBus, RequestContext, Target,
+    Action, BlobMediaTypes, ByteRange, Event, EventBus, RequestContext, Target, announced,
 };
 use crate::layout;
 use crate::manifest::{self, Descriptor, MAX_MANIFEST_BYTES};
@@ -93,7 +93,7 @@ impl Registry {
     }
 
     /// Publishes `event`. Every event leaves the registry here, or (for a
-    /// blob pull, once its body is over) through [`Announced`], which
+    /// blob pull, once its body is over) through [`announced`], which
     /// [`Self::pull_blob`] sets up by the same rule.
     pub(crate) fn announce(&self, event: Event) {
         if Self::announces(&event.context, event.action) {
@@ -167,7 +167,7 @@ impl Registry {
         event.size = Some(size);
         let range = range.map(ByteRange::from);
         let expected = range.map_or(size, |r| r.len());
-        Ok(Box::pin(Announced::new(
+        Ok(Box::pin(announced(
             stream,
             event,
             self.events.clone(),

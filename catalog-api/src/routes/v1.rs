@@ -11,7 +11,7 @@ use rbee_schemas::{Backend, Platform, media_types as mt};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::analytics::{ClientContext, RecordedStream};
+use crate::analytics::{self, ClientContext};
 use crate::domain::CatalogError;
 use crate::domain::catalog::{PlatformBuild, Release};
 use crate::domain::upstream::UpstreamError;
@@ -547,7 +547,7 @@ pub async fn blob(
             .analytics
             .v1_answer_license(&client, &build.layer_digest);
     }
-    let stream = RecordedStream::new(
+    let stream = analytics::recorded(
         stream,
         state.analytics.clone(),
         &client,
@@ -557,8 +557,8 @@ pub async fn blob(
             platform.name().to_owned(),
         ),
         blob_size,
-    )
-    .of_part(part.clone(), blob_size);
+        part.clone(),
+    );
     let mut resp = Response::new(Body::from_stream(stream));
     let length = match &part {
         None => blob_size,

@@ -380,18 +380,7 @@ impl RegistryClient {
         bytes: &Bytes,
         progress: &Progress,
     ) -> Result<(), Failure> {
-        let location = self.start_upload(repo).await?;
-        let mut url = location.clone();
-        url.query_pairs_mut().append_pair("digest", digest);
-        let build = |c: &reqwest::Client| {
-            c.put(url.clone())
-                .header(header::CONTENT_TYPE, "application/octet-stream")
-                .body(bytes.clone())
-        };
-        let resp = self.send_once(&scope(repo, true), &build).await?;
-        if resp.status() != StatusCode::CREATED {
-            return Err(Failure::fatal(self.refusal(resp).await));
-        }
+        self.upload_small(repo, digest, bytes).await?;
         progress(bytes.len() as u64);
         Ok(())
     }

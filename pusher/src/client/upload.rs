@@ -284,7 +284,12 @@ impl RegistryClient {
     }
 
     /// One attempt at uploading a small blob: a new session, one PUT.
-    async fn upload_small(&self, repo: &str, digest: &str, bytes: &Bytes) -> Result<(), Failure> {
+    pub(super) async fn upload_small(
+        &self,
+        repo: &str,
+        digest: &str,
+        bytes: &Bytes,
+    ) -> Result<(), Failure> {
         let location = self.start_upload(repo).await?;
         let mut url = location.clone();
         url.query_pairs_mut().append_pair("digest", digest);

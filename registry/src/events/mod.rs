@@ -30,7 +30,8 @@ use serde::Serialize;
 pub use bus::{EventBus, EventSink, Offer, QueueSink};
 pub use context::{AuthenticatedSubject, RequestContext};
 pub(crate) use media_types::BlobMediaTypes;
-pub(crate) use transfer::Announced;
+pub use transfer::Counted;
+pub(crate) use transfer::announced;
 
 use crate::reference::{Digest, RepoName};
 

@@ -18,53 +18,71 @@ use futures_util::Stream;
 use super::{ByteRange, Event, EventBus, Transfer};
 use crate::storage::ByteStream;
 
-/// A blob's byte stream that publishes `event`, completed with its
-/// [`Transfer`], exactly once.
-pub struct Announced {
+/// A byte stream that counts the bytes it hands over and calls `on_end`
+/// once with that count: as the `expected`-th byte is handed over, or when
+/// the stream fails, ends or is dropped before. The registry announces its
+/// pulls with it ([`announced`]); the catalog records its `/blob` answers.
+pub struct Counted<F: FnOnce(u64)> {
     inner: ByteStream,
-    /// Taken when published.
-    pending: Option<(Event, EventBus)>,
-    range: Option<ByteRange>,
+    /// Taken when called.
+    on_end: Option<F>,
     /// The bytes the answer promised (the range's, or the blob's).
     expected: u64,
     sent: u64,
 }
 
-impl Announced {
-    /// `inner`, which is to yield `expected` bytes (of `range`, when the
-    /// answer is a 206), announcing `event` on `bus` when it is over.
-    pub fn new(
-        inner: ByteStream,
-        event: Event,
-        bus: EventBus,
-        range: Option<ByteRange>,
-        expected: u64,
-    ) -> Self {
-        Announced {
+impl<F: FnOnce(u64)> std::fmt::Debug for Counted<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Counted")
+            .field("expected", &self.expected)
+            .field("sent", &self.sent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: FnOnce(u64)> Counted<F> {
+    /// `inner`, which is to yield `expected` bytes, calling `on_end` with
+    /// the bytes it yielded once it is over.
+    pub fn new(inner: ByteStream, expected: u64, on_end: F) -> Self {
+        Counted {
             inner,
-            pending: Some((event, bus)),
-            range,
+            on_end: Some(on_end),
             expected,
             sent: 0,
         }
     }
 
     fn finish(&mut self) {
-        if let Some((mut event, bus)) = self.pending.take() {
-            event.timestamp = chrono::Utc::now();
-            event.transfer = Some(Transfer {
-                bytes_sent: self.sent,
-                // Counting yielded bytes: storage never yields more than it
-                // was asked for, and hyper stops at Content-Length anyway.
-                completed: self.sent == self.expected,
-                range: self.range,
-            });
-            bus.publish(event);
+        if let Some(on_end) = self.on_end.take() {
+            on_end(self.sent);
         }
     }
 }
 
-impl Stream for Announced {
+/// `inner`, which is to yield `expected` bytes (of `range`, when the
+/// answer is a 206), publishing `event` on `bus`, completed with its
+/// [`Transfer`], exactly once, when it is over.
+pub(crate) fn announced(
+    inner: ByteStream,
+    mut event: Event,
+    bus: EventBus,
+    range: Option<ByteRange>,
+    expected: u64,
+) -> Counted<impl FnOnce(u64) + Send + Unpin> {
+    Counted::new(inner, expected, move |sent| {
+        event.timestamp = chrono::Utc::now();
+        event.transfer = Some(Transfer {
+            bytes_sent: sent,
+            // Counting yielded bytes: storage never yields more than it
+            // was asked for, and hyper stops at Content-Length anyway.
+            completed: sent == expected,
+            range,
+        });
+        bus.publish(event);
+    })
+}
+
+impl<F: FnOnce(u64) + Unpin> Stream for Counted<F> {
     type Item = std::io::Result<Bytes>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -89,7 +107,7 @@ impl Stream for Announced {
     }
 }
 
-impl Drop for Announced {
+impl<F: FnOnce(u64)> Drop for Counted<F> {
     fn drop(&mut self) {
         self.finish();
     }
