@@ -65,9 +65,13 @@ impl Server {
         answer(resp).await
     }
 
+    /// Stops the catalog, then closes its database pool: on PostgreSQL
+    /// the catalog holds a LISTEN connection until it stops, and
+    /// `close()` waits for every connection to come back.
     async fn stop(self) {
-        self.running.state.store.close().await;
+        let store = self.running.state.store.clone();
         self.running.stop().await.unwrap();
+        store.close().await;
     }
 }
 
@@ -333,8 +337,9 @@ database_test!(async fn the_admin_key_file_is_written_once_and_private(db) {
     let second = rbee_catalog::start(config, listener).await.unwrap();
     assert!(!admin::admin_key_path(other.path()).exists(), "no new key while one is active");
     assert!(second.state.store.authenticate(&first).await.unwrap().is_some());
-    second.state.store.close().await;
+    let store = second.state.store.clone();
     second.stop().await.unwrap();
+    store.close().await;
     server.stop().await;
 });
 
