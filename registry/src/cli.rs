@@ -98,6 +98,19 @@ impl StorageArgs {
     }
 }
 
+/// The variables besides the flags' that a server reads, which `config
+/// check` of both servers prints (`true`: a secret, shown only as set or
+/// not): the standard AWS ones the S3 storage reads, and the log's.
+pub const CHECKED_ENVIRONMENT: [(&str, bool); 7] = [
+    ("AWS_ACCESS_KEY_ID", true),
+    ("AWS_SECRET_ACCESS_KEY", true),
+    ("AWS_SESSION_TOKEN", true),
+    ("AWS_REGION", false),
+    ("AWS_ENDPOINT_URL", false),
+    ("RBEE_LOG", false),
+    ("RBEE_LOG_FORMAT", false),
+];
+
 /// The flags of [`ServerLimits`].
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerLimitArgs {

@@ -237,15 +237,7 @@ fn config_check() {
     if let Err(e) = args.config() {
         rbee_config::exit_invalid(format!("{e:#}"));
     }
-    let effective = effective.with_environment(&[
-        ("AWS_ACCESS_KEY_ID", true),
-        ("AWS_SECRET_ACCESS_KEY", true),
-        ("AWS_SESSION_TOKEN", true),
-        ("AWS_REGION", false),
-        ("AWS_ENDPOINT_URL", false),
-        ("RBEE_LOG", false),
-        ("RBEE_LOG_FORMAT", false),
-    ]);
+    let effective = effective.with_environment(&rbee_registry::cli::CHECKED_ENVIRONMENT);
     print!("{effective}");
 }
 
