@@ -170,39 +170,10 @@ async fn assert_pulls(reg: &TestRegistry, repo: &str, tag: &str, digest: &str, l
 
 async fn pushes_during_collections_lose_nothing_acknowledged(reg: TestRegistry) {
     let registry = reg.server.registry.clone();
-    let mut acknowledged = Vec::new();
-    for round in 0..12 {
-        // Each round: four pushes (two re-pushing content an earlier round
-        // left as garbage) racing one collection with no grace at all.
-        let collect = tokio::spawn({
-            let registry = registry.clone();
-            async move { registry.collect_garbage(&eager(false)).await }
-        });
-        let pushes = (0..4).map(|i| {
-            let layer = format!("layer {} of round {round}", i % 2).into_bytes();
-            let repo = format!("rbee/w{}", i % 2);
-            let tag = format!("r{round}-{i}");
-            let reg = &reg;
-            async move {
-                let pushed = try_push(reg, &repo, &tag, &layer).await;
-                pushed.map(|digest| (repo, tag, digest, layer))
-            }
-        });
-        let results = futures_util::future::join_all(pushes).await;
-        collect.await.unwrap().unwrap();
-        acknowledged.extend(results.into_iter().flatten());
-        // Untag half of what was pushed, so later rounds have garbage.
-        if round % 2 == 1
-            && let Some((repo, tag, ..)) = acknowledged.pop()
-        {
-            let resp = reg
-                .delete(&format!("/v2/{repo}/manifests/{tag}"))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), StatusCode::ACCEPTED);
-        }
-    }
+    // Each round: four pushes (two re-pushing content an earlier round
+    // left as garbage) racing one collection with no grace at all.
+    let acknowledged =
+        push_while_collecting(&reg, &registry, "rbee/w", 12, |r| r, |r| r % 2 == 1).await;
     assert!(
         acknowledged.len() >= 24,
         "most pushes get through: {}",
@@ -213,6 +184,55 @@ async fn pushes_during_collections_lose_nothing_acknowledged(reg: TestRegistry) 
         assert_pulls(&reg, repo, tag, digest, layer).await;
     }
     reg.stop().await;
+}
+
+/// A push acknowledged: repository, tag, manifest digest, layer.
+type Pushed = (String, String, String, Vec<u8>);
+
+/// `rounds` rounds of four pushes into `{repo}0` and `{repo}1`, each round
+/// racing one collection by `collector` with no grace. The layers of a
+/// round are named by `content(round)`, so rounds that share it revive
+/// what an earlier one left as garbage; after a round where
+/// `untag(round)`, the last acknowledged push is untagged, so later rounds
+/// have garbage. Returns the pushes acknowledged and still tagged.
+async fn push_while_collecting(
+    reg: &TestRegistry,
+    collector: &std::sync::Arc<rbee_registry::Registry>,
+    repo: &str,
+    rounds: u32,
+    content: impl Fn(u32) -> u32,
+    untag: impl Fn(u32) -> bool,
+) -> Vec<Pushed> {
+    let mut acknowledged = Vec::new();
+    for round in 0..rounds {
+        let collect = tokio::spawn({
+            let collector = collector.clone();
+            async move { collector.collect_garbage(&eager(false)).await }
+        });
+        let pushes = (0..4).map(|i| {
+            let layer = format!("layer {} of round {}", i % 2, content(round)).into_bytes();
+            let repo = format!("{repo}{}", i % 2);
+            let tag = format!("r{round}-{i}");
+            async move {
+                let pushed = try_push(reg, &repo, &tag, &layer).await;
+                pushed.map(|digest| (repo, tag, digest, layer))
+            }
+        });
+        let results = futures_util::future::join_all(pushes).await;
+        collect.await.unwrap().unwrap();
+        acknowledged.extend(results.into_iter().flatten());
+        if untag(round)
+            && let Some((repo, tag, ..)) = acknowledged.pop()
+        {
+            let resp = reg
+                .delete(&format!("/v2/{repo}/manifests/{tag}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::ACCEPTED);
+        }
+    }
+    acknowledged
 }
 
 /// An upload nobody finishes leaves nothing in the bucket once it has
@@ -264,37 +284,9 @@ async fn s3_pushes_through_another_node_during_collections_lose_nothing_acknowle
     let collector = rbee_registry::Registry::open_storage(config)
         .await
         .expect("a second registry on the bucket");
-    let mut acknowledged = Vec::new();
-    for round in 0..8 {
-        let collect = tokio::spawn({
-            let collector = collector.clone();
-            async move { collector.collect_garbage(&eager(false)).await }
-        });
-        let pushes = (0..4).map(|i| {
-            // Rounds share content: what one round untags, the next revives.
-            let layer = format!("layer {} of round {}", i % 2, round / 2).into_bytes();
-            let repo = format!("rbee/n{}", i % 2);
-            let tag = format!("r{round}-{i}");
-            let reg = &reg;
-            async move {
-                let pushed = try_push(reg, &repo, &tag, &layer).await;
-                pushed.map(|digest| (repo, tag, digest, layer))
-            }
-        });
-        let results = futures_util::future::join_all(pushes).await;
-        collect.await.unwrap().unwrap();
-        acknowledged.extend(results.into_iter().flatten());
-        if round % 2 == 0
-            && let Some((repo, tag, ..)) = acknowledged.pop()
-        {
-            let resp = reg
-                .delete(&format!("/v2/{repo}/manifests/{tag}"))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), StatusCode::ACCEPTED);
-        }
-    }
+    // Rounds share content: what one round untags, the next revives.
+    let acknowledged =
+        push_while_collecting(&reg, &collector, "rbee/n", 8, |r| r / 2, |r| r % 2 == 0).await;
     assert!(
         acknowledged.len() >= 12,
         "most pushes get through: {}",
