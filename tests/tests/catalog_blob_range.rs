@@ -93,6 +93,15 @@ async fn the_blob_route_serves_one_range_and_refuses_one_past_the_end() {
     assert_eq!(header(&past, "content-range"), format!("bytes */{size}"));
     let body: serde_json::Value = past.json().await.unwrap();
     assert_eq!(body["error"], "Range not satisfiable", "{body}");
+
+    // A free build ignores a signed URL's `expires`, but one that is not
+    // Unix seconds is the client's bug: a JSON 400, never the bytes.
+    let odd = get(&catalog, &format!("{path}&expires=null"), None).await;
+    assert_eq!(odd.status(), 400);
+    let body: serde_json::Value = odd.json().await.unwrap();
+    assert_eq!(body["error"], "Bad request", "{body}");
+    let fine = get(&catalog, &format!("{path}&expires=1798765432"), None).await;
+    assert_eq!(fine.status(), 200);
     catalog.stop().await;
 }
 
