@@ -42,8 +42,9 @@ pub struct StorageArgs {
     #[arg(long, env, default_value_t = 8,
           value_parser = clap::value_parser!(u32).range(5..=512))]
     pub s3_part_size_mib: u32,
-    /// Answer blob GET/HEAD with 307 to a presigned URL of the bucket (S3
-    /// only), after the same access checks as a direct read.
+    /// Answer blob GET with 307 to a presigned URL of the bucket (S3 only),
+    /// after the same access checks as a direct read (HEAD is answered
+    /// directly).
     #[arg(long, env)]
     pub presigned_redirects: bool,
     /// Seconds a presigned URL stays valid (at most 7 days).

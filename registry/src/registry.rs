@@ -11,7 +11,7 @@ use crate::cache::{ManifestBodies, ManifestCache, ManifestInfo};
 use crate::config::RegistryConfig;
 use crate::error::{RegistryError, Result};
 use crate::events::{
-    Action, BlobMediaTypes, ByteRange, Event, EventBus, RequestContext, Target, announced,
+    Action, BlobMediaTypes, ByteRange, Event, EventBus, RequestContext, Target, Transfer, announced,
 };
 use crate::layout;
 use crate::manifest::{self, Descriptor, MAX_MANIFEST_BYTES};
@@ -179,16 +179,17 @@ impl Registry {
     /// A presigned URL of the bucket for blob `digest` of `repo`, whose
     /// size [`Self::blob_size`] found to be `size` (so the access checks
     /// and the link check are done), when presigned redirects are on and
-    /// the storage can make one. A `GET` (`head` false) answered this way
-    /// is announced as a pull of the whole blob: the registry does not see
-    /// the transfer itself.
+    /// the storage can make one, for a `GET`. A `GET` answered this way is
+    /// announced as a pull handed out whole (of `range`, when the request
+    /// asked for one), marked `redirected`: the registry does not see the
+    /// transfer itself.
     pub async fn blob_redirect(
         &self,
         context: &RequestContext,
         repo: &RepoName,
         digest: &Digest,
         size: u64,
-        head: bool,
+        range: Option<Range<u64>>,
     ) -> Result<Option<String>> {
         let Some(lifetime) = self.config.presigned_redirects else {
             return Ok(None);
@@ -203,10 +204,16 @@ impl Registry {
             }
             other => other?,
         };
-        if url.is_some() && !head {
+        if url.is_some() {
             let mut event = Event::new(Action::Pull, Target::Blob, repo, digest, context);
             event.media_type = self.blob_types.get(digest);
             event.size = Some(size);
+            event.transfer = Some(Transfer {
+                bytes_sent: 0,
+                completed: true,
+                range: range.map(ByteRange::from),
+                redirected: true,
+            });
             self.announce(event);
         }
         Ok(url)

@@ -183,7 +183,8 @@ async fn two_nodes_share_uploads_blobs_manifests_and_tags() {
 }
 
 /// With presigned redirects on, a blob GET is a 307 to the bucket (after
-/// the access checks), not cached, and `Range` works through it.
+/// the access checks), not cached, and `Range` works through it; a HEAD
+/// is answered by the node.
 #[tokio::test]
 async fn blob_reads_redirect_to_presigned_urls_when_enabled() {
     let server = S3TestServer::start();
@@ -210,6 +211,19 @@ async fn blob_reads_redirect_to_presigned_urls_when_enabled() {
     assert_eq!(header(&resp, "cache-control").as_deref(), Some("no-store"));
     let target = header(&resp, "location").unwrap();
     assert!(target.starts_with(&server.endpoint), "{target}");
+    // A HEAD is answered by the node: the bucket would refuse a HEAD on a
+    // URL presigned for GET (a pusher checking whether a blob exists
+    // follows redirects).
+    let resp = reqwest::Client::new()
+        .head(node.url(&format!("/v2/rbee/w/blobs/{digest}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        header(&resp, "content-length").as_deref(),
+        Some(data.len().to_string().as_str())
+    );
     // A repository that does not link the blob gets no URL.
     let resp = client
         .get(node.url(&format!("/v2/rbee/other/blobs/{digest}")))

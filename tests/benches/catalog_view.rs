@@ -318,36 +318,49 @@ fn verdict(ms: f64, target: f64) -> &'static str {
 async fn run() -> Result<()> {
     let workers = env_usize("RBEE_BENCH_WORKERS", 1000);
     let versions = env_usize("RBEE_BENCH_VERSIONS", 10).max(1);
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let data = dir.path();
+    // `RBEE_BENCH_DATA_DIR` keeps the generated catalog (and its built
+    // view) for the next run, which then only measures.
+    let kept = std::env::var_os("RBEE_BENCH_DATA_DIR").map(std::path::PathBuf::from);
+    let temp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let data = kept.as_deref().unwrap_or(temp.path());
+    let marker = data.join("bench-generated");
     let load_start = load1();
 
-    eprintln!("generating {workers} workers x {versions} versions ...");
-    let generating = Instant::now();
-    {
-        let running = start(data, false).await?;
-        let url = running.url();
-        publish_files(&url, &Fixture::new("0.1.0").files()).await;
-        let t = templates(&url).await?;
-        generate(&url, &t, workers, versions).await?;
-        running.stop().await.map_err(|e| e.to_string())?;
-    }
-    let generate_secs = generating.elapsed().as_secs_f64();
-
-    eprintln!("building the view (first start, empty database) ...");
-    let building = Instant::now();
-    let running = start(data, true).await?;
-    let view = running.state.catalog.view().cloned().ok_or("no view")?;
-    while !view.is_ready() {
-        if building.elapsed() > Duration::from_secs(1800) {
-            return Err("the view was not built within 30 minutes".into());
+    let (mut generate_secs, mut build_secs) = (f64::NAN, f64::NAN);
+    if !marker.exists() {
+        eprintln!("generating {workers} workers x {versions} versions ...");
+        let generating = Instant::now();
+        {
+            let running = start(data, false).await?;
+            let url = running.url();
+            publish_files(&url, &Fixture::new("0.1.0").files()).await;
+            let t = templates(&url).await?;
+            generate(&url, &t, workers, versions).await?;
+            running.stop().await.map_err(|e| e.to_string())?;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        generate_secs = generating.elapsed().as_secs_f64();
+
+        eprintln!("building the view (first start, empty database) ...");
+        let building = Instant::now();
+        let running = start(data, true).await?;
+        let view = running.state.catalog.view().cloned().ok_or("no view")?;
+        while !view.is_ready() {
+            if building.elapsed() > Duration::from_secs(1800) {
+                return Err("the view was not built within 30 minutes".into());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        build_secs = building.elapsed().as_secs_f64();
+        // The view holds the registry; the next start needs it free.
+        drop(view);
+        running.stop().await.map_err(|e| e.to_string())?;
+        if kept.is_some() {
+            std::fs::write(&marker, format!("{workers}x{versions}\n"))
+                .map_err(|e| e.to_string())?;
+        }
+    } else {
+        eprintln!("reusing the catalog generated in {}", data.display());
     }
-    let build_secs = building.elapsed().as_secs_f64();
-    // The view holds the registry; the next start needs it free.
-    drop(view);
-    running.stop().await.map_err(|e| e.to_string())?;
 
     eprintln!("measuring ...");
     let (n_v1, view_v1, view_v1_warm) = cold_then_warm(data, true, "/v1/workers", 10).await?;
@@ -360,16 +373,23 @@ async fn run() -> Result<()> {
     timed_list(&format!("{url}/v1/workers")).await?;
     timed_list(&format!("{url}/workers")).await?;
     let pushed = worker_id(0);
-    let (_fixture, files) = other_worker(&pushed, "2.0.0", false);
+    // A new version on each run (a kept catalog has the last run's).
+    let new_version = format!(
+        "2.{}.0",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    );
+    let (_fixture, files) = other_worker(&pushed, &new_version, false);
     publish_files(&url, &files).await;
     let published = Instant::now();
     loop {
         let versions = get_json(&format!("{url}/v1/workers/{pushed}/versions")).await?;
         let legacy = get_json(&format!("{url}/workers")).await?;
-        let in_v1 = versions["versions"][0]["version"] == "2.0.0";
+        let in_v1 = versions["versions"][0]["version"] == new_version.as_str();
         let in_legacy = legacy["workers"].as_array().is_some_and(|ws| {
             ws.iter()
-                .any(|w| w["id"] == pushed.as_str() && w["version"] == "2.0.0")
+                .any(|w| w["id"] == pushed.as_str() && w["version"] == new_version.as_str())
         });
         if in_v1 && in_legacy {
             break;

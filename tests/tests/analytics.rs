@@ -300,3 +300,113 @@ async fn two_catalogs_on_one_postgres_add_up() {
     b.stop().await;
     db.finish().await;
 }
+
+/// With the registry on S3 and presigned redirects on, the bytes go from
+/// the bucket, which no node sees, so a download counts when it is handed
+/// out: a registry GET answered with a 307 (a range to the end as a
+/// resumed download; a probe, a HEAD, not at all), and a premium
+/// `/v1/.../download` answered with a presigned URL, as a `/v1` download.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presigned_downloads_count_when_handed_out() {
+    const PREMIUM: &str = "premium-worker-rbee-cuda";
+    let s3 = rbee_registry::storage::s3_server::S3TestServer::start();
+    let catalog = TestCatalog::start(|config| {
+        config.registry_s3 = Some(s3.options("catalog"));
+        config.presigned_redirects = Some(Duration::from_secs(300));
+        config.analytics.stats_ttl = Duration::ZERO;
+    })
+    .await;
+    let build = publish_big(&catalog).await;
+
+    // The registry answers a GET with a 307 to the bucket.
+    let no_redirects = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = no_redirects
+        .get(format!("{}{}", catalog.url, blob_path(&build)))
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 307);
+    assert!(
+        answer.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with(&s3.endpoint)
+    );
+    // Followed (reqwest follows 307s, `Range` included): a whole pull, a
+    // probe, a resume from the middle; and a HEAD (answered by the node).
+    pull(&catalog, &build, "curl/8.5.0").await;
+    assert_eq!(pull_range(&catalog, &build, "0-99").await, 100);
+    let half = build.size / 2;
+    assert_eq!(
+        pull_range(&catalog, &build, &format!("{half}-")).await as u64,
+        build.size - half
+    );
+    let head = no_redirects
+        .head(format!("{}{}", catalog.url, blob_path(&build)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+
+    // A premium download, answered with a presigned URL of the bucket.
+    let _premium = catalog
+        .publish_premium(PREMIUM, "https://rbee.dev/buy")
+        .await;
+    let (_, key) = catalog
+        .state()
+        .store
+        .create_license(
+            "test",
+            rbee_store::NewLicense {
+                owner: "customer".into(),
+                grants: vec![rbee_store::Grant::Worker(PREMIUM.into())],
+                expires_at: None,
+                perpetual_fallback: false,
+            },
+        )
+        .await
+        .unwrap();
+    let platform = host_platform().unwrap();
+    let download = catalog
+        .get_with(
+            &format!("/v1/workers/{PREMIUM}/1.0.0/download?platform={platform}"),
+            &[
+                ("authorization", &format!("Bearer {}", key.expose())),
+                ("user-agent", "rbee-worker/0.1.0"),
+            ],
+        )
+        .await
+        .ok_json();
+    let url = download["download_url"].as_str().unwrap();
+    assert!(url.starts_with(&s3.endpoint), "{download:#}");
+
+    // The whole pull, the resume, the premium download; not the probe
+    // (with one event too many, the stats below would show it).
+    wait_recorded(&catalog, 3).await;
+    let stats = catalog
+        .get(&format!("/v1/workers/{WORKER}/stats"))
+        .await
+        .ok_json();
+    assert_eq!(stats["total"], 2, "{stats:#}");
+    assert_eq!(stats["incomplete"], 0, "{stats:#}");
+    assert_eq!(count(&stats["by_platform"], platform), 2);
+    let premium = catalog
+        .get(&format!("/v1/workers/{PREMIUM}/stats"))
+        .await
+        .ok_json();
+    assert_eq!(premium["total"], 1, "{premium:#}");
+    let overview = catalog.get("/v1/stats/overview").await.ok_json();
+    assert_eq!(overview["total"], 3, "{overview:#}");
+    assert_eq!(count(&overview["by_source"], "registry"), 2);
+    assert_eq!(count(&overview["by_source"], "v1"), 1);
+    assert_eq!(count(&overview["by_client_family"], "rbee-worker"), 1);
+    // Nothing else arrives later (the probe, the HEAD).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(catalog.state().analytics.counters().recorded(), 3);
+    catalog.stop().await;
+}

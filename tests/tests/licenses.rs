@@ -8,8 +8,7 @@ mod common;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::catalog::{TestCatalog, other_worker, publish_files};
-use common::publishing::Fixture;
+use common::catalog::TestCatalog;
 use rbee_catalog::rate_limit::RateLimit;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
@@ -18,19 +17,6 @@ const PREMIUM: &str = "premium-worker-rbee-cuda";
 const PREMIUM_OTHER: &str = "premium-worker-rbee-rocm";
 const PURCHASE: &str = "https://rbee.dev/buy/premium-worker-rbee-cuda";
 const PLATFORM: &str = "linux-x86_64";
-
-/// Publishes premium worker `id` 1.0.0 (pricing with [`PURCHASE`]); the
-/// fixture keeps its files.
-async fn publish_premium(catalog: &TestCatalog, id: &str) -> Fixture {
-    let (fixture, files) = other_worker(id, "1.0.0", false);
-    fixture.edit_metadata(|m| {
-        m["distribution"]["requires_license"] = true.into();
-        m["pricing"] = json!({ "amount": 49.0, "currency": "EUR", "purchase_url": PURCHASE });
-    });
-    let summary = publish_files(&catalog.registry_url, &files).await;
-    assert!(summary.repository.starts_with("rbee-premium/"));
-    fixture
-}
 
 /// The repository and layer digest of `id` 1.0.0 on [`PLATFORM`].
 async fn build_of(catalog: &TestCatalog, id: &str) -> (String, String) {
@@ -90,7 +76,7 @@ async fn plain_get(url: &str) -> (u16, Vec<u8>) {
 #[tokio::test]
 async fn premium_download_without_a_license_is_403_with_the_purchase_url() {
     let catalog = TestCatalog::embedded().await;
-    let _fixture = publish_premium(&catalog, PREMIUM).await;
+    let _fixture = catalog.publish_premium(PREMIUM, PURCHASE).await;
 
     // Listed, with the price; no `unlocked` without a key.
     let list = catalog.get("/v1/workers").await.ok_json();
@@ -149,8 +135,8 @@ async fn premium_download_without_a_license_is_403_with_the_purchase_url() {
 #[tokio::test]
 async fn signed_urls_tampered_expired_or_for_another_blob_are_403() {
     let catalog = TestCatalog::embedded().await;
-    let _a = publish_premium(&catalog, PREMIUM).await;
-    let _b = publish_premium(&catalog, PREMIUM_OTHER).await;
+    let _a = catalog.publish_premium(PREMIUM, PURCHASE).await;
+    let _b = catalog.publish_premium(PREMIUM_OTHER, PURCHASE).await;
     let (repo, digest) = build_of(&catalog, PREMIUM).await;
     let (other_repo, other_digest) = build_of(&catalog, PREMIUM_OTHER).await;
 

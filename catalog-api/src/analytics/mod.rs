@@ -37,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use cache::StatsCache;
 pub use observed::{ClientFamily, Observed, Source, Subject};
-pub use sink::{ClientContext, RegistrySink, recorded};
+pub use sink::{ClientContext, RegistrySink, handed_out, recorded};
 pub use writer::spawn_writer;
 
 /// How downloads are recorded and stats served.

@@ -213,6 +213,7 @@ mod tests {
             bytes_sent: 0,
             completed,
             range,
+            redirected: false,
         });
         e
     }

@@ -80,6 +80,33 @@ pub fn recorded(
     }))
 }
 
+/// Records a download of build `worker` `version` `platform` handed out
+/// whole to `context` as a presigned URL of the bucket (a premium
+/// `/v1/.../download` answer on S3): the bytes then go from the bucket,
+/// which the catalog does not see, so it counts when the URL is handed
+/// out, as the registry counts its presigned redirects.
+pub fn handed_out(
+    analytics: &Analytics,
+    context: &RequestContext,
+    (worker, version, platform): (String, String, String),
+    license_id: Option<String>,
+) {
+    analytics.offer(Observed {
+        subject: Subject::Build {
+            worker,
+            version,
+            platform,
+        },
+        at: chrono::Utc::now(),
+        source: Source::V1,
+        client_addr: context.client_addr,
+        family: ClientFamily::of(context.user_agent.as_deref()),
+        license_id,
+        complete: true,
+        resumed: false,
+    });
+}
+
 /// The [`RequestContext`] of a catalog request (peer address, user agent),
 /// as the registry builds it for its own requests.
 #[derive(Debug)]

@@ -329,10 +329,6 @@ pub async fn download(
     let (release, stale) = state.catalog.release(&id, &version).await?;
     let license = require_license(&state, &headers, &release).await?;
     let build = build_for(&release, platform)?;
-    // The client's pull of this layer, next, counts as a `/v1` download.
-    state
-        .analytics
-        .note_v1_answer(&client, &build.layer_digest, license);
     let source = state.catalog.source();
     let premium = release.metadata.distribution.requires_license;
     let presigned = if premium {
@@ -352,6 +348,24 @@ pub async fn download(
     } else {
         None
     };
+    if presigned.is_some() {
+        // The bytes go from the bucket: counted as they are handed out.
+        analytics::handed_out(
+            &state.analytics,
+            &client,
+            (
+                release.metadata.id.clone(),
+                release.version.to_string(),
+                platform.name().to_owned(),
+            ),
+            license,
+        );
+    } else {
+        // The client's pull of this layer, next, counts as a `/v1` download.
+        state
+            .analytics
+            .note_v1_answer(&client, &build.layer_digest, license);
+    }
     let download_url = blob_url(
         &state,
         &release,

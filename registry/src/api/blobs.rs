@@ -25,18 +25,6 @@ pub async fn get(
     } else {
         reg.blob_size(name, digest).await?
     };
-    // Only after the access gate (before this handler) and the link check
-    // above: a redirect hands out the bytes as surely as a body would.
-    // `Range` travels with the client to the bucket, which honours it.
-    if let Some(url) = reg.blob_redirect(context, name, digest, size, head).await? {
-        return Response::builder()
-            .status(StatusCode::TEMPORARY_REDIRECT)
-            .header(header::LOCATION, url)
-            .header(header::CACHE_CONTROL, "no-store")
-            .header("docker-content-digest", digest.to_string())
-            .body(Body::empty())
-            .map_err(|e| RegistryError::BlobUploadInvalid(e.to_string()));
-    }
     let range = match req
         .headers()
         .get(header::RANGE)
@@ -45,6 +33,24 @@ pub async fn get(
         Some(spec) => parse_range(spec, size)?,
         None => None,
     };
+    // Only after the access gate (before this handler) and the link check
+    // above: a redirect hands out the bytes as surely as a body would.
+    // `Range` travels with the client to the bucket, which honours it. A
+    // HEAD is answered here: a presigned URL is signed for one method, so
+    // a HEAD redirected to a GET's URL would be refused by the bucket.
+    if !head
+        && let Some(url) = reg
+            .blob_redirect(context, name, digest, size, range.clone())
+            .await?
+    {
+        return Response::builder()
+            .status(StatusCode::TEMPORARY_REDIRECT)
+            .header(header::LOCATION, url)
+            .header(header::CACHE_CONTROL, "no-store")
+            .header("docker-content-digest", digest.to_string())
+            .body(Body::empty())
+            .map_err(|e| RegistryError::BlobUploadInvalid(e.to_string()));
+    }
     let mut resp = Response::builder()
         .header(header::CONTENT_TYPE, "application/octet-stream")
         .header(header::ACCEPT_RANGES, "bytes")

@@ -146,8 +146,14 @@ pub struct Transfer {
     /// storage failed, part-way. (Bytes handed over may still sit in the
     /// kernel's send buffer when a client vanishes; no server can see that.)
     pub completed: bool,
-    /// The range asked for with `Range`, when the answer was a 206.
+    /// The range asked for with `Range`, when the answer was a 206 (or,
+    /// for a redirect, when the request carried one).
     pub range: Option<ByteRange>,
+    /// The answer was a 307 to a presigned URL of the bucket: the bytes go
+    /// from the bucket, which the registry does not see. `completed` then
+    /// says the whole blob (or range) was handed out, not that it arrived,
+    /// and `bytes_sent` is 0.
+    pub redirected: bool,
 }
 
 /// A byte range of a blob: `start` inclusive, `end` exclusive (so the

@@ -77,6 +77,7 @@ pub(crate) fn announced(
             // was asked for, and hyper stops at Content-Length anyway.
             completed: sent == expected,
             range,
+            redirected: false,
         });
         bus.publish(event);
     })

@@ -156,6 +156,22 @@ impl TestCatalog {
         (fixture, summary)
     }
 
+    /// Publishes premium worker `id` 1.0.0 (49 EUR at `purchase_url`) to
+    /// this catalog's registry, anonymously over loopback; the fixture
+    /// keeps its files.
+    pub async fn publish_premium(&self, id: &str, purchase_url: &str) -> Fixture {
+        let (fixture, files) = other_worker(id, "1.0.0", false);
+        fixture.edit_metadata(|m| {
+            m["distribution"]["requires_license"] = true.into();
+            m["pricing"] = serde_json::json!({
+                "amount": 49.0, "currency": "EUR", "purchase_url": purchase_url
+            });
+        });
+        let summary = publish_files(&self.registry_url, &files).await;
+        assert!(summary.repository.starts_with("rbee-premium/"));
+        fixture
+    }
+
     pub async fn stop(self) {
         self.running
             .stop()
