@@ -5,7 +5,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::Request;
@@ -343,8 +343,12 @@ fn spawn_invalidation(
     })
 }
 
+/// The longest start waits to read the listings from the view.
+const WARM_LIMIT: Duration = Duration::from_secs(2);
+
 /// Opens the catalog's view in the database (an empty one is built in the
-/// background; see `domain/view`) and keeps it fresh until shutdown:
+/// background; see `domain/view`), reads the listings from a built one
+/// into the caches (at most [`WARM_LIMIT`]), and keeps it fresh until shutdown:
 /// the catalog index's digest is compared every index TTL, and every
 /// stored release with the registry at start and every metadata TTL (as
 /// often as the walk would reread a cached release).
@@ -355,6 +359,16 @@ async fn spawn_view(
     let view = state.catalog.view()?;
     if let Err(e) = view.open().await {
         tracing::warn!(error = %error_chain(&e), "catalog view unreadable; listings walk the registry");
+    }
+    // Before the first request: a restarted catalog lists from memory.
+    let warming = Instant::now();
+    if tokio::time::timeout(WARM_LIMIT, state.catalog.warm_listings())
+        .await
+        .is_err()
+    {
+        tracing::warn!(limit = ?WARM_LIMIT, "reading the listings at start took too long; left to the first request");
+    } else if view.is_ready() {
+        tracing::debug!(took = ?warming.elapsed(), "listings read from the catalog view");
     }
     let (check_every, reconcile_every) = (ttls.index, ttls.metadata);
     let state = state.clone();

@@ -14,7 +14,7 @@
 mod delta;
 pub(crate) mod fetch;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -107,6 +107,10 @@ pub const MAX_LISTED: usize = 500;
 
 /// Releases read at once for one list.
 pub const LIST_CONCURRENCY: usize = 8;
+/// How long after start the view's first reconcile with the registry
+/// begins ([`Catalog::run_view`]).
+const STARTUP_RECONCILE_DELAY: Duration = Duration::from_secs(1);
+
 /// Most yanked versions `latest` passes over before it answers not found.
 const MAX_YANKED_SKIPPED: usize = 20;
 
@@ -130,8 +134,9 @@ pub struct Catalog {
     /// was built ([`Catalog::with_view`]); without it, or until then,
     /// listings walk the registry.
     view: Option<Arc<View>>,
-    /// The latest release of every worker, read from the view in one go.
-    latest: Cache<Vec<(CatalogEntry, Arc<Release>)>>,
+    /// The latest release of every worker, read from the view in one go,
+    /// by repository.
+    latest: Cache<HashMap<String, Arc<Release>>>,
     /// The releases of one repository (key `<repository>@*`), from the view.
     listings: Cache<Vec<Arc<Release>>>,
     /// Ends every running upstream fetch ([`Catalog::shutdown`]).
@@ -213,8 +218,8 @@ impl Catalog {
     /// Keeps the view fresh until shutdown: applies its queued changes
     /// (dropping the caches of what each batch changed), checks it
     /// against the registry's catalog index every `check_every`,
-    /// reconciles every stored release with the registry at once and then
-    /// every `reconcile_every` ([`View::reconcile`]), and, on PostgreSQL,
+    /// reconciles every stored release with the registry a second after
+    /// start and then every `reconcile_every` ([`View::reconcile`]), and, on PostgreSQL,
     /// drops the caches of what other nodes changed. Runs on a task of its
     /// own.
     pub async fn run_view(&self, check_every: Duration, reconcile_every: Duration) {
@@ -236,6 +241,9 @@ impl Catalog {
             }
         };
         let reconciling = async {
+            // The start-up reconcile waits a moment: its reads would share
+            // the CPU with a restarted catalog's first requests.
+            tokio::time::sleep(STARTUP_RECONCILE_DELAY).await;
             let mut every = tokio::time::interval(reconcile_every.max(Duration::from_secs(1)));
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -526,43 +534,58 @@ impl Catalog {
         ))
     }
 
+    /// Reads the worker list and every worker's latest release from a
+    /// built view into the caches, so that a restarted catalog answers its
+    /// first listings from memory. Nothing when no view is built: the
+    /// walk it would do instead reads the registry, which is left to the
+    /// first request.
+    pub async fn warm_listings(&self) {
+        let Some(view) = self.view.as_ref().filter(|v| v.is_ready()) else {
+            return;
+        };
+        if let Err(e) = self.latest_from_view(view).await {
+            tracing::warn!(error = %e, "cannot read the listings from the catalog view at start");
+        }
+    }
+
     /// [`Catalog::latest_releases`] from the view: two queries for the
     /// whole list, cached until a change.
     async fn latest_from_view(
         &self,
         view: &Arc<View>,
     ) -> Result<Fetched<Vec<(CatalogEntry, Arc<Release>)>>, CatalogError> {
-        let index = self.index().await?;
         let store = view.store().clone();
-        let entries = index.value.clone();
-        let cached = self
-            .latest
-            .get("latest", || async move {
+        // The worker list and the releases are read at once: right after a
+        // start both are cold, and each is a query of its own.
+        let (index, releases) = tokio::join!(
+            self.index(),
+            self.latest.get("latest", || async move {
                 let rows = store
                     .view_latest_releases()
                     .await
                     .map_err(view::unavailable)?;
-                let mut by_repository: std::collections::HashMap<String, Release> = rows
+                Ok(rows
                     .into_iter()
                     .filter_map(view::release_of_row)
-                    .map(|r| (r.repository.clone(), r))
-                    .collect();
-                Ok(entries
-                    .workers
-                    .iter()
-                    .filter(|e| e.latest.is_some())
-                    .filter_map(|e| {
-                        let release = by_repository.remove(&e.repository)?;
-                        let latest = e.latest.as_deref()?;
-                        (release.version.to_string() == latest)
-                            .then(|| (e.clone(), Arc::new(release)))
-                    })
+                    .map(|r| (r.repository.clone(), Arc::new(r)))
                     .collect())
             })
-            .await?;
-        let mut list = Vec::with_capacity(cached.value.len());
-        let mut stale = index.stale;
-        for (entry, release) in cached.value.iter() {
+        );
+        let (index, releases) = (index?, releases?);
+        // A release is the entry's latest only if both were read from the
+        // same state of the view (a change may fall between the two reads).
+        let cached: Vec<(&CatalogEntry, &Arc<Release>)> = index
+            .value
+            .workers
+            .iter()
+            .filter_map(|e| {
+                let release = releases.value.get(&e.repository)?;
+                (e.latest.as_deref()? == release.version.to_string()).then_some((e, release))
+            })
+            .collect();
+        let mut list = Vec::with_capacity(cached.len());
+        let mut stale = index.stale || releases.stale;
+        for (entry, release) in cached {
             if release.yank.is_none() {
                 list.push((entry.clone(), release.clone()));
                 continue;

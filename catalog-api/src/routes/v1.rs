@@ -9,7 +9,6 @@ use axum::response::Response;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use rbee_schemas::{Backend, Platform, media_types as mt};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::analytics::{self, ClientContext};
 use crate::domain::CatalogError;
@@ -154,7 +153,7 @@ pub async fn list(
         .collect();
     Ok(per_caller(respond::json(
         &headers,
-        &json!({ "workers": workers }),
+        &wire::Workers { workers },
         stale,
         listing_caching(&headers, Caching::Public(300)),
     )))
