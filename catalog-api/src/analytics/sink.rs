@@ -59,20 +59,12 @@ pub fn recorded(
         Some(part) if part.end < size => return inner,
         Some(part) => (part.end - part.start, part.start > 0),
     };
-    let mut observed = Observed {
-        subject: Subject::Build {
-            worker,
-            version,
-            platform,
-        },
-        at: chrono::Utc::now(),
-        source: Source::V1,
-        client_addr: context.client_addr,
-        family: ClientFamily::of(context.user_agent.as_deref()),
-        license_id: context.subject.clone(),
-        complete: false,
-        resumed,
-    };
+    let mut observed = v1_download(
+        context,
+        (worker, version, platform),
+        context.subject.clone(),
+    );
+    observed.resumed = resumed;
     Box::pin(Counted::new(inner, expected, move |sent| {
         observed.at = chrono::Utc::now();
         observed.complete = sent == expected;
@@ -88,10 +80,22 @@ pub fn recorded(
 pub fn handed_out(
     analytics: &Analytics,
     context: &RequestContext,
-    (worker, version, platform): (String, String, String),
+    build: (String, String, String),
     license_id: Option<String>,
 ) {
-    analytics.offer(Observed {
+    let mut observed = v1_download(context, build, license_id);
+    observed.complete = true;
+    analytics.offer(observed);
+}
+
+/// A `/v1` download of build `worker` `version` `platform` by `context`,
+/// now, not yet complete.
+fn v1_download(
+    context: &RequestContext,
+    (worker, version, platform): (String, String, String),
+    license_id: Option<String>,
+) -> Observed {
+    Observed {
         subject: Subject::Build {
             worker,
             version,
@@ -102,9 +106,9 @@ pub fn handed_out(
         client_addr: context.client_addr,
         family: ClientFamily::of(context.user_agent.as_deref()),
         license_id,
-        complete: true,
+        complete: false,
         resumed: false,
-    });
+    }
 }
 
 /// The [`RequestContext`] of a catalog request (peer address, user agent),
