@@ -350,8 +350,8 @@ const WARM_LIMIT: Duration = Duration::from_secs(2);
 /// background; see `domain/view`), reads the listings from a built one
 /// into the caches (at most [`WARM_LIMIT`]), and keeps it fresh until shutdown:
 /// the catalog index's digest is compared every index TTL, and every
-/// stored release with the registry at start and every metadata TTL (as
-/// often as the walk would reread a cached release).
+/// stored release with the registry a second after start and every
+/// metadata TTL (as often as the walk would reread a cached release).
 async fn spawn_view(
     state: &Arc<AppState>,
     ttls: &crate::catalog::CacheTtls,

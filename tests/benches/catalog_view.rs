@@ -288,21 +288,24 @@ async fn generate(registry: &str, t: &Templates, workers: usize, versions: usize
     Ok(())
 }
 
-/// Milliseconds each start took (until it serves), for the figures.
-static STARTS: std::sync::Mutex<Vec<(bool, f64)>> = std::sync::Mutex::new(Vec::new());
+/// One restart's figures ([`cold_then_warm`]).
+struct Restart {
+    /// Workers in the list.
+    listed: usize,
+    /// Milliseconds the start took, until it serves.
+    start: f64,
+    /// Milliseconds of the first request.
+    cold: f64,
+    /// Median milliseconds of the requests after it.
+    warm: f64,
+}
 
-/// The cold request of `path` on a freshly started server (view on or
-/// off), plus `warm` more; (workers listed, cold ms, median warm ms).
-async fn cold_then_warm(
-    data: &Path,
-    view: bool,
-    path: &str,
-    warm: usize,
-) -> Result<(usize, f64, f64)> {
+/// A fresh start of the server (view on or off), the cold request of
+/// `path`, then `warm` more.
+async fn cold_then_warm(data: &Path, view: bool, path: &str, warm: usize) -> Result<Restart> {
     let starting = Instant::now();
     let running = start(data, view).await?;
-    let start_ms = starting.elapsed().as_secs_f64() * 1000.0;
-    STARTS.lock().unwrap().push((view, start_ms));
+    let start = starting.elapsed().as_secs_f64() * 1000.0;
     let url = format!("{}{path}", running.url());
     let (n, cold) = timed_list(&url).await?;
     let mut times = Vec::new();
@@ -312,7 +315,12 @@ async fn cold_then_warm(
     times.sort_by(f64::total_cmp);
     let median = times.get(times.len() / 2).copied().unwrap_or(f64::NAN);
     running.stop().await.map_err(|e| e.to_string())?;
-    Ok((n, cold, median))
+    Ok(Restart {
+        listed: n,
+        start,
+        cold,
+        warm: median,
+    })
 }
 
 fn load1() -> String {
@@ -337,7 +345,9 @@ async fn run() -> Result<()> {
     let marker = data.join("bench-generated");
     let load_start = load1();
 
-    let (mut generate_secs, mut build_secs) = (f64::NAN, f64::NAN);
+    // Seconds to generate the catalog and to build its view, when this run
+    // did (not with a kept catalog).
+    let mut prepared = None;
     if !marker.exists() {
         eprintln!("generating {workers} workers x {versions} versions ...");
         let generating = Instant::now();
@@ -349,7 +359,7 @@ async fn run() -> Result<()> {
             generate(&url, &t, workers, versions).await?;
             running.stop().await.map_err(|e| e.to_string())?;
         }
-        generate_secs = generating.elapsed().as_secs_f64();
+        let generate_secs = generating.elapsed().as_secs_f64();
 
         eprintln!("building the view (first start, empty database) ...");
         let building = Instant::now();
@@ -361,7 +371,7 @@ async fn run() -> Result<()> {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        build_secs = building.elapsed().as_secs_f64();
+        prepared = Some((generate_secs, building.elapsed().as_secs_f64()));
         // The view holds the registry; the next start needs it free.
         drop(view);
         running.stop().await.map_err(|e| e.to_string())?;
@@ -374,9 +384,8 @@ async fn run() -> Result<()> {
     }
 
     eprintln!("measuring ...");
-    let (n_v1, view_v1, view_v1_warm) = cold_then_warm(data, true, "/v1/workers", 10).await?;
-    let (n_legacy, view_legacy, view_legacy_warm) =
-        cold_then_warm(data, true, "/workers", 10).await?;
+    let view_v1 = cold_then_warm(data, true, "/v1/workers", 10).await?;
+    let view_legacy = cold_then_warm(data, true, "/workers", 10).await?;
 
     // A push, and how long until both listings show it.
     let running = start(data, true).await?;
@@ -413,9 +422,8 @@ async fn run() -> Result<()> {
     let visible_ms = published.elapsed().as_secs_f64() * 1000.0;
     running.stop().await.map_err(|e| e.to_string())?;
 
-    let (n_walk_v1, walk_v1, walk_v1_warm) = cold_then_warm(data, false, "/v1/workers", 3).await?;
-    let (n_walk_legacy, walk_legacy, walk_legacy_warm) =
-        cold_then_warm(data, false, "/workers", 3).await?;
+    let walk_v1 = cold_then_warm(data, false, "/v1/workers", 3).await?;
+    let walk_legacy = cold_then_warm(data, false, "/workers", 3).await?;
     let load_end = load1();
 
     println!("\n### Results\n");
@@ -423,42 +431,40 @@ async fn run() -> Result<()> {
         "{workers} workers x {versions} versions (+ the example worker), embedded registry, SQLite; \
          1-minute load average {load_start} at the start, {load_end} at the end. \
          {}\n",
-        if generate_secs.is_nan() {
-            "The catalog and its view were kept from an earlier run (`RBEE_BENCH_DATA_DIR`)."
-                .to_owned()
-        } else {
-            format!(
+        match prepared {
+            None =>
+                "The catalog and its view were kept from an earlier run (`RBEE_BENCH_DATA_DIR`)."
+                    .to_owned(),
+            Some((generate_secs, build_secs)) => format!(
                 "Generating took {generate_secs:.0} s; building the view on first start {build_secs:.1} s."
-            )
+            ),
         }
     );
     println!("| request (first after a restart) | view in the database | registry walk | target |");
     println!("|---|---|---|---|");
     println!(
-        "| `GET /v1/workers` ({n_v1} / {n_walk_v1} listed) | {view_v1:.1} ms | {walk_v1:.1} ms | <= {TARGET_LIST_MS} ms: {} |",
-        verdict(view_v1, TARGET_LIST_MS)
+        "| `GET /v1/workers` ({} / {} listed) | {:.1} ms | {:.1} ms | <= {TARGET_LIST_MS} ms: {} |",
+        view_v1.listed,
+        walk_v1.listed,
+        view_v1.cold,
+        walk_v1.cold,
+        verdict(view_v1.cold, TARGET_LIST_MS)
     );
     println!(
-        "| `GET /workers` ({n_legacy} / {n_walk_legacy} listed) | {view_legacy:.1} ms | {walk_legacy:.1} ms | <= {TARGET_LIST_MS} ms: {} |",
-        verdict(view_legacy, TARGET_LIST_MS)
+        "| `GET /workers` ({} / {} listed) | {:.1} ms | {:.1} ms | <= {TARGET_LIST_MS} ms: {} |",
+        view_legacy.listed,
+        walk_legacy.listed,
+        view_legacy.cold,
+        walk_legacy.cold,
+        verdict(view_legacy.cold, TARGET_LIST_MS)
     );
     println!(
-        "| the same, warm (median) | {view_v1_warm:.1} / {view_legacy_warm:.1} ms | {walk_v1_warm:.1} / {walk_legacy_warm:.1} ms | |"
+        "| the same, warm (median) | {:.1} / {:.1} ms | {:.1} / {:.1} ms | |",
+        view_v1.warm, view_legacy.warm, walk_v1.warm, walk_legacy.warm
     );
-    let starts = |view: bool| {
-        STARTS
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(v, _)| *v == view)
-            .map(|(_, ms)| format!("{ms:.0}"))
-            .collect::<Vec<_>>()
-            .join(" / ")
-    };
     println!(
-        "| start until serving (each restart above; the view's includes reading the listings) | {} ms | {} ms | |",
-        starts(true),
-        starts(false)
+        "| start until serving (the restarts above; the view's includes reading the listings) | {:.0} / {:.0} ms | {:.0} / {:.0} ms | |",
+        view_v1.start, view_legacy.start, walk_v1.start, walk_legacy.start
     );
     println!(
         "| push listed (end of publish to both lists) | {visible_ms:.0} ms | | <= {TARGET_VISIBLE_MS} ms: {} |",

@@ -50,7 +50,7 @@ pub fn recorded(
     inner: BlobStream,
     analytics: Arc<Analytics>,
     context: &RequestContext,
-    (worker, version, platform): (String, String, String),
+    build: (String, String, String),
     size: u64,
     part: Option<Range<u64>>,
 ) -> BlobStream {
@@ -59,11 +59,7 @@ pub fn recorded(
         Some(part) if part.end < size => return inner,
         Some(part) => (part.end - part.start, part.start > 0),
     };
-    let mut observed = v1_download(
-        context,
-        (worker, version, platform),
-        context.subject.clone(),
-    );
+    let mut observed = v1_download(context, build, context.subject.clone());
     observed.resumed = resumed;
     Box::pin(Counted::new(inner, expected, move |sent| {
         observed.at = chrono::Utc::now();

@@ -134,9 +134,9 @@ pub struct Catalog {
     /// was built ([`Catalog::with_view`]); without it, or until then,
     /// listings walk the registry.
     view: Option<Arc<View>>,
-    /// The latest release of every worker, read from the view in one go,
-    /// by repository.
-    latest: Cache<HashMap<String, Arc<Release>>>,
+    /// The latest release of every worker, read from the view in one go:
+    /// by repository, with its version as the catalog index spells it.
+    latest: Cache<HashMap<String, (String, Arc<Release>)>>,
     /// The releases of one repository (key `<repository>@*`), from the view.
     listings: Cache<Vec<Arc<Release>>>,
     /// Ends every running upstream fetch ([`Catalog::shutdown`]).
@@ -567,7 +567,7 @@ impl Catalog {
                 Ok(rows
                     .into_iter()
                     .filter_map(view::release_of_row)
-                    .map(|r| (r.repository.clone(), Arc::new(r)))
+                    .map(|r| (r.repository.clone(), (r.version.to_string(), Arc::new(r))))
                     .collect())
             })
         );
@@ -579,8 +579,8 @@ impl Catalog {
             .workers
             .iter()
             .filter_map(|e| {
-                let release = releases.value.get(&e.repository)?;
-                (e.latest.as_deref()? == release.version.to_string()).then_some((e, release))
+                let (version, release) = releases.value.get(&e.repository)?;
+                (e.latest.as_deref()? == version).then_some((e, release))
             })
             .collect();
         let mut list = Vec::with_capacity(cached.len());
